@@ -1,0 +1,27 @@
+//! sluice: gated, evidence-producing PostgreSQL schema changes.
+//!
+//! The library owns every decision; the `sluice` binary only parses arguments, renders results
+//! and maps errors to exit codes. Each module owns one concept:
+//!
+//! - [`source`]: file text and `file:line:col` locations;
+//! - [`package`]: the package folder and its `sluice.toml`;
+//! - [`expect`]: expectations and their comparison with query output;
+//! - [`digest`]: the package digest approvals and rehearsals are bound to;
+//! - [`sql`]: parsing, operations, scope, hazards;
+//! - [`lint`]: the lint report of a package;
+//! - [`gate`]: the table of gates of the apply pipeline;
+//! - [`target`]: connecting to a target, identity, read-only checks;
+//! - [`review`]: the review package, as data and as Markdown;
+//! - [`cluster`]: throwaway PostgreSQL clusters;
+//! - [`scaffold`]: the starter package of `sluice init`.
+
+pub mod cluster;
+pub mod digest;
+pub mod expect;
+pub mod gate;
+pub mod lint;
+pub mod package;
+pub mod reference;
+pub mod source;
+pub mod sql;
+pub mod target;

@@ -1,0 +1,199 @@
+//! The lint report of a package: the migration parsed with PostgreSQL's parser, the operations
+//! it performs, the scope proof, and the hazards; the rollback parsed and held to the same
+//! transaction rules. This is what `sluice lint` prints and what the scope gate decides on.
+
+use crate::package::Package;
+use crate::source::Location;
+use crate::sql::hazards::{self, Finding, HazardContext, Severity, TargetFacts};
+use crate::sql::transaction::{self, ExecutionPlan};
+use crate::sql::{self, operation, scope, Operation, SqlError, SqlFile};
+use serde::Serialize;
+use std::collections::BTreeSet;
+
+/// An operation and the statement it comes from.
+#[derive(Debug, Clone, Serialize)]
+pub struct DerivedOperation {
+    pub operation: Operation,
+    pub location: Location,
+    pub statement: String,
+}
+
+/// The scope proof, when the package declares `[scope]`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScopeResult {
+    pub declared: Vec<Operation>,
+    pub out_of_scope: Vec<DerivedOperation>,
+    pub missing: Vec<(Operation, Location)>,
+}
+
+impl ScopeResult {
+    pub fn holds(&self) -> bool {
+        self.out_of_scope.is_empty() && self.missing.is_empty()
+    }
+}
+
+/// Lint of one SQL file.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileLint {
+    pub file: std::path::PathBuf,
+    pub operations: Vec<DerivedOperation>,
+    pub findings: Vec<Finding>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LintReport {
+    pub migration: FileLint,
+    pub scope: Option<ScopeResult>,
+    pub rollback: Option<FileLint>,
+    /// The statement whose row `[migration.expect]` checks.
+    pub last_statement: Option<String>,
+}
+
+impl LintReport {
+    /// Every finding, migration first.
+    pub fn findings(&self) -> impl Iterator<Item = &Finding> {
+        self.migration
+            .findings
+            .iter()
+            .chain(self.rollback.iter().flat_map(|r| r.findings.iter()))
+    }
+
+    pub fn count(&self, severity: Severity) -> usize {
+        self.findings().filter(|f| f.severity == severity).count()
+    }
+
+    /// Whether lint passes: the scope holds and no finding is at or above the denied severity.
+    pub fn passes(&self, deny: Severity) -> bool {
+        self.scope.as_ref().is_none_or(ScopeResult::holds)
+            && self.findings().all(|f| f.severity < deny)
+    }
+}
+
+/// The migration parsed and planned: what the pipeline runs.
+#[derive(Debug, Clone)]
+pub struct ParsedMigration {
+    pub file: SqlFile,
+    pub plan: ExecutionPlan,
+}
+
+/// Parses the package's migration and sets aside its BEGIN/COMMIT.
+pub fn parse_migration(pkg: &Package) -> Result<ParsedMigration, SqlError> {
+    let file = sql::parse_file(pkg.migration_source())?;
+    let plan = transaction::plan(&file.statements, pkg.migration.transaction);
+    Ok(ParsedMigration { file, plan })
+}
+
+/// Lints a package. `facts` come from the target when lint runs with `--target`.
+pub fn lint(pkg: &Package, facts: Option<&TargetFacts>) -> Result<LintReport, SqlError> {
+    let parsed = parse_migration(pkg)?;
+    let mut migration = lint_file(pkg, &parsed, facts, true);
+    if let Some(f) = expectation_finding(pkg, &parsed) {
+        migration.findings.push(f);
+    }
+    let scope = pkg.scope.as_ref().map(|declared| {
+        let declared_ops: Vec<Operation> = declared.iter().map(|s| s.value.clone()).collect();
+        let derived: Vec<Operation> = migration
+            .operations
+            .iter()
+            .map(|d| d.operation.clone())
+            .collect();
+        let cmp = scope::compare(&derived, &declared_ops);
+        ScopeResult {
+            out_of_scope: cmp
+                .out_of_scope
+                .iter()
+                .map(|&i| migration.operations[i].clone())
+                .collect(),
+            missing: cmp
+                .missing
+                .iter()
+                .map(|&i| (declared_ops[i].clone(), pkg.locate(&declared[i].span)))
+                .collect(),
+            declared: declared_ops,
+        }
+    });
+    let rollback = match pkg.rollback_source() {
+        Some(source) => {
+            let file = sql::parse_file(source)?;
+            let plan = transaction::plan(&file.statements, pkg.migration.transaction);
+            let parsed = ParsedMigration { file, plan };
+            Some(lint_file(pkg, &parsed, None, false))
+        }
+        None => None,
+    };
+    Ok(LintReport {
+        last_statement: parsed.plan.statements.last().map(|s| s.headline()),
+        migration,
+        scope,
+        rollback,
+    })
+}
+
+/// Operations and hazards of one file. The rollback is held to the transaction rules only:
+/// dropping what the migration added is its purpose.
+fn lint_file(
+    pkg: &Package,
+    parsed: &ParsedMigration,
+    facts: Option<&TargetFacts>,
+    all_rules: bool,
+) -> FileLint {
+    let path = &pkg.target.search_path;
+    let operations = parsed
+        .plan
+        .statements
+        .iter()
+        .flat_map(|stmt| {
+            operation::derive(&stmt.node, path)
+                .into_iter()
+                .map(|op| DerivedOperation {
+                    operation: op,
+                    location: parsed.file.source.locate(stmt.start),
+                    statement: stmt.headline(),
+                })
+        })
+        .collect();
+    let set_aside: BTreeSet<usize> = parsed
+        .plan
+        .stripped_begin
+        .iter()
+        .chain(parsed.plan.stripped_commit.iter())
+        .map(|s| s.index)
+        .collect();
+    let ctx = HazardContext {
+        source: &parsed.file.source,
+        statements: &parsed.file.statements,
+        set_aside,
+        search_path: path,
+        mode: pkg.migration.transaction,
+        lock_timeout_ms: pkg.migration.lock_timeout_ms,
+        probed_tables: pkg.probes.iter().map(|p| p.table.clone()).collect(),
+        target: facts,
+    };
+    let mut findings = hazards::find_all(&ctx);
+    if !all_rules {
+        findings.retain(|f| matches!(f.hazard, "transaction-control" | "non-transactional"));
+    }
+    FileLint {
+        file: parsed.file.source.path.clone(),
+        operations,
+        findings,
+    }
+}
+
+/// `[migration.expect]` needs a last statement that returns a row.
+fn expectation_finding(pkg: &Package, parsed: &ParsedMigration) -> Option<Finding> {
+    pkg.migration.expect.as_ref()?;
+    let last = parsed.plan.statements.last()?;
+    let returns_rows = matches!(last.node, pg_query::NodeEnum::SelectStmt(_))
+        || matches!(&last.node, pg_query::NodeEnum::UpdateStmt(u) if u.returning_clause.is_some())
+        || matches!(&last.node, pg_query::NodeEnum::InsertStmt(i) if i.returning_clause.is_some())
+        || matches!(&last.node, pg_query::NodeEnum::DeleteStmt(d) if d.returning_clause.is_some());
+    (!returns_rows).then(|| Finding {
+        hazard: "migration-expect",
+        severity: Severity::Error,
+        location: parsed.file.source.locate(last.start),
+        statement: last.headline(),
+        why: "[migration.expect] checks the row of the migration's last statement, but this statement returns no rows".into(),
+        help: Some("end the migration with a SELECT that returns the one row to check".into()),
+    })
+}

@@ -1,0 +1,189 @@
+//! Hazards: what a careful reviewer would flag in a migration (SPEC §5). Each hazard lives in its
+//! own file with its tests, and reports plain [`Finding`]s that only the edges turn into text.
+
+mod access_exclusive_lock;
+mod blocking_index_build;
+mod data_loss;
+mod default_hides_backfill;
+mod non_transactional;
+mod scan_under_lock;
+mod table_rewrite;
+mod transaction_control;
+mod trigger_side_effect;
+mod unbounded_dml;
+
+use super::names::SearchPath;
+use super::transaction::TransactionMode;
+use super::Statement;
+use crate::source::{Location, SourceFile};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+/// How serious a finding is. `error` fails lint; `warn` fails it under `--deny warn`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Info,
+    Warn,
+    Error,
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Severity::Info => "info",
+            Severity::Warn => "warn",
+            Severity::Error => "error",
+        })
+    }
+}
+
+/// One hazard found in one statement.
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    pub hazard: &'static str,
+    pub severity: Severity,
+    pub location: Location,
+    /// The statement's first line.
+    pub statement: String,
+    pub why: String,
+    pub help: Option<String>,
+}
+
+/// What the target told us, when lint or review runs with `--target`.
+#[derive(Debug, Clone, Default)]
+pub struct TargetFacts {
+    /// `schema.table` → names of its row-level triggers that fire on UPDATE/INSERT/DELETE.
+    pub row_triggers: BTreeMap<String, Vec<String>>,
+}
+
+/// Everything a hazard may look at.
+pub struct HazardContext<'a> {
+    pub source: &'a SourceFile,
+    /// Every statement of the file, including a BEGIN/COMMIT that sluice sets aside.
+    pub statements: &'a [Statement],
+    /// Indices of the statements sluice sets aside (the leading BEGIN, trailing COMMIT).
+    pub set_aside: BTreeSet<usize>,
+    pub search_path: &'a SearchPath,
+    pub mode: TransactionMode,
+    pub lock_timeout_ms: u64,
+    /// Tables the probes of the package watch.
+    pub probed_tables: BTreeSet<String>,
+    pub target: Option<&'a TargetFacts>,
+}
+
+impl HazardContext<'_> {
+    /// A finding located at a statement.
+    pub fn finding(
+        &self,
+        hazard: &'static str,
+        severity: Severity,
+        stmt: &Statement,
+        why: impl Into<String>,
+        help: Option<&str>,
+    ) -> Finding {
+        Finding {
+            hazard,
+            severity,
+            location: self.source.locate(stmt.start),
+            statement: stmt.headline(),
+            why: why.into(),
+            help: help.map(str::to_string),
+        }
+    }
+
+    /// Tables created earlier in this migration: locks and index builds on them harm nobody.
+    pub fn created_before(&self, index: usize) -> BTreeSet<String> {
+        self.statements[..index]
+            .iter()
+            .flat_map(|s| super::operation::derive(&s.node, self.search_path))
+            .filter(|op| op.kind == super::OpKind::CreateTable)
+            .map(|op| op.object)
+            .collect()
+    }
+
+    /// The statements that will run.
+    pub fn executed(&self) -> impl Iterator<Item = &Statement> {
+        self.statements
+            .iter()
+            .filter(|s| !self.set_aside.contains(&s.index))
+    }
+}
+
+/// A hazard's id, what it is about, and the function that finds it.
+pub struct HazardRule {
+    pub id: &'static str,
+    pub summary: &'static str,
+    pub check: fn(&HazardContext) -> Vec<Finding>,
+}
+
+/// Every hazard sluice knows, in the order their findings are listed.
+pub const RULES: &[HazardRule] = &[
+    transaction_control::RULE,
+    non_transactional::RULE,
+    default_hides_backfill::RULE,
+    data_loss::RULE,
+    table_rewrite::RULE,
+    scan_under_lock::RULE,
+    blocking_index_build::RULE,
+    unbounded_dml::RULE,
+    access_exclusive_lock::RULE,
+    trigger_side_effect::RULE,
+];
+
+/// Runs every rule; findings come out in statement order.
+pub fn find_all(ctx: &HazardContext) -> Vec<Finding> {
+    let mut findings: Vec<Finding> = RULES.iter().flat_map(|rule| (rule.check)(ctx)).collect();
+    findings.sort_by(|a, b| {
+        (a.location.line, a.location.column)
+            .cmp(&(b.location.line, b.location.column))
+            .then(b.severity.cmp(&a.severity))
+    });
+    findings
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::*;
+    use crate::sql::{parse_file, transaction};
+
+    /// Runs every rule over a SQL text in single mode and returns `(hazard, severity, line)`.
+    pub fn findings_for(sql: &str) -> Vec<(&'static str, Severity, usize)> {
+        findings_with(sql, TransactionMode::Single, None)
+    }
+
+    pub fn findings_with(
+        sql: &str,
+        mode: TransactionMode,
+        target: Option<&TargetFacts>,
+    ) -> Vec<(&'static str, Severity, usize)> {
+        let file = parse_file(SourceFile::new("m.sql", sql)).expect("test SQL parses");
+        let plan = transaction::plan(&file.statements, mode);
+        let set_aside = plan
+            .stripped_begin
+            .iter()
+            .chain(plan.stripped_commit.iter())
+            .map(|s| s.index)
+            .collect();
+        let path = SearchPath::default();
+        let ctx = HazardContext {
+            source: &file.source,
+            statements: &file.statements,
+            set_aside,
+            search_path: &path,
+            mode,
+            lock_timeout_ms: 5000,
+            probed_tables: BTreeSet::new(),
+            target,
+        };
+        find_all(&ctx)
+            .into_iter()
+            .map(|f| (f.hazard, f.severity, f.location.line))
+            .collect()
+    }
+
+    pub fn ids(sql: &str) -> Vec<&'static str> {
+        findings_for(sql).into_iter().map(|f| f.0).collect()
+    }
+}

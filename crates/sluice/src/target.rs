@@ -1,0 +1,341 @@
+//! The target: reaching a PostgreSQL database from `--target` (a libpq key/value string or a
+//! URL) or the usual `PG*` variables, showing it without its password, reading its identity,
+//! and running checks in READ ONLY transactions.
+
+use crate::expect::TextRows;
+use crate::package::TargetSpec;
+use crate::sql::hazards::TargetFacts;
+use postgres::{Client, Config, NoTls, SimpleQueryMessage};
+use serde::Serialize;
+use std::str::FromStr;
+
+/// How long one read-only check may run before it is cancelled.
+pub const CHECK_TIMEOUT_MS: u64 = 60_000;
+
+/// A target to connect to. Its `Display` never shows the password.
+#[derive(Clone)]
+pub struct Target {
+    config: Config,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error("--target is not a valid connection string or URL: {0}")]
+    BadConnectionString(String),
+    #[error("cannot connect to {target}: {message}")]
+    Connect { target: String, message: String },
+    #[error("query failed on {target}: {message}")]
+    Query { target: String, message: String },
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Target({self})")
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let host = self
+            .config
+            .get_hosts()
+            .first()
+            .map_or("?".to_string(), |h| match h {
+                postgres::config::Host::Tcp(h) => h.clone(),
+                postgres::config::Host::Unix(p) => p.display().to_string(),
+            });
+        let port = self.config.get_ports().first().copied().unwrap_or(5432);
+        write!(
+            f,
+            "host={host} port={port} dbname={} user={}",
+            self.config.get_dbname().unwrap_or("?"),
+            self.config.get_user().unwrap_or("?")
+        )
+    }
+}
+
+impl Target {
+    /// From `--target`, or from `PGHOST`, `PGPORT`, `PGUSER`, `PGDATABASE`, `PGPASSWORD` when it
+    /// is absent. Missing parts default as libpq does (unix socket, 5432, the OS user).
+    pub fn resolve(spec: Option<&str>) -> Result<Target, TargetError> {
+        let mut config = match spec {
+            Some(s) => Config::from_str(s)
+                .map_err(|e| TargetError::BadConnectionString(redact_error(&e.to_string())))?,
+            None => Config::new(),
+        };
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        if config.get_hosts().is_empty() {
+            let host = env("PGHOST").unwrap_or_else(default_socket_dir);
+            config.host(&host);
+        }
+        if config.get_ports().is_empty() {
+            if let Some(port) = env("PGPORT").and_then(|p| p.parse().ok()) {
+                config.port(port);
+            }
+        }
+        if config.get_user().is_none() {
+            let user = env("PGUSER")
+                .or_else(|| env("USER"))
+                .unwrap_or_else(|| "postgres".into());
+            config.user(&user);
+        }
+        if config.get_dbname().is_none() {
+            let db = env("PGDATABASE")
+                .unwrap_or_else(|| config.get_user().unwrap_or("postgres").to_string());
+            config.dbname(&db);
+        }
+        if config.get_password().is_none() {
+            if let Some(pw) = env("PGPASSWORD") {
+                config.password(pw);
+            }
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("sluice");
+        }
+        Ok(Target { config })
+    }
+
+    pub fn connect(&self) -> Result<Client, TargetError> {
+        self.config
+            .connect(NoTls)
+            .map_err(|e| TargetError::Connect {
+                target: self.to_string(),
+                message: pg_message(&e),
+            })
+    }
+
+    pub fn dbname(&self) -> &str {
+        self.config.get_dbname().unwrap_or("")
+    }
+
+    /// The password, for handing to a child process through its environment only.
+    pub fn password(&self) -> Option<&[u8]> {
+        self.config.get_password()
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn query_error(&self, err: &postgres::Error) -> TargetError {
+        TargetError::Query {
+            target: self.to_string(),
+            message: pg_message(err),
+        }
+    }
+}
+
+fn default_socket_dir() -> String {
+    ["/var/run/postgresql", "/tmp"]
+        .into_iter()
+        .find(|d| std::path::Path::new(d).is_dir())
+        .unwrap_or("/tmp")
+        .to_string()
+}
+
+/// Error text from the connection string parser, which may quote a password: keep only the
+/// parser's reason.
+fn redact_error(message: &str) -> String {
+    message.split(':').next().unwrap_or("invalid").to_string()
+}
+
+/// PostgreSQL's own message with its SQLSTATE, detail and hint when the server sent one.
+pub fn pg_message(err: &postgres::Error) -> String {
+    match err.as_db_error() {
+        Some(db) => {
+            let mut s = format!("{} (SQLSTATE {})", db.message(), db.code().code());
+            if let Some(detail) = db.detail() {
+                s.push_str(&format!("; detail: {detail}"));
+            }
+            if let Some(hint) = db.hint() {
+                s.push_str(&format!("; hint: {hint}"));
+            }
+            s
+        }
+        None => {
+            let mut s = err.to_string();
+            let mut source = std::error::Error::source(err);
+            while let Some(cause) = source {
+                s.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            s
+        }
+    }
+}
+
+/// What the target says about itself.
+#[derive(Debug, Clone, Serialize)]
+pub struct IdentityFacts {
+    pub database: String,
+    pub role: String,
+    pub server_version: String,
+    pub server_version_num: u32,
+    /// `None` when the role may not read `pg_control_system()`.
+    pub system_identifier: Option<String>,
+    /// Whether the server is a sluice rehearsal cluster (`sluice.rehearsal = on`).
+    pub rehearsal_cluster: bool,
+}
+
+impl IdentityFacts {
+    pub fn server_major(&self) -> u32 {
+        self.server_version_num / 10000
+    }
+}
+
+/// One `[target]` key compared with the target.
+#[derive(Debug, Clone, Serialize)]
+pub struct IdentityItem {
+    pub key: String,
+    pub expected: String,
+    pub actual: String,
+    pub holds: bool,
+}
+
+fn scalar(client: &mut Client, sql: &str) -> Result<Option<String>, postgres::Error> {
+    let rows = text_query(client, sql)?;
+    Ok(rows
+        .rows
+        .into_iter()
+        .next()
+        .and_then(|r| r.into_iter().next().flatten()))
+}
+
+/// Reads the identity facts (each in its own statement, so a refused one spoils no other).
+pub fn identity(client: &mut Client) -> Result<IdentityFacts, postgres::Error> {
+    let database = scalar(client, "SELECT current_database()")?.unwrap_or_default();
+    let role = scalar(client, "SELECT current_user")?.unwrap_or_default();
+    let server_version = scalar(client, "SHOW server_version")?.unwrap_or_default();
+    let server_version_num = scalar(client, "SHOW server_version_num")?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let system_identifier = scalar(
+        client,
+        "SELECT system_identifier::text FROM pg_control_system()",
+    )
+    .ok()
+    .flatten();
+    let rehearsal = scalar(client, "SELECT current_setting('sluice.rehearsal', true)")?;
+    Ok(IdentityFacts {
+        database,
+        role,
+        server_version,
+        server_version_num,
+        system_identifier,
+        rehearsal_cluster: rehearsal.as_deref() == Some("on"),
+    })
+}
+
+/// Compares `[target]` with the facts. The rehearsal marker is always compared: a named
+/// environment must never be a rehearsal cluster.
+pub fn compare_identity(spec: &TargetSpec, facts: &IdentityFacts) -> Vec<IdentityItem> {
+    let mut items = Vec::new();
+    let mut push = |key: &str, expected: String, actual: String| {
+        items.push(IdentityItem {
+            holds: expected == actual,
+            key: key.into(),
+            expected,
+            actual,
+        })
+    };
+    if let Some(db) = &spec.database {
+        push("database", db.clone(), facts.database.clone());
+    }
+    if let Some(role) = &spec.role {
+        push("role", role.clone(), facts.role.clone());
+    }
+    if let Some(major) = spec.server_major {
+        push(
+            "server_major",
+            major.to_string(),
+            facts.server_major().to_string(),
+        );
+    }
+    if let Some(id) = &spec.system_identifier {
+        push(
+            "system_identifier",
+            id.clone(),
+            facts.system_identifier.clone().unwrap_or_else(|| {
+                "(not readable by this role: grant pg_monitor or use a superuser)".into()
+            }),
+        );
+    }
+    items.push(IdentityItem {
+        key: "not a rehearsal cluster".into(),
+        expected: "sluice.rehearsal unset".into(),
+        actual: if facts.rehearsal_cluster {
+            "sluice.rehearsal = on".into()
+        } else {
+            "unset".into()
+        },
+        holds: !facts.rehearsal_cluster,
+    });
+    items
+}
+
+/// Runs a query with the simple protocol and returns its text output.
+pub fn text_query(client: &mut Client, sql: &str) -> Result<TextRows, postgres::Error> {
+    let mut result = TextRows::default();
+    for message in client.simple_query(sql)? {
+        match message {
+            SimpleQueryMessage::RowDescription(cols) if result.columns.is_empty() => {
+                result.columns = cols.iter().map(|c| c.name().to_string()).collect();
+            }
+            SimpleQueryMessage::Row(row) => {
+                if result.columns.is_empty() {
+                    result.columns = row.columns().iter().map(|c| c.name().to_string()).collect();
+                }
+                result.rows.push(
+                    (0..row.len())
+                        .map(|i| row.get(i).map(str::to_string))
+                        .collect(),
+                );
+            }
+            _ => {}
+        }
+    }
+    Ok(result)
+}
+
+/// Runs one check in its own `BEGIN READ ONLY` transaction with a statement timeout, and always
+/// rolls back: a check cannot write, even if it tries.
+pub fn read_only_query(
+    client: &mut Client,
+    sql: &str,
+    timeout_ms: u64,
+) -> Result<TextRows, postgres::Error> {
+    client.batch_execute(&format!(
+        "BEGIN READ ONLY; SET LOCAL statement_timeout = {timeout_ms}; SET LOCAL lock_timeout = {timeout_ms}"
+    ))?;
+    let result = text_query(client, sql);
+    let rollback = client.batch_execute("ROLLBACK");
+    let rows = result?;
+    rollback?;
+    Ok(rows)
+}
+
+/// Row-level triggers that fire on INSERT, UPDATE or DELETE, per table, for the
+/// `trigger-side-effect` hazard.
+pub fn facts(client: &mut Client) -> Result<TargetFacts, postgres::Error> {
+    let rows = read_only_query(
+        client,
+        "SELECT n.nspname || '.' || c.relname, t.tgname
+           FROM pg_trigger t
+           JOIN pg_class c ON c.oid = t.tgrelid
+           JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE NOT t.tgisinternal AND (t.tgtype & 1) = 1 AND (t.tgtype & 28) <> 0
+          ORDER BY 1, 2",
+        CHECK_TIMEOUT_MS,
+    )?;
+    let mut facts = TargetFacts::default();
+    for row in rows.rows {
+        if let [Some(table), Some(trigger)] = row.as_slice() {
+            facts
+                .row_triggers
+                .entry(table.clone())
+                .or_default()
+                .push(trigger.clone());
+        }
+    }
+    Ok(facts)
+}
