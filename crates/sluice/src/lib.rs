@@ -22,6 +22,8 @@ pub mod gate;
 pub mod lint;
 pub mod package;
 pub mod reference;
+pub mod review;
+pub mod scaffold;
 pub mod source;
 pub mod sql;
 pub mod target;

@@ -22,6 +22,8 @@ pub struct DerivedOperation {
 #[derive(Debug, Clone, Serialize)]
 pub struct ScopeResult {
     pub declared: Vec<Operation>,
+    /// Positions in the migration's operation list that no declaration covers.
+    pub out_of_scope_positions: Vec<usize>,
     pub out_of_scope: Vec<DerivedOperation>,
     pub missing: Vec<(Operation, Location)>,
 }
@@ -99,6 +101,7 @@ pub fn lint(pkg: &Package, facts: Option<&TargetFacts>) -> Result<LintReport, Sq
             .collect();
         let cmp = scope::compare(&derived, &declared_ops);
         ScopeResult {
+            out_of_scope_positions: cmp.out_of_scope.clone(),
             out_of_scope: cmp
                 .out_of_scope
                 .iter()

@@ -23,6 +23,8 @@ pub const MANIFEST: &str = "sluice.toml";
 pub struct Package {
     /// The package folder, canonicalized.
     pub dir: PathBuf,
+    /// The package folder as the user named it, for messages.
+    pub display_dir: PathBuf,
     /// The manifest's text, for locating errors found after loading.
     pub manifest: SourceFile,
     pub info: PackageInfo,
@@ -207,7 +209,7 @@ impl Package {
                 })
             }
         };
-        validate::package(canonical, source)
+        validate::package(canonical, dir.to_path_buf(), source)
     }
 
     /// The migration's text (the file is checked to be UTF-8 when the package loads).
@@ -218,7 +220,7 @@ impl Package {
     /// The migration as a source file, named by its path inside the package.
     pub fn migration_source(&self) -> SourceFile {
         SourceFile::new(
-            self.dir.join(&self.migration.file.rel),
+            self.display_dir.join(&self.migration.file.rel),
             self.migration_text().to_string(),
         )
     }
@@ -227,7 +229,7 @@ impl Package {
     pub fn rollback_source(&self) -> Option<SourceFile> {
         self.rollback.as_ref().map(|r| {
             SourceFile::new(
-                self.dir.join(&r.rel),
+                self.display_dir.join(&r.rel),
                 String::from_utf8_lossy(&r.bytes).into_owned(),
             )
         })

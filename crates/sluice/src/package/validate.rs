@@ -64,7 +64,11 @@ pub fn not_utf8(path: &Path, bytes: &[u8]) -> Problem {
     }
 }
 
-pub fn package(dir: PathBuf, source: SourceFile) -> Result<Package, PackageError> {
+pub fn package(
+    dir: PathBuf,
+    display_dir: PathBuf,
+    source: SourceFile,
+) -> Result<Package, PackageError> {
     let raw: RawManifest = match toml::from_str(&source.text) {
         Ok(raw) => raw,
         Err(err) => {
@@ -123,6 +127,7 @@ pub fn package(dir: PathBuf, source: SourceFile) -> Result<Package, PackageError
     }
     Ok(Package {
         dir,
+        display_dir,
         manifest: source.clone(),
         info,
         target,
@@ -385,7 +390,8 @@ fn pinned_file(
     }
     let (rel, bytes) = read_inside(dir, file, p)?;
     if utf8 && std::str::from_utf8(&bytes).is_err() {
-        p.list.push(not_utf8(&dir.join(&rel), &bytes));
+        p.list
+            .push(not_utf8(&p.source.path.with_file_name(&rel), &bytes));
         return None;
     }
     sha_ok.then(|| PinnedFile {

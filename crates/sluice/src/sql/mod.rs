@@ -52,14 +52,17 @@ impl SqlError {
 }
 
 impl Statement {
-    /// The first line of the statement, shortened, for one-line listings.
+    /// The statement on one line (whitespace folded, comments kept out by the parser's
+    /// location), shortened to 120 characters, for listings.
     pub fn headline(&self) -> String {
-        let first = self.text.lines().next().unwrap_or("").trim();
-        let mut line: String = first.chars().take(100).collect();
-        if first.chars().count() > 100 || self.text.lines().count() > 1 {
-            line.push_str(" …");
+        let folded = self.text.split_whitespace().collect::<Vec<_>>().join(" ");
+        if folded.chars().count() > 120 {
+            let mut short: String = folded.chars().take(119).collect();
+            short.push('…');
+            short
+        } else {
+            folded
         }
-        line
     }
 
     /// The parser's name for the statement type, e.g. `CreateSeqStmt`.
@@ -72,7 +75,7 @@ impl Statement {
 pub fn node_type_name(node: &NodeEnum) -> String {
     let debug = format!("{node:?}");
     debug
-        .split(|c: char| c == '(' || c == ' ' || c == '{')
+        .split(['(', ' ', '{'])
         .next()
         .unwrap_or("Unknown")
         .to_string()
@@ -169,10 +172,9 @@ fn reject_meta_commands(source: &SourceFile) -> Result<(), SqlError> {
     for token in tokens {
         let start = token.start.max(0) as usize;
         if source.text[start..].starts_with('\\') {
-            let command = source.line_text(start)[..]
-                .trim()
+            let command = source.text[start..]
                 .split_whitespace()
-                .find(|w| w.starts_with('\\'))
+                .next()
                 .unwrap_or("\\")
                 .to_string();
             return Err(SqlError::MetaCommand {

@@ -1,0 +1,141 @@
+//! Human rendering of lint reports for the terminal.
+
+use owo_colors::{OwoColorize, Stream};
+use sluice::lint::LintReport;
+use sluice::sql::{Finding, Severity};
+use std::fmt::Write;
+
+fn paint(text: &str, f: impl Fn(&str) -> String) -> String {
+    text.if_supports_color(Stream::Stdout, |t| f(t)).to_string()
+}
+
+fn severity(s: Severity) -> String {
+    let word = format!("{s:<5}");
+    match s {
+        Severity::Error => paint(&word, |t| t.red().bold().to_string()),
+        Severity::Warn => paint(&word, |t| t.yellow().bold().to_string()),
+        Severity::Info => paint(&word, |t| t.cyan().to_string()),
+    }
+}
+
+fn finding(out: &mut String, f: &Finding) {
+    let _ = writeln!(
+        out,
+        "  {} {}  {}",
+        severity(f.severity),
+        paint(f.hazard, |t| t.bold().to_string()),
+        f.location
+    );
+    let _ = writeln!(out, "        {}", f.statement);
+    let _ = writeln!(out, "        why: {}", f.why);
+    if let Some(help) = &f.help {
+        let _ = writeln!(out, "        help: {help}");
+    }
+}
+
+/// The lint report as the terminal shows it: operations one per line, the scope proof, the
+/// hazards, and a verdict line.
+pub fn lint(report: &LintReport, passed: bool) -> String {
+    let mut out = String::new();
+    let m = &report.migration;
+    let _ = writeln!(
+        out,
+        "operations ({}) in {}:",
+        m.operations.len(),
+        m.file.display()
+    );
+    let width = m
+        .operations
+        .iter()
+        .map(|d| d.operation.to_string().len())
+        .max()
+        .unwrap_or(0);
+    for d in &m.operations {
+        let _ = writeln!(
+            out,
+            "  {:<width$}  {}:{}",
+            d.operation.to_string(),
+            d.location.line,
+            d.location.column
+        );
+    }
+    match &report.scope {
+        None => {
+            let _ = writeln!(
+                out,
+                "scope: no [scope] section in sluice.toml (nothing proven)"
+            );
+        }
+        Some(s) if s.holds() => {
+            let _ = writeln!(
+                out,
+                "scope: {} — {} derived = {} declared",
+                paint("holds", |t| t.green().to_string()),
+                m.operations.len(),
+                s.declared.len()
+            );
+        }
+        Some(s) => {
+            let _ = writeln!(
+                out,
+                "scope: {}",
+                paint("does not hold", |t| t.red().bold().to_string())
+            );
+            for d in &s.out_of_scope {
+                let _ = writeln!(out, "  out of scope: {}  ({})", d.operation, d.location);
+            }
+            for (op, loc) in &s.missing {
+                let _ = writeln!(
+                    out,
+                    "  missing:      {}  (declared at {loc}, not in the SQL)",
+                    op
+                );
+            }
+        }
+    }
+    if let Some(r) = &report.rollback {
+        let _ = writeln!(
+            out,
+            "rollback operations ({}) in {}:",
+            r.operations.len(),
+            r.file.display()
+        );
+        let width = r
+            .operations
+            .iter()
+            .map(|d| d.operation.to_string().len())
+            .max()
+            .unwrap_or(0);
+        for d in &r.operations {
+            let _ = writeln!(
+                out,
+                "  {:<width$}  {}:{}",
+                d.operation.to_string(),
+                d.location.line,
+                d.location.column
+            );
+        }
+    }
+    let findings: Vec<&Finding> = report.findings().collect();
+    if findings.is_empty() {
+        let _ = writeln!(out, "hazards: none");
+    } else {
+        let _ = writeln!(out, "hazards:");
+        for f in findings {
+            finding(&mut out, f);
+        }
+    }
+    let verdict = if passed {
+        paint("passed", |t| t.green().bold().to_string())
+    } else {
+        paint("FAILED", |t| t.red().bold().to_string())
+    };
+    let _ = writeln!(
+        out,
+        "lint: {verdict} ({} error(s), {} warning(s), {} note(s))",
+        report.count(Severity::Error),
+        report.count(Severity::Warn),
+        report.count(Severity::Info)
+    );
+    out
+}

@@ -1,0 +1,228 @@
+//! A broken manifest exits 2 and names the file, line and column, and what was expected.
+mod support;
+
+use predicates::prelude::*;
+use support::*;
+
+/// Runs `sluice lint` and asserts exit 2 with `sluice.toml:LINE:COL` and the message.
+fn refused_at(dir: &std::path::Path, line: usize, col: usize, message: &str) {
+    let out = sluice().arg("lint").arg(dir).assert().code(2);
+    let stderr = String::from_utf8(out.get_output().stderr.clone()).unwrap();
+    assert!(
+        stderr.contains(&format!("sluice.toml:{line}:{col}")),
+        "want sluice.toml:{line}:{col} in:\n{stderr}"
+    );
+    assert!(stderr.contains(message), "want `{message}` in:\n{stderr}");
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("backtrace"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn unknown_key() {
+    let (_tmp, dir) = reference_copy();
+    edit_manifest(
+        &dir,
+        "lock_retries = 3",
+        "lock_retries = 3\nlock_retires = 4",
+    );
+    let line = manifest_line(&dir, "lock_retires");
+    refused_at(&dir, line, 1, "unknown key `lock_retires`");
+}
+
+#[test]
+fn unknown_section() {
+    let (_tmp, dir) = reference_copy();
+    edit_manifest(&dir, "[rehearsal]", "[rehersal]");
+    let line = manifest_line(&dir, "[rehersal]");
+    refused_at(&dir, line, 2, "unknown key `rehersal`");
+}
+
+#[test]
+fn missing_file() {
+    let (_tmp, dir) = reference_copy();
+    edit_manifest(
+        &dir,
+        "file = \"sql/phase-alpha-r2.sql\"",
+        "file = \"sql/nope.sql\"",
+    );
+    let line = manifest_line(&dir, "sql/nope.sql");
+    refused_at(&dir, line, 8, "file not found: `sql/nope.sql`");
+}
+
+#[test]
+fn path_escaping_with_dotdot() {
+    let (_tmp, dir) = reference_copy();
+    edit_manifest(
+        &dir,
+        "file = \"sql/phase-alpha-r2.sql\"",
+        "file = \"../outside.sql\"",
+    );
+    std::fs::write(dir.parent().unwrap().join("outside.sql"), "SELECT 1;").unwrap();
+    let line = manifest_line(&dir, "../outside.sql");
+    refused_at(&dir, line, 8, "contains `..`");
+}
+
+#[test]
+fn absolute_path() {
+    let (_tmp, dir) = reference_copy();
+    edit_manifest(
+        &dir,
+        "file = \"sql/phase-alpha-r2.sql\"",
+        "file = \"/etc/passwd\"",
+    );
+    let line = manifest_line(&dir, "/etc/passwd");
+    refused_at(&dir, line, 8, "absolute path");
+}
+
+#[test]
+fn symlink_out_of_the_package() {
+    let (tmp, dir) = reference_copy();
+    let outside = tmp.path().join("outside.sql");
+    std::fs::write(&outside, read(&dir, MIGRATION)).unwrap();
+    std::fs::remove_file(dir.join(MIGRATION)).unwrap();
+    std::os::unix::fs::symlink(&outside, dir.join(MIGRATION)).unwrap();
+    let line = manifest_line(&dir, "file = \"sql/phase-alpha-r2.sql\"");
+    refused_at(&dir, line, 8, "leads outside the package folder");
+}
+
+#[test]
+fn bad_sha256_length() {
+    let (_tmp, dir) = reference_copy();
+    let text = read(&dir, "sluice.toml");
+    let sha_line = text
+        .lines()
+        .find(|l| l.starts_with("sha256 = "))
+        .unwrap()
+        .to_string();
+    edit_manifest(&dir, &sha_line, "sha256 = \"65533e05\"");
+    let line = manifest_line(&dir, "sha256 = \"65533e05\"");
+    refused_at(&dir, line, 10, "64 hexadecimal characters, got 8");
+}
+
+#[test]
+fn toml_syntax_error() {
+    let (_tmp, dir) = reference_copy();
+    edit_manifest(&dir, "revision = \"r2\"", "revision = r2\"");
+    let line = manifest_line(&dir, "revision = r2");
+    refused_at(&dir, line, 12, "");
+}
+
+#[test]
+fn wrong_type() {
+    let (_tmp, dir) = reference_copy();
+    edit_manifest(&dir, "lock_timeout_ms = 5000", "lock_timeout_ms = \"5s\"");
+    let line = manifest_line(&dir, "lock_timeout_ms = \"5s\"");
+    refused_at(&dir, line, 19, "invalid type");
+}
+
+#[test]
+fn unknown_scope_operation() {
+    let (_tmp, dir) = reference_copy();
+    edit_manifest(
+        &dir,
+        "\"update public.tac_logical_unit\"",
+        "\"upsert public.tac_logical_unit\"",
+    );
+    let line = manifest_line(&dir, "upsert public");
+    refused_at(&dir, line, 4, "unknown operation `upsert`");
+}
+
+#[test]
+fn a_check_that_writes_is_refused_before_anything_runs() {
+    let (_tmp, dir) = reference_copy();
+    edit_manifest(
+        &dir,
+        "sql = \"SELECT count(*) FROM public.tac_logical_unit\"",
+        "sql = \"WITH d AS (DELETE FROM public.tac_logical_unit RETURNING 1) SELECT count(*) FROM d\"",
+    );
+    let line = manifest_line(&dir, "WITH d AS (DELETE");
+    refused_at(&dir, line, 8, "modifies data");
+    edit_manifest(
+        &dir,
+        "WITH d AS (DELETE FROM public.tac_logical_unit RETURNING 1) SELECT count(*) FROM d",
+        "SET ROLE postgres",
+    );
+    refused_at(&dir, line, 8, "read-only query");
+}
+
+#[test]
+fn two_statements_in_a_check() {
+    let (_tmp, dir) = reference_copy();
+    edit_manifest(
+        &dir,
+        "sql = \"SELECT count(*) FROM public.tac_logical_unit\"",
+        "sql = \"SELECT 1; COMMIT\"",
+    );
+    let line = manifest_line(&dir, "SELECT 1; COMMIT");
+    refused_at(&dir, line, 8, "expected one SQL statement, found 2");
+}
+
+#[test]
+fn a_bad_expectation_type() {
+    let (_tmp, dir) = reference_copy();
+    edit_manifest(&dir, "expect = 86", "expect = 86.5");
+    let line = manifest_line(&dir, "expect = 86.5");
+    refused_at(&dir, line, 10, "expected an integer, boolean, string");
+}
+
+#[test]
+fn covered_by_names_a_real_gate() {
+    let (_tmp, dir) = reference_copy();
+    edit_manifest(
+        &dir,
+        "covered_by = \"sql-integrity\"",
+        "covered_by = \"sql-integrety\"",
+    );
+    let line = manifest_line(&dir, "sql-integrety");
+    refused_at(&dir, line, 15, "is not a gate");
+}
+
+#[test]
+fn a_migration_that_is_not_utf8() {
+    let (_tmp, dir) = reference_copy();
+    let mut bytes = read(&dir, MIGRATION).into_bytes();
+    bytes.splice(0..0, b"-- caf\xe9\n".iter().copied());
+    let old = read(&dir, MIGRATION);
+    std::fs::write(dir.join(MIGRATION), &bytes).unwrap();
+    let manifest = read(&dir, "sluice.toml").replace(
+        &sluice::digest::sha256_hex(old.as_bytes()),
+        &sluice::digest::sha256_hex(&bytes),
+    );
+    write(&dir, "sluice.toml", &manifest);
+    sluice()
+        .arg("lint")
+        .arg(&dir)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("phase-alpha-r2.sql:1:7"))
+        .stderr(predicate::str::contains("not valid UTF-8"));
+}
+
+#[test]
+fn every_problem_is_listed_not_just_the_first() {
+    let (_tmp, dir) = reference_copy();
+    edit_manifest(
+        &dir,
+        "id = \"dot-iu-cutter-v0.2-phase-alpha\"",
+        "id = \"Dot IU\"",
+    );
+    edit_manifest(&dir, "lock_retries = 3", "lock_retries = 1000");
+    sluice()
+        .arg("lint")
+        .arg(&dir)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("expected [a-z0-9._-]+"))
+        .stderr(predicate::str::contains("lock_retries = 1000"));
+}
+
+#[test]
+fn a_missing_package_folder() {
+    sluice()
+        .args(["lint", "/nonexistent/package"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("/nonexistent/package"));
+}

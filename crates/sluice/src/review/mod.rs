@@ -1,0 +1,292 @@
+//! The review package: everything a reviewer needs to approve a change, built from the package
+//! alone (and, with `--target`, from a read-only look at the target). [`Review`] is plain data;
+//! `--format json` serializes it and [`markdown`] renders it in the seed document's order
+//! (§1 scope … §8 digest).
+
+pub mod markdown;
+
+use crate::digest;
+use crate::gate;
+use crate::lint::LintReport;
+use crate::package::{Check, CheckBody, Package};
+use crate::target::{self, IdentityFacts, IdentityItem, Target, TargetError};
+use serde::Serialize;
+
+/// One step of the exact command plan, made concrete for this package.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanStep {
+    pub number: u8,
+    pub gate: Option<&'static str>,
+    pub name: &'static str,
+    pub seed: &'static str,
+    pub holds_when: &'static str,
+    pub exit_code_on_failure: Option<i32>,
+    /// What sluice does at this step for this package.
+    pub action: Vec<String>,
+}
+
+/// A check evaluated live on the target.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckResult {
+    pub id: String,
+    pub holds: bool,
+    /// The rows, as text, or the error PostgreSQL gave.
+    pub output: String,
+    pub detail: Option<String>,
+}
+
+/// Identity and preflight evaluated on a target, read-only.
+#[derive(Debug, Clone, Serialize)]
+pub struct LiveEvaluation {
+    pub target: String,
+    pub facts: IdentityFacts,
+    pub identity: Vec<IdentityItem>,
+    pub preflight: Vec<CheckResult>,
+}
+
+impl LiveEvaluation {
+    pub fn holds(&self) -> bool {
+        self.identity.iter().all(|i| i.holds) && self.preflight.iter().all(|c| c.holds)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Review {
+    pub package: crate::package::PackageInfo,
+    pub digest: String,
+    pub target: crate::package::TargetSpec,
+    pub migration: crate::package::Migration,
+    pub migration_sql: String,
+    pub rollback_sql: Option<String>,
+    pub rollback: Option<crate::package::PinnedFile>,
+    pub lint: LintReport,
+    pub plan: Vec<PlanStep>,
+    pub preflight: Vec<Check>,
+    pub verify: Vec<Check>,
+    pub probes: Vec<crate::package::Probe>,
+    pub backup: crate::package::BackupPolicy,
+    pub schema_diff: crate::package::SchemaDiffPolicy,
+    pub approvals: crate::package::ApprovalPolicy,
+    /// Files in the package's `approvals/` folder (verified by the apply's approvals gate).
+    pub approvals_present: Vec<String>,
+    pub rehearsal: crate::package::RehearsalPolicy,
+    pub live: Option<LiveEvaluation>,
+}
+
+/// Builds the review of a package.
+pub fn build(pkg: &Package, lint: LintReport) -> Review {
+    Review {
+        package: pkg.info.clone(),
+        digest: digest::package_digest(pkg),
+        target: pkg.target.clone(),
+        migration: pkg.migration.clone(),
+        migration_sql: pkg.migration_text().to_string(),
+        rollback_sql: pkg
+            .rollback
+            .as_ref()
+            .map(|r| String::from_utf8_lossy(&r.bytes).into_owned()),
+        rollback: pkg.rollback.clone(),
+        plan: plan(pkg, &lint),
+        lint,
+        preflight: pkg.preflight.clone(),
+        verify: pkg.verify.clone(),
+        probes: pkg.probes.clone(),
+        backup: pkg.backup.clone(),
+        schema_diff: pkg.schema_diff.clone(),
+        approvals: pkg.approvals.clone(),
+        approvals_present: list_folder(&pkg.dir.join("approvals")),
+        rehearsal: pkg.rehearsal.clone(),
+        live: None,
+    }
+}
+
+fn list_folder(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+fn ids(checks: &[Check]) -> String {
+    checks
+        .iter()
+        .map(|c| c.id.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The exact command plan: the gate table, with what each step does for this package.
+fn plan(pkg: &Package, lint: &LintReport) -> Vec<PlanStep> {
+    gate::STEPS
+        .iter()
+        .map(|step| PlanStep {
+            number: step.number,
+            gate: step.gate,
+            name: step.name,
+            seed: step.seed,
+            holds_when: step.holds_when,
+            exit_code_on_failure: step.gate.map(|_| step.phase.exit_code()),
+            action: action(step.name, pkg, lint),
+        })
+        .collect()
+}
+
+fn action(step: &str, pkg: &Package, lint: &LintReport) -> Vec<String> {
+    let m = &pkg.migration;
+    let db = pkg.target.database.as_deref().unwrap_or("DATABASE");
+    match step {
+        "exclusive-run" => vec![format!(
+            "pg_try_advisory_lock on the key derived from package id `{}`; refuse at once if another run holds it",
+            pkg.info.id
+        )],
+        "target-identity" => {
+            let t = &pkg.target;
+            let mut keys: Vec<String> = Vec::new();
+            if let Some(v) = &t.database { keys.push(format!("current_database() = {v}")); }
+            if let Some(v) = &t.role { keys.push(format!("current_user = {v}")); }
+            if let Some(v) = t.server_major { keys.push(format!("server_version_num / 10000 = {v}")); }
+            if let Some(v) = &t.system_identifier { keys.push(format!("system_identifier = {v}")); }
+            keys.push("current_setting('sluice.rehearsal') is not 'on'".into());
+            keys
+        }
+        "sql-integrity" => {
+            let mut lines = vec![format!("sha256({}) = {}", m.file.rel.display(), m.file.sha256)];
+            if let Some(r) = &pkg.rollback {
+                lines.push(format!("sha256({}) = {}", r.rel.display(), r.sha256));
+            }
+            lines
+        }
+        "scope" => match &lint.scope {
+            Some(s) => vec![format!(
+                "{} derived operation(s) compared with {} declared, as multisets",
+                lint.migration.operations.len(),
+                s.declared.len()
+            )],
+            None => vec!["no [scope] section: the gate passes without a proof (not recommended)".into()],
+        },
+        "approvals" => vec![format!(
+            "{} distinct signer(s) from {}, SSH signatures (namespace sluice-approval) over this digest; operator may approve: {}",
+            pkg.approvals.required,
+            pkg.approvals.allowed_signers.as_ref().map_or("(no allowed_signers)".into(), |f| f.rel.display().to_string()),
+            pkg.approvals.operator_may_approve
+        )],
+        "rehearsal" => vec![if pkg.rehearsal.required {
+            "a passing record in rehearsals/ for this digest".into()
+        } else {
+            "not required by this package".into()
+        }],
+        "client-version" => vec![format!(
+            "pg_dump and pg_restore of major version ≥ the server's{}",
+            pkg.target.server_major.map(|m| format!(" ({m})")).unwrap_or_default()
+        )],
+        "backup-restorable" => {
+            if pkg.backup.required {
+                vec![
+                    format!("pg_dump -Fc -Z {} -f EVIDENCE/{}/STAMP-ENV/backup/{db}-STAMP.dump", pkg.backup.compress, pkg.info.id),
+                    "non-empty; pg_restore --list reads it; sha256 appended to SHA256SUMS".into(),
+                ]
+            } else {
+                vec![format!("no backup: {}", pkg.backup.reason.as_deref().unwrap_or(""))]
+            }
+        }
+        "pre-snapshots" => {
+            let mut lines = vec![
+                "schema/pre.json: tables, columns, indexes, constraints, triggers, functions, views, sequences, schemas from the catalogs".into(),
+                "counts/pre.json: exact row count of every table".into(),
+            ];
+            for p in &pkg.probes {
+                lines.push(format!(
+                    "probes/{}.pre.csv: SELECT {}, {} FROM {} ORDER BY {}",
+                    p.id, p.key.join(", "), p.columns.join(", "), p.table, p.key.join(", ")
+                ));
+            }
+            lines
+        }
+        "preflight" => vec![format!("read-only: {}", ids(&pkg.preflight))],
+        "backup-fresh" => vec![format!("backup age ≤ {} minutes when the migration starts", pkg.backup.max_age_minutes)],
+        "migration-atomic" => {
+            let mut lines = vec![
+                "BEGIN".to_string(),
+                format!("SET LOCAL lock_timeout = {}; SET LOCAL statement_timeout = {}", m.lock_timeout_ms, m.statement_timeout_ms),
+                format!("{} statement(s) of {} (its own BEGIN/COMMIT set aside)", lint.migration.operations.len().max(1), m.file.rel.display()),
+            ];
+            if let Some(expect) = &m.expect {
+                lines.push(format!("last statement's row must be: {expect}"));
+            }
+            lines.push("COMMIT only when it matches; otherwise ROLLBACK".into());
+            lines.push(format!("lock timeout: ROLLBACK and retry up to {} time(s) with backoff", m.lock_retries));
+            lines
+        }
+        "verification" => vec![format!("read-only: {}", ids(&pkg.verify))],
+        "schema-diff" => vec![format!(
+            "schema/post.json − schema/pre.json → schema/diff.json; removed or changed objects {}; ignored schemas: {}",
+            if pkg.schema_diff.allow_removed { "allowed" } else { "fail" },
+            if pkg.schema_diff.ignore_schemas.is_empty() { "none".into() } else { pkg.schema_diff.ignore_schemas.join(", ") }
+        )],
+        "probes" => pkg
+            .probes
+            .iter()
+            .map(|p| format!(
+                "{}: {} ({}) min/max/distinct before and after, rows changed/added/removed{}",
+                p.id, p.table, p.columns.join(", "),
+                p.expect_changed.map(|n| format!("; expect {n} changed")).unwrap_or_default()
+            ))
+            .collect(),
+        _ => vec![],
+    }
+}
+
+/// Evaluates identity and every preflight check on the target, each check in its own READ
+/// ONLY transaction.
+pub fn evaluate_live(pkg: &Package, target: &Target) -> Result<LiveEvaluation, TargetError> {
+    let mut client = target.connect()?;
+    let facts = target::identity(&mut client).map_err(|e| target.query_error(&e))?;
+    let identity = target::compare_identity(&pkg.target, &facts);
+    let preflight = pkg
+        .preflight
+        .iter()
+        .map(|check| evaluate_check(&mut client, check))
+        .collect();
+    Ok(LiveEvaluation {
+        target: target.to_string(),
+        facts,
+        identity,
+        preflight,
+    })
+}
+
+/// Runs one check read-only and compares it with its expectation.
+pub fn evaluate_check(client: &mut postgres::Client, check: &Check) -> CheckResult {
+    match &check.body {
+        CheckBody::CoveredBy { gate } => CheckResult {
+            id: check.id.clone(),
+            holds: true,
+            output: format!("covered by gate {gate}"),
+            detail: None,
+        },
+        CheckBody::Sql { sql, expect } => {
+            match target::read_only_query(client, sql, target::CHECK_TIMEOUT_MS) {
+                Ok(rows) => {
+                    let verdict = expect.compare(&rows);
+                    CheckResult {
+                        id: check.id.clone(),
+                        holds: verdict.is_ok(),
+                        output: rows.render(),
+                        detail: verdict.err(),
+                    }
+                }
+                Err(err) => CheckResult {
+                    id: check.id.clone(),
+                    holds: false,
+                    output: String::new(),
+                    detail: Some(target::pg_message(&err)),
+                },
+            }
+        }
+    }
+}
