@@ -27,3 +27,5 @@ pub mod scaffold;
 pub mod source;
 pub mod sql;
 pub mod target;
+pub mod approval;
+pub mod catalog;

@@ -1,0 +1,1 @@
+//! Catalog snapshots and structural diff (being written).
