@@ -50,6 +50,79 @@ pub enum Command {
         #[arg(short = 'o', long = "output")]
         output: Option<PathBuf>,
     },
+    /// Write an SSH-signed approval bound to the package digest into PKG/approvals/.
+    Approve {
+        package: PathBuf,
+        /// The signer's principal, as listed in allowed_signers (e.g. alice@example.com).
+        #[arg(long)]
+        signer: String,
+        /// The signer's OpenSSH private key file (unencrypted).
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long, value_enum)]
+        decision: DecisionArg,
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+    /// Run the gated pipeline: the only verb that changes the target.
+    Apply {
+        package: PathBuf,
+        #[arg(long)]
+        target: Option<String>,
+        /// The name of the environment (recorded in evidence; e.g. production).
+        #[arg(long)]
+        environment: String,
+        /// Who runs the change (separation of duties: may not be an approver unless allowed).
+        #[arg(long)]
+        operator: String,
+        /// Where evidence goes (default ./evidence).
+        #[arg(long, default_value = "evidence")]
+        evidence: PathBuf,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+        /// Folder with pg_dump/pg_restore, when the newest found is not the one to use.
+        #[arg(long)]
+        pg_dump_bindir: Option<PathBuf>,
+    },
+    /// Re-run the verify checks and compare the live schema with the last run's, read-only.
+    Verify {
+        package: PathBuf,
+        #[arg(long)]
+        target: Option<String>,
+        /// The run folder whose post snapshot is compared (default: the newest in --evidence).
+        #[arg(long)]
+        run: Option<PathBuf>,
+        #[arg(long, default_value = "evidence")]
+        evidence: PathBuf,
+    },
+    /// Evidence bundles.
+    Evidence {
+        #[command(subcommand)]
+        command: EvidenceCommand,
+    },
+    /// Run the reference package end to end on a throwaway PostgreSQL.
+    Demo {
+        /// Server binaries to use (default: PostgreSQL 16 if found, else the newest found).
+        #[arg(long)]
+        pg_bindir: Option<PathBuf>,
+        /// Where the demo writes its package copy, keys and evidence (kept afterwards).
+        #[arg(long, default_value = "sluice-demo")]
+        workdir: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EvidenceCommand {
+    /// Re-hash a run folder against SHA256SUMS and walk the ledger chain.
+    Check { run_dir: PathBuf },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum DecisionArg {
+    Pass,
+    PassWithNotes,
+    Reject,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

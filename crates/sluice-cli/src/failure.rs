@@ -11,7 +11,7 @@ pub struct Failure {
     pub code: u8,
     pub message: String,
     /// The gate whose refusal this is, when one.
-    pub gate: Option<&'static str>,
+    pub gate: Option<String>,
 }
 
 impl Failure {
@@ -23,11 +23,11 @@ impl Failure {
         }
     }
 
-    pub fn gate(gate: &'static str, code: u8, message: impl Into<String>) -> Self {
+    pub fn gate(gate: impl Into<String>, code: u8, message: impl Into<String>) -> Self {
         Failure {
             code,
             message: message.into(),
-            gate: Some(gate),
+            gate: Some(gate.into()),
         }
     }
 
@@ -41,7 +41,7 @@ impl Failure {
             });
             println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
         }
-        let label = match self.gate {
+        let label = match &self.gate {
             Some(gate) => format!("error[{gate}]"),
             None => "error".to_string(),
         };

@@ -15,17 +15,27 @@
 //! - [`cluster`]: throwaway PostgreSQL clusters;
 //! - [`scaffold`]: the starter package of `sluice init`.
 
+pub mod approval;
+pub mod backup;
+pub mod catalog;
 pub mod cluster;
 pub mod digest;
+pub mod evidence;
 pub mod expect;
+pub mod fault;
 pub mod gate;
 pub mod lint;
+pub mod migration;
 pub mod package;
+pub mod pipeline;
+pub mod probe;
 pub mod reference;
+pub mod rehearsal;
+pub mod rehearse;
+pub mod report;
 pub mod review;
+pub mod rollback;
 pub mod scaffold;
 pub mod source;
 pub mod sql;
 pub mod target;
-pub mod approval;
-pub mod catalog;

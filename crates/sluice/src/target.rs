@@ -275,8 +275,20 @@ pub fn compare_identity(spec: &TargetSpec, facts: &IdentityFacts) -> Vec<Identit
 
 /// Runs a query with the simple protocol and returns its text output.
 pub fn text_query(client: &mut Client, sql: &str) -> Result<TextRows, postgres::Error> {
+    Ok(collect_text_rows(client.simple_query(sql)?))
+}
+
+/// [`text_query`] inside a transaction.
+pub fn text_query_tx(
+    tx: &mut postgres::Transaction<'_>,
+    sql: &str,
+) -> Result<TextRows, postgres::Error> {
+    Ok(collect_text_rows(tx.simple_query(sql)?))
+}
+
+fn collect_text_rows(messages: Vec<SimpleQueryMessage>) -> TextRows {
     let mut result = TextRows::default();
-    for message in client.simple_query(sql)? {
+    for message in messages {
         match message {
             SimpleQueryMessage::RowDescription(cols) if result.columns.is_empty() => {
                 result.columns = cols.iter().map(|c| c.name().to_string()).collect();
@@ -294,7 +306,7 @@ pub fn text_query(client: &mut Client, sql: &str) -> Result<TextRows, postgres::
             _ => {}
         }
     }
-    Ok(result)
+    result
 }
 
 /// Runs one check in its own `BEGIN READ ONLY` transaction with a statement timeout, and always

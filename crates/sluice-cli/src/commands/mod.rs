@@ -1,6 +1,9 @@
 //! One function per verb: load, call the library, render, and choose the exit code.
 
-use crate::args::{Cli, Command, DenyLevel, ReviewFormat};
+mod apply;
+mod demo;
+
+use crate::args::{Cli, Command, DecisionArg, DenyLevel, EvidenceCommand, ReviewFormat};
 use crate::failure::Failure;
 use crate::render;
 use sluice::package::Package;
@@ -24,10 +27,47 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
             format,
             output,
         } => review(&package, target.as_deref(), format, output.as_deref(), json),
+        Command::Approve {
+            package,
+            signer,
+            key,
+            decision,
+            note,
+        } => approve(&package, &signer, &key, decision, &note, json),
+        Command::Apply {
+            package,
+            target,
+            environment,
+            operator,
+            evidence,
+            yes,
+            pg_dump_bindir,
+        } => {
+            let args = apply::ApplyArgs {
+                package,
+                target,
+                environment,
+                operator,
+                evidence,
+                yes,
+                pg_dump_bindir,
+            };
+            apply::apply(&args, json)
+        }
+        Command::Verify {
+            package,
+            target,
+            run,
+            evidence,
+        } => apply::verify(&package, target.as_deref(), run, &evidence, json),
+        Command::Evidence {
+            command: EvidenceCommand::Check { run_dir },
+        } => evidence_check(&run_dir, json),
+        Command::Demo { pg_bindir, workdir } => demo::demo(pg_bindir.as_deref(), &workdir, json),
     }
 }
 
-fn print_json(value: &serde_json::Value) {
+pub(crate) fn print_json(value: &serde_json::Value) {
     println!(
         "{}",
         serde_json::to_string_pretty(value).unwrap_or_default()
@@ -121,4 +161,74 @@ fn review(
         eprintln!("the target is not ready: identity or preflight does not hold (see §7)");
     }
     Ok(if live_holds { 0 } else { 3 })
+}
+
+fn approve(
+    dir: &Path,
+    signer: &str,
+    key: &Path,
+    decision: DecisionArg,
+    note: &str,
+    json: bool,
+) -> Result<u8, Failure> {
+    let pkg = Package::load(dir)?;
+    let digest = sluice::digest::package_digest(&pkg);
+    let decision = match decision {
+        DecisionArg::Pass => sluice::approval::Decision::Pass,
+        DecisionArg::PassWithNotes => sluice::approval::Decision::PassWithNotes,
+        DecisionArg::Reject => sluice::approval::Decision::Reject,
+    };
+    let approval = sluice::approval::sign(&pkg.info.id, &digest, signer, decision, note, key)
+        .map_err(|e| Failure::new(2, e.to_string()))?;
+    let path = approval
+        .write_into(&pkg.dir.join("approvals"))
+        .map_err(|e| Failure::new(1, e.to_string()))?;
+    if json {
+        print_json(
+            &serde_json::json!({ "ok": true, "approval": path, "digest": digest, "signer": signer, "decision": decision.to_string() }),
+        );
+    }
+    eprintln!(
+        "{signer} signed `{decision}` for {} at digest {digest}: {}",
+        pkg.info.id,
+        path.display()
+    );
+    Ok(0)
+}
+
+fn evidence_check(run_dir: &Path, json: bool) -> Result<u8, Failure> {
+    let report = sluice::evidence::check(run_dir).map_err(|e| {
+        Failure::new(
+            2,
+            format!("{}: not an evidence folder ({e})", run_dir.display()),
+        )
+    })?;
+    if json {
+        print_json(&serde_json::json!({ "ok": report.holds(), "check": report }));
+    }
+    for rel in &report.changed {
+        eprintln!("changed: {rel}");
+    }
+    for rel in &report.missing {
+        eprintln!("missing: {rel}");
+    }
+    for rel in &report.unlisted {
+        eprintln!("not in SHA256SUMS: {rel}");
+    }
+    for p in &report.loose_modes {
+        eprintln!("mode wider than 0600/0700: {p}");
+    }
+    for p in &report.ledger {
+        eprintln!("ledger: {p}");
+    }
+    if report.holds() {
+        eprintln!(
+            "evidence intact: {} file(s) match SHA256SUMS; the ledger chain holds",
+            report.files_checked
+        );
+        Ok(0)
+    } else {
+        eprintln!("evidence NOT intact: {}", run_dir.display());
+        Ok(1)
+    }
 }

@@ -1,0 +1,153 @@
+//! `sluice apply` and `sluice verify`.
+
+use crate::failure::Failure;
+use crate::progress::Terminal;
+use sluice::package::Package;
+use sluice::pipeline::{self, ApplyOptions};
+use sluice::target::Target;
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+pub struct ApplyArgs {
+    pub package: PathBuf,
+    pub target: Option<String>,
+    pub environment: String,
+    pub operator: String,
+    pub evidence: PathBuf,
+    pub yes: bool,
+    pub pg_dump_bindir: Option<PathBuf>,
+}
+
+/// Asks the operator to type the package id; refuses without a terminal unless --yes.
+pub fn confirm(
+    package_id: &str,
+    environment: &str,
+    target: &Target,
+    yes: bool,
+) -> Result<(), Failure> {
+    if yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(Failure::new(
+            2,
+            "no terminal to confirm on: pass --yes to apply without confirmation",
+        ));
+    }
+    eprint!("apply {package_id} to {environment} ({target})?\ntype the package id to confirm: ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(Failure::from)?;
+    if answer.trim() == package_id {
+        Ok(())
+    } else {
+        Err(Failure::new(3, "not confirmed: nothing was done"))
+    }
+}
+
+pub fn apply(args: &ApplyArgs, json: bool) -> Result<u8, Failure> {
+    let pkg = Package::load(&args.package)?;
+    let target = Target::resolve(args.target.as_deref())?;
+    confirm(&pkg.info.id, &args.environment, &target, args.yes)?;
+    let options = ApplyOptions {
+        environment: args.environment.clone(),
+        operator: args.operator.clone(),
+        evidence_root: args.evidence.clone(),
+        pg_dump_bindir: args.pg_dump_bindir.clone(),
+        rehearsal: false,
+    };
+    eprintln!(
+        "sluice apply {} → {} ({})",
+        pkg.info.id, args.environment, target
+    );
+    let outcome = pipeline::apply(&pkg, &target, &options, &Terminal::new())
+        .map_err(|e| Failure::new(3, format!("refused before anything ran: {e}")))?;
+    finish(&outcome, json)
+}
+
+/// Prints the end of a run and turns it into the exit code.
+pub fn finish(outcome: &pipeline::ApplyOutcome, json: bool) -> Result<u8, Failure> {
+    if json {
+        crate::commands::print_json(&serde_json::json!({
+            "ok": outcome.exit_code == 0,
+            "exit_code": outcome.exit_code,
+            "evidence": outcome.run_dir,
+            "run": outcome.record,
+        }));
+    }
+    if let Some(m) = outcome
+        .record
+        .migration
+        .as_ref()
+        .and_then(|m| m.last_row.as_ref())
+    {
+        eprintln!("trailing row: {}", m.render());
+    }
+    for p in &outcome.record.probes {
+        eprintln!("probe {}:\n  {}", p.id, p.render().replace('\n', "\n  "));
+    }
+    eprintln!("evidence: {}", outcome.run_dir.display());
+    match &outcome.failure {
+        None => {
+            eprintln!("done: every gate held");
+            Ok(0)
+        }
+        Some(f) => {
+            let failure = Failure::gate(f.gate.clone(), f.exit_code as u8, f.message.clone());
+            failure.print(false);
+            Ok(f.exit_code as u8)
+        }
+    }
+}
+
+pub fn verify(
+    dir: &Path,
+    target: Option<&str>,
+    run: Option<PathBuf>,
+    evidence: &Path,
+    json: bool,
+) -> Result<u8, Failure> {
+    let pkg = Package::load(dir)?;
+    let target = Target::resolve(target)?;
+    let run = run.or_else(|| pipeline::verify::latest_applied_run(evidence, &pkg.info.id));
+    let report = pipeline::verify::verify(&pkg, &target, run.as_deref())?;
+    if json {
+        crate::commands::print_json(&serde_json::json!({ "ok": report.holds, "verify": report }));
+    }
+    for c in &report.checks {
+        eprintln!(
+            "  {:<8} {}{}",
+            c.id,
+            if c.holds { "holds" } else { "FAILS" },
+            c.detail
+                .as_ref()
+                .map(|d| format!(": {d}"))
+                .unwrap_or_default()
+        );
+    }
+    match (&report.run, &report.drift) {
+        (Some(run), Some(drift)) if drift.is_empty() => {
+            eprintln!("schema: no drift since {}", run.display())
+        }
+        (Some(run), Some(drift)) => {
+            eprintln!("schema drift since {}:", run.display());
+            for o in &drift.added {
+                eprintln!("  added   {:?} {}", o.kind, o.key);
+            }
+            for o in &drift.removed {
+                eprintln!("  removed {:?} {}", o.kind, o.key);
+            }
+            for o in &drift.changed {
+                eprintln!("  changed {:?} {} ({})", o.kind, o.key, o.fields.join(", "));
+            }
+        }
+        _ => eprintln!(
+            "schema: no applied run found in {} to compare with (pass --run)",
+            evidence.display()
+        ),
+    }
+    Ok(if report.holds { 0 } else { 5 })
+}

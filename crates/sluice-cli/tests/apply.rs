@@ -1,0 +1,442 @@
+//! Every gate of the apply pipeline made to fail for real against a real PostgreSQL: the exit
+//! code of its phase, the gate id in the message, and (before COMMIT) a target left exactly as
+//! it was — schema and data.
+mod support;
+
+use support::*;
+
+/// Runs apply, expects `code` and `error[gate]`, and returns stderr.
+fn refused(ready: &Ready, conninfo: &str, code: i32, gate: &str) -> String {
+    let assert = apply_cmd(ready, conninfo).assert().code(code);
+    let stderr = stderr_of(&assert);
+    assert!(
+        stderr.contains(&format!("error[{gate}]")),
+        "want error[{gate}] in:\n{stderr}"
+    );
+    stderr
+}
+
+/// The gate refused before the migration: exit 3 and the target unchanged.
+fn refused_before(ready: &Ready, conninfo: &str, gate: &str) -> String {
+    let before = fingerprint(conninfo);
+    let stderr = refused(ready, conninfo, 3, gate);
+    assert_eq!(
+        before,
+        fingerprint(conninfo),
+        "the target changed although {gate} refused"
+    );
+    let run = run_json(&last_run(ready));
+    assert_eq!(run["failed_gate"], gate);
+    assert_eq!(run["migration_committed"], false);
+    stderr
+}
+
+#[test]
+fn the_reference_package_applies_with_every_gate_holding() {
+    let (cluster, conninfo) = fixture_target();
+    let ready = ready_package(&cluster);
+    approve_all(&ready);
+    let assert = apply_cmd(&ready, &conninfo).assert().success();
+    let stderr = stderr_of(&assert);
+    assert!(stderr.contains("tac_authority_draft=86 tac_authority_enacted=0 tac_authority_runtime=0 tac_authority_null=0 tac_format_v1=86 sandbox_authority_null=76 sandbox_format_v1=76 alias_table_present=1"), "{stderr}");
+    assert!(stderr.contains("updated_at: distinct 3 → 1"), "{stderr}");
+    assert!(stderr.contains("rows changed 86/86"), "{stderr}");
+    let run_dir = last_run(&ready);
+    let run = run_json(&run_dir);
+    assert_eq!(run["status"], "succeeded");
+    assert_eq!(run["steps"].as_array().unwrap().len(), 15);
+    // the evidence holds the restorable dump, the snapshots and the probe summary
+    let dump = std::fs::read_dir(run_dir.join("backup"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let listing = std::process::Command::new("pg_restore")
+        .arg("--list")
+        .arg(&dump)
+        .output()
+        .unwrap();
+    assert!(listing.status.success());
+    for rel in [
+        "schema/pre.json",
+        "schema/post.json",
+        "schema/diff.json",
+        "counts/pre.json",
+        "counts/post.json",
+        "probes/tac-updated-at.pre.csv",
+        "probes/tac-updated-at.post.csv",
+        "report.md",
+        "log.jsonl",
+        "SHA256SUMS",
+    ] {
+        assert!(run_dir.join(rel).is_file(), "{rel} missing");
+    }
+    let summary: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(run_dir.join("probes/tac-updated-at.summary.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(summary["rows"]["changed"], 86);
+    assert_eq!(summary["pre"]["columns"][0]["distinct"], 3);
+    assert_eq!(summary["post"]["columns"][0]["distinct"], 1);
+    let sums = read(&run_dir, "SHA256SUMS");
+    assert!(sums.contains(&format!(
+        "  backup/{}",
+        dump.file_name().unwrap().to_string_lossy()
+    )));
+    sluice()
+        .args(["evidence", "check"])
+        .arg(&run_dir)
+        .assert()
+        .success();
+    // a second apply is refused by preflight: the change is already there
+    let again = refused(&ready, &conninfo, 3, "preflight");
+    assert!(again.contains("P-5"), "{again}");
+}
+
+#[test]
+fn exclusive_run_refuses_a_second_apply_at_once() {
+    let (cluster, conninfo) = fixture_target();
+    let ready = ready_package(&cluster);
+    approve_all(&ready);
+    let mut holder = postgres::Client::connect(&conninfo, postgres::NoTls).unwrap();
+    let key = sluice::pipeline::lock_key("dot-iu-cutter-v0.2-phase-alpha");
+    holder
+        .execute("SELECT pg_advisory_lock($1)", &[&key])
+        .unwrap();
+    let started = std::time::Instant::now();
+    let stderr = refused_before(&ready, &conninfo, "exclusive-run");
+    assert!(
+        started.elapsed().as_secs() < 10,
+        "it waited instead of refusing"
+    );
+    assert!(stderr.contains("holds the lock"), "{stderr}");
+    assert!(stderr.contains("held by pid"), "{stderr}");
+}
+
+#[test]
+fn target_identity_refuses_another_database() {
+    let (cluster, conninfo) = fixture_target();
+    let ready = ready_package(&cluster);
+    edit_manifest(
+        &ready.dir,
+        "database = \"directus\"",
+        "database = \"directus_prod\"",
+    );
+    approve_all(&ready);
+    let stderr = refused_before(&ready, &conninfo, "target-identity");
+    assert!(
+        stderr.contains("database is directus but must be directus_prod"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn target_identity_refuses_a_rehearsal_cluster_as_a_named_environment() {
+    let (cluster, conninfo) = fixture_target_with(vec![("sluice.rehearsal".into(), "on".into())]);
+    let ready = ready_package(&cluster);
+    approve_all(&ready);
+    let stderr = refused_before(&ready, &conninfo, "target-identity");
+    assert!(stderr.contains("sluice.rehearsal = on"), "{stderr}");
+}
+
+#[test]
+fn sql_integrity_refuses_edited_sql() {
+    let (cluster, conninfo) = fixture_target();
+    let ready = ready_package(&cluster);
+    let sql = read(&ready.dir, MIGRATION);
+    write(
+        &ready.dir,
+        MIGRATION,
+        &sql.replacen("-- Step1", "-- Step1 (edited after review)", 1),
+    );
+    approve_all(&ready);
+    let stderr = refused_before(&ready, &conninfo, "sql-integrity");
+    assert!(stderr.contains("the manifest pins"), "{stderr}");
+}
+
+#[test]
+fn scope_refuses_an_undeclared_operation() {
+    let (cluster, conninfo) = fixture_target();
+    let ready = ready_package(&cluster);
+    edit_pinned(&ready.dir, MIGRATION, |sql| {
+        sql.replacen(
+            "-- Step8",
+            "DROP TABLE cutter_governance.verify_result;\n-- Step8",
+            1,
+        )
+    });
+    approve_all(&ready);
+    let stderr = refused_before(&ready, &conninfo, "scope");
+    assert!(
+        stderr.contains("out of scope: drop_table cutter_governance.verify_result"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn approvals_refuses_too_few_or_the_operators_own() {
+    let (cluster, conninfo) = fixture_target();
+    let ready = ready_package(&cluster);
+    let stderr = refused_before(&ready, &conninfo, "approvals");
+    assert!(stderr.contains("0 of 2"), "{stderr}");
+    approve_all(&ready);
+    let mut cmd = sluice();
+    cmd.arg("apply")
+        .arg(&ready.dir)
+        .args([
+            "--target",
+            &conninfo,
+            "--environment",
+            "production",
+            "--operator",
+            "alice@example.com",
+            "--yes",
+            "--evidence",
+        ])
+        .arg(ready.tmp.path().join("evidence"));
+    let before = fingerprint(&conninfo);
+    let assert = cmd.assert().code(3);
+    let stderr = stderr_of(&assert);
+    assert!(
+        stderr.contains("error[approvals]") && stderr.contains("separation of duties"),
+        "{stderr}"
+    );
+    assert_eq!(before, fingerprint(&conninfo));
+}
+
+#[test]
+fn approvals_refuses_an_approval_of_another_digest() {
+    let (cluster, conninfo) = fixture_target();
+    let ready = ready_package(&cluster);
+    approve_all(&ready);
+    edit_manifest(&ready.dir, "lock_retries = 3", "lock_retries = 2");
+    let stderr = refused_before(&ready, &conninfo, "approvals");
+    assert!(stderr.contains("stale"), "{stderr}");
+}
+
+#[test]
+fn rehearsal_is_required_for_this_digest() {
+    let (cluster, conninfo) = fixture_target();
+    let ready = ready_package(&cluster);
+    edit_manifest(
+        &ready.dir,
+        "[rehearsal]\nrequired = false",
+        "[rehearsal]\nrequired = true",
+    );
+    approve_all(&ready);
+    let stderr = refused_before(&ready, &conninfo, "rehearsal");
+    assert!(stderr.contains("sluice rehearse"), "{stderr}");
+}
+
+#[test]
+fn client_version_refuses_when_no_pg_dump_is_there() {
+    let (cluster, conninfo) = fixture_target();
+    let ready = ready_package(&cluster);
+    approve_all(&ready);
+    let empty = ready.tmp.path().join("no-tools");
+    std::fs::create_dir_all(&empty).unwrap();
+    let before = fingerprint(&conninfo);
+    let assert = apply_cmd(&ready, &conninfo)
+        .arg("--pg-dump-bindir")
+        .arg(&empty)
+        .assert()
+        .code(3);
+    let stderr = stderr_of(&assert);
+    assert!(
+        stderr.contains("error[client-version]") && stderr.contains("no pg_dump/pg_restore found"),
+        "{stderr}"
+    );
+    assert_eq!(before, fingerprint(&conninfo));
+}
+
+#[test]
+fn backup_restorable_refuses_when_pg_dump_cannot_read_everything() {
+    // the seed's own warning: the directus role cannot dump cutter_governance
+    let (cluster, conninfo) = fixture_target();
+    let mut admin = cluster.connect("directus").unwrap();
+    admin
+        .batch_execute("CREATE ROLE directus_app LOGIN; GRANT USAGE ON SCHEMA public, sandbox_tac, cutter_governance TO directus_app; GRANT SELECT ON ALL TABLES IN SCHEMA public, sandbox_tac TO directus_app;")
+        .unwrap();
+    let app = cluster.conninfo("directus", "directus_app");
+    let ready = ready_package(&cluster);
+    edit_manifest(
+        &ready.dir,
+        "role = \"workflow_admin\"",
+        "role = \"directus_app\"",
+    );
+    approve_all(&ready);
+    let before = fingerprint(&conninfo);
+    let stderr = refused(&ready, &app, 3, "backup-restorable");
+    assert!(stderr.contains("permission denied"), "{stderr}");
+    assert_eq!(before, fingerprint(&conninfo));
+}
+
+#[test]
+fn preflight_refuses_a_failing_check() {
+    let (cluster, conninfo) = fixture_target();
+    let ready = ready_package(&cluster);
+    edit_manifest(&ready.dir, "expect = 86", "expect = 85");
+    approve_all(&ready);
+    let stderr = refused_before(&ready, &conninfo, "preflight");
+    assert!(stderr.contains("P-8: expected 85, got '86'"), "{stderr}");
+}
+
+#[test]
+fn backup_fresh_refuses_an_old_backup() {
+    let (cluster, conninfo) = fixture_target();
+    let ready = ready_package(&cluster);
+    approve_all(&ready);
+    let before = fingerprint(&conninfo);
+    let assert = apply_cmd(&ready, &conninfo)
+        .env("SLUICE_FAULT_BACKUP_AGE_S", "3601")
+        .assert()
+        .code(3);
+    let stderr = stderr_of(&assert);
+    assert!(
+        stderr.contains("error[backup-fresh]") && stderr.contains("max_age_minutes = 60"),
+        "{stderr}"
+    );
+    assert_eq!(before, fingerprint(&conninfo));
+}
+
+#[test]
+fn migration_atomic_rolls_back_when_the_trailing_row_does_not_match() {
+    let (cluster, conninfo) = fixture_target();
+    let ready = ready_package(&cluster);
+    edit_manifest(
+        &ready.dir,
+        "tac_authority_draft = 86",
+        "tac_authority_draft = 85",
+    );
+    approve_all(&ready);
+    let before = fingerprint(&conninfo);
+    let stderr = refused(&ready, &conninfo, 4, "migration-atomic");
+    assert!(
+        stderr.contains("tac_authority_draft: expected 85, got '86'"),
+        "{stderr}"
+    );
+    assert_eq!(
+        before,
+        fingerprint(&conninfo),
+        "a rolled-back migration changed the target"
+    );
+    assert_eq!(run_json(&last_run(&ready))["migration_committed"], false);
+}
+
+#[test]
+fn migration_atomic_rolls_back_a_failing_statement_and_names_its_line() {
+    let (cluster, conninfo) = fixture_target();
+    let ready = ready_package(&cluster);
+    edit_pinned(&ready.dir, MIGRATION, |sql| {
+        sql.replacen("(alias_kind);", "(alias_kindd);", 1)
+    });
+    approve_all(&ready);
+    let before = fingerprint(&conninfo);
+    let stderr = refused(&ready, &conninfo, 4, "migration-atomic");
+    // PostgreSQL gives no position for this error: the statement's own line is named
+    assert!(stderr.contains("phase-alpha-r2.sql:67:1"), "{stderr}");
+    assert!(
+        stderr.contains("alias_kindd") && stderr.contains("42703"),
+        "{stderr}"
+    );
+    assert_eq!(before, fingerprint(&conninfo));
+}
+
+#[test]
+fn migration_atomic_retries_lock_timeouts_then_gives_up() {
+    let (cluster, conninfo) = fixture_target();
+    let ready = ready_package(&cluster);
+    edit_manifest(
+        &ready.dir,
+        "lock_timeout_ms = 5000",
+        "lock_timeout_ms = 200",
+    );
+    edit_manifest(&ready.dir, "lock_retries = 3", "lock_retries = 2");
+    approve_all(&ready);
+    let mut blocker = postgres::Client::connect(&conninfo, postgres::NoTls).unwrap();
+    blocker
+        .batch_execute("BEGIN; LOCK TABLE sandbox_tac.logical_unit IN ACCESS SHARE MODE;")
+        .unwrap();
+    let before = fingerprint(&conninfo);
+    let started = std::time::Instant::now();
+    let stderr = refused(&ready, &conninfo, 4, "migration-atomic");
+    assert!(started.elapsed().as_secs() < 30);
+    assert!(
+        stderr.contains("gave up after 3 attempt(s)") && stderr.contains("55P03"),
+        "{stderr}"
+    );
+    let log = read(&last_run(&ready), "log.jsonl");
+    assert_eq!(log.matches("\"migration.attempt\"").count(), 3, "{log}");
+    blocker.batch_execute("ROLLBACK").unwrap();
+    assert_eq!(before, fingerprint(&conninfo));
+}
+
+#[test]
+fn verification_fails_after_commit_with_exit_5() {
+    let (cluster, conninfo) = fixture_target();
+    let ready = ready_package(&cluster);
+    edit_manifest(&ready.dir, "total = 86 }", "total = 87 }");
+    approve_all(&ready);
+    let stderr = refused(&ready, &conninfo, 5, "verification");
+    assert!(stderr.contains("V-α-3"), "{stderr}");
+    let run = run_json(&last_run(&ready));
+    assert_eq!(run["migration_committed"], true);
+    let report = read(&last_run(&ready), "report.md");
+    assert!(
+        report.contains("COMMITTED; `sluice rollback` is available"),
+        "{report}"
+    );
+}
+
+#[test]
+fn schema_diff_fails_on_an_object_no_operation_explains() {
+    let (cluster, conninfo) = fixture_target();
+    let mut admin = cluster.connect("directus").unwrap();
+    admin
+        .batch_execute("CREATE FUNCTION public.sneaky() RETURNS int LANGUAGE plpgsql AS $$ BEGIN CREATE TABLE public.sneaky_side_table (x int); RETURN 1; END $$;")
+        .unwrap();
+    let ready = ready_package(&cluster);
+    edit_pinned(&ready.dir, MIGRATION, |sql| {
+        sql.replacen("-- Step8", "SELECT public.sneaky();\n-- Step8", 1)
+    });
+    approve_all(&ready);
+    let stderr = refused(&ready, &conninfo, 5, "schema-diff");
+    assert!(stderr.contains("public.sneaky_side_table"), "{stderr}");
+}
+
+#[test]
+fn probes_fail_when_rows_changed_differs_from_the_expectation() {
+    let (cluster, conninfo) = fixture_target();
+    let ready = ready_package(&cluster);
+    edit_manifest(&ready.dir, "expect_changed = 86", "expect_changed = 0");
+    approve_all(&ready);
+    let stderr = refused(&ready, &conninfo, 5, "probes");
+    assert!(stderr.contains("rows changed 86/86"), "{stderr}");
+}
+
+#[test]
+fn apply_without_a_terminal_or_yes_is_refused_before_anything() {
+    let (cluster, conninfo) = fixture_target();
+    let ready = ready_package(&cluster);
+    approve_all(&ready);
+    let before = fingerprint(&conninfo);
+    sluice()
+        .arg("apply")
+        .arg(&ready.dir)
+        .args([
+            "--target",
+            &conninfo,
+            "--environment",
+            "production",
+            "--operator",
+            "carol@example.com",
+        ])
+        .arg("--evidence")
+        .arg(ready.tmp.path().join("evidence"))
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("--yes"));
+    assert_eq!(before, fingerprint(&conninfo));
+    assert!(!ready.tmp.path().join("evidence").exists());
+}

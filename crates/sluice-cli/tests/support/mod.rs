@@ -1,0 +1,193 @@
+//! Helpers shared by the CLI's integration tests: copies of the reference package to edit, and
+//! the real `sluice` binary.
+#![allow(dead_code)]
+
+use assert_cmd::Command;
+use sluice::digest::sha256_hex;
+use std::path::{Path, PathBuf};
+use tempfile::TempDir;
+
+pub const MIGRATION: &str = "sql/phase-alpha-r2.sql";
+pub const ROLLBACK: &str = "sql/phase-alpha-r2-rollback.sql";
+
+pub fn sluice() -> Command {
+    let mut cmd = Command::cargo_bin("sluice").unwrap();
+    cmd.env("NO_COLOR", "1");
+    cmd
+}
+
+/// A fresh copy of the reference package in a temporary folder.
+pub fn reference_copy() -> (TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("phase-alpha");
+    std::fs::create_dir_all(&dir).unwrap();
+    sluice::reference::write_package(&dir).unwrap();
+    (tmp, dir)
+}
+
+pub fn read(dir: &Path, rel: &str) -> String {
+    std::fs::read_to_string(dir.join(rel)).unwrap()
+}
+
+pub fn write(dir: &Path, rel: &str, text: &str) {
+    std::fs::write(dir.join(rel), text).unwrap();
+}
+
+/// Edits a file of the package and pins its new sha256 in the manifest.
+pub fn edit_pinned(dir: &Path, rel: &str, edit: impl FnOnce(&str) -> String) {
+    let old = read(dir, rel);
+    let new = edit(&old);
+    assert_ne!(old, new, "the edit changed nothing");
+    write(dir, rel, &new);
+    let manifest =
+        read(dir, "sluice.toml").replace(&sha256_hex(old.as_bytes()), &sha256_hex(new.as_bytes()));
+    write(dir, "sluice.toml", &manifest);
+}
+
+/// Replaces text in the manifest, asserting that it was there.
+pub fn edit_manifest(dir: &Path, from: &str, to: &str) {
+    let text = read(dir, "sluice.toml");
+    assert!(text.contains(from), "manifest has no `{from}`");
+    write(dir, "sluice.toml", &text.replacen(from, to, 1));
+}
+
+/// The 1-based line of the first occurrence of `needle` in the manifest.
+pub fn manifest_line(dir: &Path, needle: &str) -> usize {
+    let text = read(dir, "sluice.toml");
+    text[..text.find(needle).expect("needle in manifest")]
+        .matches('\n')
+        .count()
+        + 1
+}
+
+/// A throwaway cluster with the seed's production state; the target's conninfo.
+pub fn fixture_target() -> (sluice::cluster::Cluster, String) {
+    fixture_target_with(Vec::new())
+}
+
+/// The same, with extra server settings (e.g. the rehearsal marker).
+pub fn fixture_target_with(settings: Vec<(String, String)>) -> (sluice::cluster::Cluster, String) {
+    let explicit = std::env::var_os("SLUICE_TEST_PG_BINDIR").map(PathBuf::from);
+    let bins = sluice::cluster::find_server(explicit.as_deref(), None)
+        .expect("PostgreSQL server binaries");
+    let mut options = sluice::cluster::ClusterOptions::new(bins);
+    options.settings = settings;
+    let cluster = sluice::cluster::Cluster::start(options).expect("cluster starts");
+    let conninfo = sluice::reference::prepare_target(&cluster).expect("fixture loads");
+    (cluster, conninfo)
+}
+
+pub const SIGNERS: [&str; 2] = ["alice@example.com", "bob@example.com"];
+
+/// A copy of the reference package ready to apply on a test cluster: server_major pinned to the
+/// cluster's, two reviewer keys in allowed_signers, and (unless `rehearsal`) the rehearsal gate
+/// turned off so each gate can be tested alone. Call [`approve_all`] after the last edit.
+pub struct Ready {
+    pub tmp: TempDir,
+    pub dir: PathBuf,
+    pub keys: PathBuf,
+}
+
+pub fn ready_package(cluster: &sluice::cluster::Cluster) -> Ready {
+    let (tmp, dir) = reference_copy();
+    edit_manifest(
+        &dir,
+        "server_major = 16",
+        &format!("server_major = {}", cluster.binaries().major),
+    );
+    edit_manifest(
+        &dir,
+        "[rehearsal]\nrequired = true",
+        "[rehearsal]\nrequired = false",
+    );
+    let keys = tmp.path().join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    let mut signers = String::new();
+    for name in SIGNERS {
+        let key = sluice::approval::generate_ed25519(&keys.join(name), name).unwrap();
+        signers.push_str(&sluice::approval::allowed_signers_line(name, &key));
+        signers.push('\n');
+    }
+    write(&dir, "allowed_signers", &signers);
+    Ready { tmp, dir, keys }
+}
+
+/// Both reviewers approve the package as it is now (through the real `sluice approve`).
+pub fn approve_all(ready: &Ready) {
+    let _ = std::fs::remove_dir_all(ready.dir.join("approvals"));
+    for name in SIGNERS {
+        sluice()
+            .arg("approve")
+            .arg(&ready.dir)
+            .args(["--signer", name, "--decision", "pass", "--key"])
+            .arg(ready.keys.join(name))
+            .assert()
+            .success();
+    }
+}
+
+/// `sluice apply` on the ready package, with its own evidence folder.
+pub fn apply_cmd(ready: &Ready, conninfo: &str) -> Command {
+    let mut cmd = sluice();
+    cmd.arg("apply")
+        .arg(&ready.dir)
+        .args([
+            "--target",
+            conninfo,
+            "--environment",
+            "production",
+            "--operator",
+            "carol@example.com",
+            "--yes",
+            "--evidence",
+        ])
+        .arg(ready.tmp.path().join("evidence"));
+    cmd
+}
+
+/// The target's schema (catalog snapshot) and every fixture table's rows, as one string: equal
+/// strings mean an unchanged target.
+pub fn fingerprint(conninfo: &str) -> String {
+    let mut client = postgres::Client::connect(conninfo, postgres::NoTls).unwrap();
+    let schema = sluice::catalog::snapshot(&mut client, &[]).unwrap();
+    let mut out = serde_json::to_string(&schema).unwrap();
+    let tables: Vec<String> = client
+        .query(
+            "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    for table in tables {
+        let row = client
+            .query_one(&format!("SELECT count(*)::text || ':' || coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), '') FROM {table} t"), &[])
+            .unwrap();
+        out.push_str(&format!("\n{table} {}", row.get::<_, String>(0)));
+    }
+    out
+}
+
+/// The stderr of an assert as text.
+pub fn stderr_of(assert: &assert_cmd::assert::Assert) -> String {
+    String::from_utf8(assert.get_output().stderr.clone()).unwrap()
+}
+
+/// The run folder the last apply wrote.
+pub fn last_run(ready: &Ready) -> PathBuf {
+    let root = ready
+        .tmp
+        .path()
+        .join("evidence/dot-iu-cutter-v0.2-phase-alpha");
+    let mut runs: Vec<PathBuf> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    runs.sort();
+    runs.pop().unwrap()
+}
+
+pub fn run_json(run_dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(run_dir.join("run.json")).unwrap()).unwrap()
+}

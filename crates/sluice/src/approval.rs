@@ -1,1 +1,0 @@
-//! Signed approvals (being written).

@@ -1,0 +1,297 @@
+//! Backups with PostgreSQL's own tools: choosing a `pg_dump`/`pg_restore` at least as new as the
+//! server (the `client-version` gate), a custom-format dump streamed into the evidence folder and
+//! hashed as it is written, and the proof that `pg_restore --list` reads it
+//! (`backup-restorable`). The password reaches the tools through a 0600 passfile, never the
+//! command line.
+
+use crate::target::Target;
+use sha2::{Digest, Sha256};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// `pg_dump` and `pg_restore` from one folder, with their version.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ClientTools {
+    pub bindir: PathBuf,
+    pub version: String,
+    pub major: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    #[error("no pg_dump/pg_restore found (looked in {0}); install the PostgreSQL client tools or pass --pg-dump-bindir DIR")]
+    NoTools(String),
+    #[error("{0}")]
+    TooOld(String),
+    #[error("pg_dump failed: {0}")]
+    Dump(String),
+    #[error("the dump is empty (0 bytes)")]
+    Empty,
+    #[error("pg_restore --list cannot read the dump: {0}")]
+    NotRestorable(String),
+    #[error("backup I/O on {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Reads `pg_dump --version` of a folder holding both tools.
+fn inspect(bindir: &Path) -> Option<ClientTools> {
+    if !bindir.join("pg_dump").is_file() || !bindir.join("pg_restore").is_file() {
+        return None;
+    }
+    let out = Command::new(bindir.join("pg_dump"))
+        .arg("--version")
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let version = text
+        .split(')')
+        .nth(1)?
+        .split_whitespace()
+        .next()?
+        .to_string();
+    let major = version.split('.').next()?.parse().ok()?;
+    Some(ClientTools {
+        bindir: bindir.to_path_buf(),
+        version,
+        major,
+    })
+}
+
+/// Every folder that may hold client tools: the explicit one only when given, else the server
+/// binary candidates (SLUICE_PG_BINDIR, pg_config, /usr/lib/postgresql/*, PATH).
+fn candidates(explicit: Option<&Path>) -> Vec<PathBuf> {
+    match explicit {
+        Some(dir) => vec![dir.to_path_buf()],
+        None => crate::cluster::candidates(None)
+            .into_iter()
+            .map(|(d, _)| d)
+            .collect(),
+    }
+}
+
+/// The newest client tools found; the `client-version` gate then compares with the server.
+pub fn find_tools(explicit: Option<&Path>) -> Result<ClientTools, BackupError> {
+    let dirs = candidates(explicit);
+    let mut best: Option<ClientTools> = None;
+    for tools in dirs.iter().filter_map(|d| inspect(d)) {
+        // the first found wins among equals: the explicit or configured folder before PATH
+        if best
+            .as_ref()
+            .is_none_or(|b| version_key(&tools.version) > version_key(&b.version))
+        {
+            best = Some(tools);
+        }
+    }
+    best.ok_or_else(|| {
+        BackupError::NoTools(
+            dirs.iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        )
+    })
+}
+
+/// `16.13` → (16, 13), for comparing versions numerically.
+fn version_key(version: &str) -> (u32, u32) {
+    let mut parts = version
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|p| p.parse().ok());
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+}
+
+/// The `client-version` gate: tools at least as new as the server's major version.
+pub fn check_version(
+    tools: &ClientTools,
+    server_major: u32,
+    server_version: &str,
+) -> Result<(), BackupError> {
+    if tools.major >= server_major {
+        return Ok(());
+    }
+    Err(BackupError::TooOld(format!(
+        "{} is version {}, older than the server ({server_version}); pg_dump/pg_restore of major version {server_major} or newer are needed (`scripts/pg-install {server_major}` or Debian's postgresql-client-{server_major}, then --pg-dump-bindir DIR)",
+        tools.bindir.join("pg_dump").display(),
+        tools.version
+    )))
+}
+
+/// The environment that points a libpq tool at the target, with the password in a 0600
+/// passfile that lives as long as the returned guard.
+pub struct ToolEnv {
+    pub vars: Vec<(String, String)>,
+    _passfile: Option<tempfile::NamedTempFile>,
+}
+
+pub fn tool_env(target: &Target) -> std::io::Result<ToolEnv> {
+    let config = target.config();
+    let mut vars = Vec::new();
+    if let Some(host) = config.get_hosts().first() {
+        let host = match host {
+            postgres::config::Host::Tcp(h) => h.clone(),
+            postgres::config::Host::Unix(p) => p.display().to_string(),
+        };
+        vars.push(("PGHOST".to_string(), host));
+    }
+    if let Some(port) = config.get_ports().first() {
+        vars.push(("PGPORT".into(), port.to_string()));
+    }
+    if let Some(user) = config.get_user() {
+        vars.push(("PGUSER".into(), user.to_string()));
+    }
+    vars.push(("PGDATABASE".into(), target.dbname().to_string()));
+    vars.push(("PGAPPNAME".into(), "sluice".into()));
+    let passfile = match target.password() {
+        Some(pw) => {
+            let mut file = tempfile::Builder::new()
+                .prefix("sluice-pgpass-")
+                .tempfile()?;
+            let pw = String::from_utf8_lossy(pw)
+                .replace('\\', "\\\\")
+                .replace(':', "\\:");
+            writeln!(file, "*:*:*:*:{pw}")?;
+            file.flush()?;
+            vars.push(("PGPASSFILE".into(), file.path().display().to_string()));
+            Some(file)
+        }
+        None => None,
+    };
+    Ok(ToolEnv {
+        vars,
+        _passfile: passfile,
+    })
+}
+
+/// A command for a client tool with the target's environment and nothing else of libpq's.
+pub fn tool_command(tools: &ClientTools, name: &str, env: &ToolEnv) -> Command {
+    let mut cmd = Command::new(tools.bindir.join(name));
+    for key in [
+        "PGPASSWORD",
+        "PGHOST",
+        "PGPORT",
+        "PGUSER",
+        "PGDATABASE",
+        "PGSERVICE",
+        "PGOPTIONS",
+    ] {
+        cmd.env_remove(key);
+    }
+    cmd.envs(env.vars.iter().map(|(k, v)| (k, v)));
+    cmd.stdin(Stdio::null());
+    cmd
+}
+
+/// What the backup step produced.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DumpInfo {
+    pub path: PathBuf,
+    pub bytes: u64,
+    pub sha256: String,
+    /// Entries `pg_restore --list` read from the dump's table of contents.
+    pub toc_entries: usize,
+    pub pg_dump: String,
+}
+
+/// Dumps the target in custom format into `file` (already created 0600), hashing while
+/// streaming; then proves that `pg_restore --list` reads it.
+pub fn dump(
+    tools: &ClientTools,
+    target: &Target,
+    compress: u8,
+    path: &Path,
+    mut file: std::fs::File,
+    progress: &dyn Fn(u64),
+) -> Result<DumpInfo, BackupError> {
+    let env = tool_env(target).map_err(|source| BackupError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut child = tool_command(tools, "pg_dump", &env)
+        .args([
+            "--format=custom",
+            &format!("--compress={compress}"),
+            "--no-password",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            BackupError::Dump(format!(
+                "cannot start {}: {e}",
+                tools.bindir.join("pg_dump").display()
+            ))
+        })?;
+    let mut stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| BackupError::Dump("no stdout".into()))?;
+    let mut hasher = Sha256::new();
+    let mut bytes = 0u64;
+    let mut buf = vec![0u8; 1 << 16];
+    let io = |source| BackupError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    loop {
+        let n = stdout.read(&mut buf).map_err(io)?;
+        if n == 0 {
+            break;
+        }
+        file.write_all(&buf[..n]).map_err(io)?;
+        hasher.update(&buf[..n]);
+        bytes += n as u64;
+        progress(bytes);
+    }
+    file.sync_all().map_err(io)?;
+    let out = child.wait_with_output().map_err(io)?;
+    if !out.status.success() {
+        return Err(BackupError::Dump(
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        ));
+    }
+    if bytes == 0 {
+        return Err(BackupError::Empty);
+    }
+    let toc_entries = restore_list(tools, path)?;
+    Ok(DumpInfo {
+        path: path.to_path_buf(),
+        bytes,
+        sha256: hex::encode(hasher.finalize()),
+        toc_entries,
+        pg_dump: format!(
+            "{} ({})",
+            tools.bindir.join("pg_dump").display(),
+            tools.version
+        ),
+    })
+}
+
+/// Runs `pg_restore --list` on a dump; the number of table-of-contents entries.
+pub fn restore_list(tools: &ClientTools, dump: &Path) -> Result<usize, BackupError> {
+    let out = Command::new(tools.bindir.join("pg_restore"))
+        .arg("--list")
+        .arg(dump)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| BackupError::NotRestorable(e.to_string()))?;
+    if !out.status.success() {
+        return Err(BackupError::NotRestorable(
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        ));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !text.contains("; Archive created at") {
+        return Err(BackupError::NotRestorable(
+            "no archive header in the listing".into(),
+        ));
+    }
+    Ok(text
+        .lines()
+        .filter(|l| !l.starts_with(';') && !l.trim().is_empty())
+        .count())
+}

@@ -1,0 +1,249 @@
+//! Running the migration (the `migration-atomic` gate): sluice owns the transaction, sets
+//! `lock_timeout`/`statement_timeout` with SET LOCAL before the first statement, runs the
+//! statements, compares `[migration.expect]` with the last statement's row, and only then
+//! commits. The commit needs an [`ExpectationsHeld`] token that only a successful comparison
+//! makes, so "commit without checked expectations" cannot be written. A lock timeout rolls
+//! back and retries with backoff; every attempt is recorded.
+
+use crate::expect::{Expectation, TextRows};
+use crate::source::SourceFile;
+use crate::sql::Statement;
+use crate::target::pg_message;
+use serde::Serialize;
+use std::time::{Duration, Instant};
+
+/// SQLSTATE 55P03: lock_not_available, what `lock_timeout` raises.
+const LOCK_NOT_AVAILABLE: &str = "55P03";
+
+/// Proof that the expectations were compared and held; only [`check_expectations`] makes one.
+pub struct ExpectationsHeld(());
+
+/// How the migration should run.
+pub struct MigrationRun<'a> {
+    pub source: &'a SourceFile,
+    pub statements: &'a [Statement],
+    pub expect: Option<&'a Expectation>,
+    pub lock_timeout_ms: u64,
+    pub statement_timeout_ms: u64,
+    pub lock_retries: u32,
+}
+
+/// One attempt, for the evidence.
+#[derive(Debug, Clone, Serialize)]
+pub struct Attempt {
+    pub number: u32,
+    pub outcome: String,
+    pub detail: String,
+    pub duration_ms: u128,
+}
+
+/// The migration's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct MigrationReport {
+    pub committed: bool,
+    pub attempts: Vec<Attempt>,
+    /// The last statement's rows (the seed's trailing SELECT).
+    pub last_row: Option<TextRows>,
+    /// Why it did not commit.
+    pub failure: Option<String>,
+    /// How long the committed attempt held its locks (BEGIN to COMMIT), in ms.
+    pub lock_holding_ms: Option<u128>,
+}
+
+enum AttemptError {
+    LockTimeout(String),
+    Failed(String),
+}
+
+/// Compares the last row with the expectation; the token is the only way to COMMIT.
+pub fn check_expectations(
+    expect: Option<&Expectation>,
+    last: Option<&TextRows>,
+) -> Result<ExpectationsHeld, String> {
+    match (expect, last) {
+        (None, _) => Ok(ExpectationsHeld(())),
+        (Some(e), Some(rows)) => e.compare(rows).map(|_| ExpectationsHeld(())),
+        (Some(_), None) => {
+            Err("[migration.expect] is set but the migration has no statements".into())
+        }
+    }
+}
+
+/// Commits a transaction whose expectations held.
+fn commit(tx: postgres::Transaction<'_>, _held: ExpectationsHeld) -> Result<(), postgres::Error> {
+    tx.commit()
+}
+
+/// Runs the migration in one transaction, retrying lock timeouts.
+pub fn run_single(
+    client: &mut postgres::Client,
+    run: &MigrationRun,
+    on_attempt: &dyn Fn(&Attempt),
+) -> MigrationReport {
+    let mut report = MigrationReport {
+        committed: false,
+        attempts: Vec::new(),
+        last_row: None,
+        failure: None,
+        lock_holding_ms: None,
+    };
+    for number in 1..=run.lock_retries + 1 {
+        let started = Instant::now();
+        let result = attempt(client, run, &mut report);
+        let duration_ms = started.elapsed().as_millis();
+        let (outcome, detail, retry) = match result {
+            Ok(()) => {
+                report.lock_holding_ms = Some(duration_ms);
+                (
+                    "committed".to_string(),
+                    "expectations held; COMMIT".to_string(),
+                    false,
+                )
+            }
+            Err(AttemptError::LockTimeout(d)) => {
+                ("lock-timeout".into(), d, number <= run.lock_retries)
+            }
+            Err(AttemptError::Failed(d)) => ("rolled-back".into(), d, false),
+        };
+        let attempt = Attempt {
+            number,
+            outcome: outcome.clone(),
+            detail: detail.clone(),
+            duration_ms,
+        };
+        on_attempt(&attempt);
+        report.attempts.push(attempt);
+        if outcome == "committed" {
+            report.committed = true;
+            return report;
+        }
+        if !retry {
+            report.failure = Some(if outcome == "lock-timeout" {
+                format!("gave up after {number} attempt(s): {detail}")
+            } else {
+                detail
+            });
+            return report;
+        }
+        std::thread::sleep(backoff(number));
+    }
+    report
+}
+
+/// 200 ms, 400 ms, 800 ms, … capped at 5 s.
+pub fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis((200u64 << (attempt - 1).min(5)).min(5000))
+}
+
+fn attempt(
+    client: &mut postgres::Client,
+    run: &MigrationRun,
+    report: &mut MigrationReport,
+) -> Result<(), AttemptError> {
+    let failed = |e: postgres::Error| AttemptError::Failed(pg_message(&e));
+    let mut tx = client.transaction().map_err(failed)?;
+    tx.batch_execute(&format!(
+        "SET LOCAL lock_timeout = {}; SET LOCAL statement_timeout = {}",
+        run.lock_timeout_ms, run.statement_timeout_ms
+    ))
+    .map_err(failed)?;
+    let mut last = None;
+    for (i, stmt) in run.statements.iter().enumerate() {
+        let result = if i + 1 == run.statements.len() {
+            crate::target::text_query_tx(&mut tx, &stmt.text).map(Some)
+        } else {
+            tx.batch_execute(&stmt.text).map(|_| None)
+        };
+        match result {
+            Ok(rows) => last = rows,
+            Err(err) => return Err(statement_error(run.source, stmt, &err)),
+        }
+    }
+    report.last_row = last.clone();
+    let held = check_expectations(run.expect, last.as_ref()).map_err(|why| {
+        AttemptError::Failed(format!(
+            "[migration.expect] does not match the last statement's row: {why}; ROLLBACK"
+        ))
+    })?;
+    commit(tx, held).map_err(failed)
+}
+
+/// The error of one statement, located in the migration file (PostgreSQL's error position
+/// mapped back to file:line:col).
+fn statement_error(source: &SourceFile, stmt: &Statement, err: &postgres::Error) -> AttemptError {
+    let mut offset = stmt.start;
+    if let Some(postgres::error::ErrorPosition::Original(pos)) =
+        err.as_db_error().and_then(|d| d.position())
+    {
+        let chars = (*pos as usize).saturating_sub(1);
+        offset += stmt.text.char_indices().nth(chars).map_or(0, |(b, _)| b);
+    }
+    let message = format!("{}: {}", source.locate(offset), pg_message(err));
+    let lock_timeout = err.code().is_some_and(|c| c.code() == LOCK_NOT_AVAILABLE);
+    if lock_timeout {
+        AttemptError::LockTimeout(message)
+    } else {
+        AttemptError::Failed(message)
+    }
+}
+
+/// `transaction = "none"`: statements one at a time in autocommit; not atomic. Expectations are
+/// checked after the last statement, when nothing can be rolled back any more.
+pub fn run_autocommit(client: &mut postgres::Client, run: &MigrationRun) -> MigrationReport {
+    let started = Instant::now();
+    let mut report = MigrationReport {
+        committed: false,
+        attempts: Vec::new(),
+        last_row: None,
+        failure: None,
+        lock_holding_ms: None,
+    };
+    let setup = format!(
+        "SET lock_timeout = {}; SET statement_timeout = {}",
+        run.lock_timeout_ms, run.statement_timeout_ms
+    );
+    if let Err(e) = client.batch_execute(&setup) {
+        report.failure = Some(pg_message(&e));
+        return report;
+    }
+    for (i, stmt) in run.statements.iter().enumerate() {
+        let result = if i + 1 == run.statements.len() {
+            crate::target::text_query(client, &stmt.text).map(Some)
+        } else {
+            client.batch_execute(&stmt.text).map(|_| None)
+        };
+        match result {
+            Ok(rows) => {
+                report.committed = true;
+                if rows.is_some() {
+                    report.last_row = rows;
+                }
+            }
+            Err(err) => {
+                let (AttemptError::LockTimeout(m) | AttemptError::Failed(m)) =
+                    statement_error(run.source, stmt, &err);
+                report.failure = Some(format!("{m} (statements before it are committed: transaction = \"none\" is not atomic)"));
+                break;
+            }
+        }
+    }
+    if report.failure.is_none() {
+        if let Err(why) = check_expectations(run.expect, report.last_row.as_ref()) {
+            report.failure = Some(format!("[migration.expect] does not match: {why} (already committed: transaction = \"none\")"));
+        }
+    }
+    report.attempts.push(Attempt {
+        number: 1,
+        outcome: if report.failure.is_none() {
+            "committed".into()
+        } else {
+            "failed".into()
+        },
+        detail: report
+            .failure
+            .clone()
+            .unwrap_or_else(|| "each statement committed on its own".into()),
+        duration_ms: started.elapsed().as_millis(),
+    });
+    report
+}

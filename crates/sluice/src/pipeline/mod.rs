@@ -1,0 +1,309 @@
+//! The apply pipeline (SPEC §4): the steps of [`crate::gate::STEPS`] in order, each recorded in
+//! `run.json` with its status, detail and timing; the first failure stops the run with its gate
+//! id and the exit code of its phase. The evidence folder is written as the run goes.
+
+pub mod record;
+mod steps;
+pub mod verify;
+
+pub use steps::lock_key;
+
+use crate::evidence::{EvidenceError, LedgerEntry, RunDir};
+use crate::gate::{self, Step};
+use crate::package::Package;
+use crate::target::Target;
+use record::{RunRecord, RunStatus, Status, StepRecord};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// What the operator asked for.
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    pub environment: String,
+    pub operator: String,
+    pub evidence_root: PathBuf,
+    /// Where pg_dump/pg_restore are, when not discovered.
+    pub pg_dump_bindir: Option<PathBuf>,
+    /// A rehearsal run: the target must be a sluice rehearsal cluster, and the approvals and
+    /// rehearsal gates are skipped (recorded as skipped).
+    pub rehearsal: bool,
+}
+
+/// Told about progress, for a terminal.
+pub trait Observer {
+    fn step_started(&self, _step: &Step) {}
+    fn step_finished(&self, _record: &StepRecord) {}
+    fn progress(&self, _label: &str, _bytes: u64) {}
+}
+
+/// An observer that says nothing.
+pub struct Quiet;
+impl Observer for Quiet {}
+
+/// A gate that did not hold.
+#[derive(Debug, Clone)]
+pub struct GateFailure {
+    pub gate: String,
+    pub exit_code: i32,
+    pub message: String,
+}
+
+/// How a run ended.
+#[derive(Debug)]
+pub struct ApplyOutcome {
+    pub exit_code: i32,
+    pub run_dir: PathBuf,
+    pub record: RunRecord,
+    pub failure: Option<GateFailure>,
+}
+
+/// Why a run could not even start (no evidence folder): nothing was done to the target.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Evidence(#[from] EvidenceError),
+}
+
+/// UTC now as RFC 3339 and as the evidence STAMP.
+pub fn now_utc() -> (String, String) {
+    let now = time::OffsetDateTime::now_utc();
+    let rfc = now
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    let stamp = format!(
+        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+        now.year(),
+        now.month() as u8,
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second()
+    );
+    (rfc, stamp)
+}
+
+/// A run in progress: its folder, its record, and who watches.
+pub(crate) struct Run<'a> {
+    pub dir: RunDir,
+    pub record: RunRecord,
+    pub observer: &'a dyn Observer,
+    pub stamp: String,
+}
+
+impl Run<'_> {
+    pub fn save(&self) {
+        let text = serde_json::to_vec_pretty(&self.record).unwrap_or_default();
+        // A failure to write run.json must not hide the run's real outcome; the log says so.
+        if let Err(e) = self.dir.replace("run.json", &text) {
+            let _ = self.dir.append_line(
+                "log.jsonl",
+                &format!(
+                    "{{\"event\":\"run.json not written\",\"error\":{}}}",
+                    serde_json::json!(e.to_string())
+                ),
+            );
+        }
+    }
+
+    pub fn log(&self, event: &str, data: serde_json::Value) {
+        let line = serde_json::json!({ "at": now_utc().0, "event": event, "data": data });
+        let _ = self.dir.append_line("log.jsonl", &line.to_string());
+    }
+
+    /// Runs one step: records its start, its outcome and timing, and turns a failure into the
+    /// gate failure of its phase.
+    pub fn step<F>(&mut self, name: &str, body: F) -> Result<(), GateFailure>
+    where
+        F: FnOnce(&mut Self) -> StepResult,
+    {
+        let step = gate::STEPS
+            .iter()
+            .find(|s| s.name == name)
+            .copied()
+            .expect("a step of the gate table");
+        crate::fault::step_boundary(step.name, false);
+        self.observer.step_started(&step);
+        self.record.steps.push(StepRecord {
+            number: step.number,
+            gate: step.gate.map(str::to_string),
+            name: step.name.to_string(),
+            status: Status::Running,
+            detail: String::new(),
+            started_at: now_utc().0,
+            duration_ms: 0,
+        });
+        self.save();
+        self.log("step.start", serde_json::json!({ "step": step.name }));
+        let started = Instant::now();
+        let result = body(self);
+        let index = self.record.steps.len() - 1;
+        let (status, detail) = match &result {
+            StepResult::Passed(d) => (Status::Passed, d.clone()),
+            StepResult::Skipped(d) => (Status::Skipped, d.clone()),
+            StepResult::Failed(d) => (Status::Failed, d.clone()),
+        };
+        let rec = &mut self.record.steps[index];
+        rec.status = status;
+        rec.detail = detail.clone();
+        rec.duration_ms = started.elapsed().as_millis();
+        let rec = rec.clone();
+        self.observer.step_finished(&rec);
+        self.log(
+            "step.end",
+            serde_json::json!({ "step": step.name, "status": status, "detail": detail }),
+        );
+        self.save();
+        crate::fault::step_boundary(step.name, true);
+        match result {
+            StepResult::Failed(message) => Err(GateFailure {
+                gate: step.gate.unwrap_or(step.name).to_string(),
+                exit_code: step.phase.exit_code(),
+                message,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Closes the run: final record, report, SHA256SUMS, ledger line.
+    fn finish(&mut self, failure: Option<&GateFailure>, kind: &str) -> i32 {
+        let exit_code = failure.map_or(0, |f| f.exit_code);
+        self.record.finished_at = Some(now_utc().0);
+        self.record.status = if failure.is_some() {
+            RunStatus::Failed
+        } else {
+            RunStatus::Succeeded
+        };
+        self.record.exit_code = Some(exit_code);
+        self.record.failed_gate = failure.map(|f| f.gate.clone());
+        self.record.failure = failure.map(|f| f.message.clone());
+        self.save();
+        let report = crate::report::render(&self.record);
+        if let Err(e) = self.dir.write("report.md", report.as_bytes()) {
+            self.log("report.md not written", serde_json::json!(e.to_string()));
+        }
+        let sums = self.dir.write_sums().unwrap_or_default();
+        let entry = LedgerEntry {
+            run: String::new(),
+            kind: kind.to_string(),
+            package: self.record.package.clone(),
+            digest: self.record.digest.clone(),
+            environment: self.record.environment.clone(),
+            status: format!("{:?}", self.record.status).to_lowercase(),
+            exit_code,
+            finished_at: self.record.finished_at.clone().unwrap_or_default(),
+            sha256sums: sums,
+            prev: String::new(),
+        };
+        if let Err(e) = self.dir.append_to_ledger(entry) {
+            self.log("ledger not written", serde_json::json!(e.to_string()));
+        }
+        exit_code
+    }
+}
+
+/// What a step's body returns.
+pub(crate) enum StepResult {
+    Passed(String),
+    Skipped(String),
+    Failed(String),
+}
+
+/// Runs the apply pipeline on a target.
+pub fn apply(
+    pkg: &Package,
+    target: &Target,
+    options: &ApplyOptions,
+    observer: &dyn Observer,
+) -> Result<ApplyOutcome, PipelineError> {
+    let digest = crate::digest::package_digest(pkg);
+    let (started_at, stamp) = now_utc();
+    let dir = RunDir::create(
+        &options.evidence_root,
+        &pkg.info.id,
+        &stamp,
+        &options.environment,
+    )?;
+    copy_package(pkg, &dir)?;
+    let record = RunRecord {
+        format: "sluice-run-v1",
+        kind: "apply".into(),
+        sluice_version: env!("CARGO_PKG_VERSION"),
+        package: pkg.info.id.clone(),
+        revision: pkg.info.revision.clone(),
+        digest,
+        environment: options.environment.clone(),
+        operator: options.operator.clone(),
+        target: target.to_string(),
+        started_at,
+        finished_at: None,
+        status: RunStatus::Running,
+        exit_code: None,
+        failed_gate: None,
+        failure: None,
+        migration_committed: false,
+        steps: Vec::new(),
+        server: None,
+        client_tools: None,
+        backup: None,
+        preflight: Vec::new(),
+        migration: None,
+        verification: Vec::new(),
+        schema_diff: None,
+        probes: Vec::new(),
+    };
+    let mut run = Run {
+        dir,
+        record,
+        observer,
+        stamp,
+    };
+    run.save();
+    run.log(
+        "run.start",
+        serde_json::json!({ "package": pkg.info.id, "environment": options.environment }),
+    );
+    let failure = steps::run_all(&mut run, pkg, target, options).err();
+    let exit_code = run.finish(
+        failure.as_ref(),
+        if options.rehearsal {
+            "rehearsal-apply"
+        } else {
+            "apply"
+        },
+    );
+    Ok(ApplyOutcome {
+        exit_code,
+        run_dir: run.dir.path().to_path_buf(),
+        record: run.record,
+        failure,
+    })
+}
+
+/// `package/`: the package as applied (the loaded bytes, not a re-read of the folder).
+fn copy_package(pkg: &Package, dir: &RunDir) -> Result<(), EvidenceError> {
+    dir.write("package/sluice.toml", pkg.manifest.text.as_bytes())?;
+    dir.write(
+        &format!("package/{}", pkg.migration.file.rel.display()),
+        &pkg.migration.file.bytes,
+    )?;
+    if let Some(r) = &pkg.rollback {
+        dir.write(&format!("package/{}", r.rel.display()), &r.bytes)?;
+    }
+    if let Some(s) = &pkg.approvals.allowed_signers {
+        dir.write(&format!("package/{}", s.rel.display()), &s.bytes)?;
+    }
+    for (from, _) in crate::approval::load_dir(&pkg.dir.join("approvals")) {
+        if let (Ok(bytes), Some(name)) = (std::fs::read(&from), from.file_name()) {
+            dir.write(
+                &format!("package/approvals/{}", name.to_string_lossy()),
+                &bytes,
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Where evidence goes by default: `./evidence`.
+pub fn default_evidence_root() -> PathBuf {
+    Path::new("evidence").to_path_buf()
+}

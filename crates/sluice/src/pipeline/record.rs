@@ -1,0 +1,92 @@
+//! `run.json`: the record of one run, rewritten after every step so that a killed run still
+//! says how far it got.
+
+use crate::backup::{ClientTools, DumpInfo};
+use crate::migration::MigrationReport;
+use crate::probe::ProbeSummary;
+use crate::review::CheckResult;
+use crate::target::IdentityFacts;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Running,
+    Passed,
+    Failed,
+    Skipped,
+}
+
+/// One step of the pipeline as it happened.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StepRecord {
+    pub number: u8,
+    pub gate: Option<String>,
+    pub name: String,
+    pub status: Status,
+    pub detail: String,
+    pub started_at: String,
+    pub duration_ms: u128,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Still going, or killed: the steps say how far it got.
+    Running,
+    Succeeded,
+    Failed,
+}
+
+/// Everything a run did; serialized as `run.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunRecord {
+    pub format: &'static str,
+    pub kind: String,
+    pub sluice_version: &'static str,
+    pub package: String,
+    pub revision: String,
+    pub digest: String,
+    pub environment: String,
+    pub operator: String,
+    /// The target as `host=… port=… dbname=… user=…`, never with a password.
+    pub target: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub status: RunStatus,
+    pub exit_code: Option<i32>,
+    pub failed_gate: Option<String>,
+    pub failure: Option<String>,
+    /// True once the migration committed: the target has the change.
+    pub migration_committed: bool,
+    pub steps: Vec<StepRecord>,
+    pub server: Option<IdentityFacts>,
+    pub client_tools: Option<ClientTools>,
+    pub backup: Option<DumpInfo>,
+    pub preflight: Vec<CheckResult>,
+    pub migration: Option<MigrationReport>,
+    pub verification: Vec<CheckResult>,
+    pub schema_diff: Option<serde_json::Value>,
+    pub probes: Vec<ProbeSummary>,
+}
+
+/// The parts of a `run.json` that rollback and verify read back.
+#[derive(Debug, Clone, Deserialize)]
+pub struct StoredRun {
+    pub kind: String,
+    pub package: String,
+    pub digest: String,
+    pub environment: String,
+    pub status: RunStatus,
+    pub exit_code: Option<i32>,
+    pub migration_committed: bool,
+    #[serde(default)]
+    pub verification: Vec<StoredCheck>,
+    pub steps: Vec<StepRecord>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct StoredCheck {
+    pub id: String,
+    pub holds: bool,
+}

@@ -1,0 +1,579 @@
+//! The body of each step of the apply pipeline, in order.
+
+use super::{ApplyOptions, GateFailure, Run, StepResult};
+use crate::backup::{self, ClientTools};
+use crate::catalog::{self, Snapshot};
+use crate::lint;
+use crate::migration::{self, MigrationRun};
+use crate::package::{Check, Package};
+use crate::review::{evaluate_check, CheckResult};
+use crate::target::{self, Target};
+use std::time::Instant;
+use StepResult::{Failed, Passed, Skipped};
+
+/// What earlier steps hand to later ones.
+struct State {
+    lock_session: Option<postgres::Client>,
+    client: Option<postgres::Client>,
+    tools: Option<ClientTools>,
+    backup_done: Option<Instant>,
+    pre_schema: Option<Snapshot>,
+    pre_probes: Vec<crate::probe::Capture>,
+    parsed: Option<lint::ParsedMigration>,
+}
+
+pub(super) fn run_all(
+    run: &mut Run,
+    pkg: &Package,
+    target: &Target,
+    opts: &ApplyOptions,
+) -> Result<(), GateFailure> {
+    let mut st = State {
+        lock_session: None,
+        client: None,
+        tools: None,
+        backup_done: None,
+        pre_schema: None,
+        pre_probes: Vec::new(),
+        parsed: None,
+    };
+    let digest = run.record.digest.clone();
+    run.step("exclusive-run", |run| {
+        exclusive_run(run, pkg, target, &mut st)
+    })?;
+    run.step("target-identity", |run| {
+        target_identity(run, pkg, opts, &mut st)
+    })?;
+    run.step("sql-integrity", |_| sql_integrity(pkg))?;
+    run.step("scope", |_| scope(pkg, &mut st))?;
+    run.step("approvals", |_| approvals(pkg, &digest, opts))?;
+    run.step("rehearsal", |_| rehearsal(pkg, &digest, opts))?;
+    run.step("client-version", |run| {
+        client_version(run, pkg, opts, &mut st)
+    })?;
+    run.step("backup-restorable", |run| {
+        backup_restorable(run, pkg, target, &mut st)
+    })?;
+    run.step("pre-snapshots", |run| pre_snapshots(run, pkg, &mut st))?;
+    run.step("preflight", |run| preflight(run, pkg, &mut st))?;
+    run.step("backup-fresh", |_| backup_fresh(pkg, &st))?;
+    run.step("migration-atomic", |run| {
+        migration_atomic(run, pkg, &mut st)
+    })?;
+    run.step("verification", |run| verification(run, pkg, &mut st))?;
+    run.step("schema-diff", |run| schema_diff(run, pkg, &mut st))?;
+    run.step("probes", |run| probes(run, pkg, &mut st))?;
+    Ok(())
+}
+
+fn client(st: &mut State) -> &mut postgres::Client {
+    st.client.as_mut().expect("connected by exclusive-run")
+}
+
+/// The advisory lock key of a package: the first 8 bytes of sha256("sluice:" + id).
+pub fn lock_key(package_id: &str) -> i64 {
+    let hash = crate::digest::sha256_hex(format!("sluice:{package_id}").as_bytes());
+    i64::from_str_radix(&hash[..15], 16).unwrap_or(0)
+}
+
+fn exclusive_run(run: &mut Run, pkg: &Package, target: &Target, st: &mut State) -> StepResult {
+    let (mut lock, work) = match (target.connect(), target.connect()) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(e), _) | (_, Err(e)) => return Failed(e.to_string()),
+    };
+    let key = lock_key(&pkg.info.id);
+    let got = lock
+        .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
+        .map(|r| r.get::<_, bool>(0));
+    match got {
+        Ok(true) => {
+            run.log("lock", serde_json::json!({ "advisory_lock_key": key }));
+            st.lock_session = Some(lock);
+            st.client = Some(work);
+            Passed(format!(
+                "session advisory lock {key} held for package {}",
+                pkg.info.id
+            ))
+        }
+        Ok(false) => {
+            let holder = lock
+                .query_opt(
+                    "SELECT a.pid, coalesce(a.application_name, ''), coalesce(a.usename::text, '')
+                       FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+                      WHERE l.locktype = 'advisory' AND l.granted
+                        AND l.classid = ($1::bigint >> 32)::oid AND l.objid = ($1::bigint & 4294967295)::oid AND l.objsubid = 1",
+                    &[&key],
+                )
+                .ok()
+                .flatten()
+                .map(|r| format!(" (held by pid {} {} as {})", r.get::<_, i32>(0), r.get::<_, String>(1), r.get::<_, String>(2)))
+                .unwrap_or_default();
+            Failed(format!("another sluice run of package {} holds the lock on this target{holder}; refused, not queued", pkg.info.id))
+        }
+        Err(e) => Failed(target::pg_message(&e)),
+    }
+}
+
+fn target_identity(
+    run: &mut Run,
+    pkg: &Package,
+    opts: &ApplyOptions,
+    st: &mut State,
+) -> StepResult {
+    let facts = match target::identity(client(st)) {
+        Ok(f) => f,
+        Err(e) => return Failed(target::pg_message(&e)),
+    };
+    run.record.server = Some(facts.clone());
+    let mut items = target::compare_identity(&pkg.target, &facts);
+    if opts.rehearsal {
+        // the reverse rule: a rehearsal run must be on a rehearsal cluster
+        if let Some(marker) = items.last_mut() {
+            marker.key = "is a rehearsal cluster".into();
+            marker.expected = "sluice.rehearsal = on".into();
+            marker.holds = facts.rehearsal_cluster;
+        }
+    }
+    let shown: Vec<String> = items
+        .iter()
+        .map(|i| format!("{}: {} (expected {})", i.key, i.actual, i.expected))
+        .collect();
+    let failed: Vec<String> = items
+        .iter()
+        .filter(|i| !i.holds)
+        .map(|i| format!("{} is {} but must be {}", i.key, i.actual, i.expected))
+        .collect();
+    if failed.is_empty() {
+        Passed(format!(
+            "{}; server {}",
+            shown.join("; "),
+            facts.server_version
+        ))
+    } else {
+        Failed(format!(
+            "target is not the one the package names: {}",
+            failed.join("; ")
+        ))
+    }
+}
+
+fn sql_integrity(pkg: &Package) -> StepResult {
+    let mut files = vec![(
+        &pkg.migration.file.rel,
+        &pkg.migration.file.bytes,
+        &pkg.migration.file.sha256,
+    )];
+    if let Some(r) = &pkg.rollback {
+        files.push((&r.rel, &r.bytes, &r.sha256));
+    }
+    let mut ok = Vec::new();
+    for (rel, bytes, pinned) in files {
+        let actual = crate::digest::sha256_hex(bytes);
+        if &actual != pinned {
+            return Failed(format!(
+                "{}: sha256 is {actual}, the manifest pins {pinned}",
+                rel.display()
+            ));
+        }
+        ok.push(format!("{} {}", rel.display(), &actual[..16]));
+    }
+    Passed(format!("sha256 matches: {}", ok.join(", ")))
+}
+
+fn scope(pkg: &Package, st: &mut State) -> StepResult {
+    let report = match lint::lint(pkg, None) {
+        Ok(r) => r,
+        Err(e) => return Failed(e.to_string()),
+    };
+    st.parsed = lint::parse_migration(pkg).ok();
+    let errors: Vec<String> = report
+        .findings()
+        .filter(|f| f.severity == crate::sql::Severity::Error)
+        .map(|f| format!("{} at {}", f.hazard, f.location))
+        .collect();
+    let mut problems = Vec::new();
+    if let Some(s) = &report.scope {
+        problems.extend(
+            s.out_of_scope
+                .iter()
+                .map(|d| format!("out of scope: {} ({})", d.operation, d.location)),
+        );
+        problems.extend(s.missing.iter().map(|(op, _)| format!("missing: {op}")));
+    }
+    problems.extend(errors.into_iter().map(|e| format!("lint error: {e}")));
+    if !problems.is_empty() {
+        return Failed(problems.join("; "));
+    }
+    match &report.scope {
+        Some(s) => Passed(format!(
+            "{} operation(s) derived = {} declared",
+            report.migration.operations.len(),
+            s.declared.len()
+        )),
+        None => Passed("no [scope] section: nothing to prove".into()),
+    }
+}
+
+fn approvals(pkg: &Package, digest: &str, opts: &ApplyOptions) -> StepResult {
+    if opts.rehearsal {
+        return Skipped("rehearsal run: approvals are for the real target".into());
+    }
+    let verdict = crate::approval::evaluate(
+        &pkg.approvals,
+        &pkg.info.id,
+        digest,
+        Some(&opts.operator),
+        &pkg.dir.join("approvals"),
+    );
+    if verdict.holds {
+        Passed(verdict.summary)
+    } else {
+        Failed(verdict.summary)
+    }
+}
+
+fn rehearsal(pkg: &Package, digest: &str, opts: &ApplyOptions) -> StepResult {
+    if opts.rehearsal {
+        return Skipped("this is the rehearsal".into());
+    }
+    if !pkg.rehearsal.required {
+        return Skipped("[rehearsal] required = false".into());
+    }
+    let verdict = crate::rehearsal::find_passing(&pkg.dir.join("rehearsals"), digest);
+    if verdict.holds {
+        Passed(verdict.detail)
+    } else {
+        Failed(verdict.detail)
+    }
+}
+
+fn client_version(run: &mut Run, pkg: &Package, opts: &ApplyOptions, st: &mut State) -> StepResult {
+    if !pkg.backup.required {
+        return Skipped("no backup is taken ([backup] required = false)".into());
+    }
+    let tools = match backup::find_tools(opts.pg_dump_bindir.as_deref()) {
+        Ok(t) => t,
+        Err(e) => return Failed(e.to_string()),
+    };
+    run.record.client_tools = Some(tools.clone());
+    let server = run.record.server.clone().expect("identity read");
+    if let Err(e) = backup::check_version(&tools, server.server_major(), &server.server_version) {
+        return Failed(e.to_string());
+    }
+    let detail = format!(
+        "pg_dump/pg_restore {} from {} for server {}",
+        tools.version,
+        tools.bindir.display(),
+        server.server_version
+    );
+    st.tools = Some(tools);
+    Passed(detail)
+}
+
+fn backup_restorable(run: &mut Run, pkg: &Package, target: &Target, st: &mut State) -> StepResult {
+    if !pkg.backup.required {
+        return Skipped(format!(
+            "not required: {}",
+            pkg.backup.reason.as_deref().unwrap_or("")
+        ));
+    }
+    let tools = st.tools.clone().expect("client-version ran");
+    let rel = format!(
+        "backup/{}-{}.dump",
+        crate::evidence::safe_name(target.dbname()),
+        run.stamp
+    );
+    let (path, file) = match run.dir.create_file(&rel) {
+        Ok(f) => f,
+        Err(e) => return Failed(e.to_string()),
+    };
+    let observer = run.observer;
+    let progress = |bytes: u64| observer.progress("pg_dump", bytes);
+    match backup::dump(&tools, target, pkg.backup.compress, &path, file, &progress) {
+        Ok(info) => {
+            st.backup_done = Some(Instant::now());
+            let line = format!("{}  {rel}", info.sha256);
+            if let Err(e) = run.dir.append_line(crate::evidence::SUMS, &line) {
+                return Failed(e.to_string());
+            }
+            let detail = format!(
+                "{rel}: {} bytes, sha256 {}, pg_restore --list read {} entries",
+                info.bytes, info.sha256, info.toc_entries
+            );
+            run.record.backup = Some(info);
+            Passed(detail)
+        }
+        Err(e) => Failed(e.to_string()),
+    }
+}
+
+fn pre_snapshots(run: &mut Run, pkg: &Package, st: &mut State) -> StepResult {
+    let ignore = &pkg.schema_diff.ignore_schemas;
+    let snapshot = match catalog::snapshot(client(st), ignore) {
+        Ok(s) => s,
+        Err(e) => return Failed(format!("schema snapshot: {}", target::pg_message(&e))),
+    };
+    let counts = match catalog::row_counts(client(st), ignore) {
+        Ok(c) => c,
+        Err(e) => return Failed(format!("row counts: {}", target::pg_message(&e))),
+    };
+    if let Err(e) = run
+        .dir
+        .write_json("schema/pre.json", &snapshot)
+        .and_then(|_| run.dir.write_json("counts/pre.json", &counts))
+    {
+        return Failed(e.to_string());
+    }
+    for probe in &pkg.probes {
+        match capture_probe(run, st, probe, "pre") {
+            Ok(c) => st.pre_probes.push(c),
+            Err(e) => return Failed(e),
+        }
+    }
+    let detail = format!(
+        "schema/pre.json, counts/pre.json ({} tables), {} probe capture(s)",
+        counts.len(),
+        pkg.probes.len()
+    );
+    st.pre_schema = Some(snapshot);
+    Passed(detail)
+}
+
+fn capture_probe(
+    run: &mut Run,
+    st: &mut State,
+    probe: &crate::package::Probe,
+    when: &str,
+) -> Result<crate::probe::Capture, String> {
+    let (_, file) = run
+        .dir
+        .create_file(&format!("probes/{}.{when}.csv", probe.id))
+        .map_err(|e| e.to_string())?;
+    crate::probe::capture(client(st), probe, file).map_err(|e| e.to_string())
+}
+
+fn run_checks(client: &mut postgres::Client, checks: &[Check]) -> Vec<CheckResult> {
+    checks.iter().map(|c| evaluate_check(client, c)).collect()
+}
+
+fn verdict(results: &[CheckResult]) -> StepResult {
+    let failed: Vec<String> = results
+        .iter()
+        .filter(|r| !r.holds)
+        .map(|r| format!("{}: {}", r.id, r.detail.clone().unwrap_or_default()))
+        .collect();
+    if failed.is_empty() {
+        Passed(format!(
+            "{} check(s) hold: {}",
+            results.len(),
+            results
+                .iter()
+                .map(|r| r.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    } else {
+        Failed(format!(
+            "{} check(s) failed: {}",
+            failed.len(),
+            failed.join("; ")
+        ))
+    }
+}
+
+fn preflight(run: &mut Run, pkg: &Package, st: &mut State) -> StepResult {
+    let results = run_checks(client(st), &pkg.preflight);
+    run.record.preflight = results.clone();
+    verdict(&results)
+}
+
+fn backup_fresh(pkg: &Package, st: &State) -> StepResult {
+    let Some(done) = st.backup_done else {
+        return Skipped("no backup was taken".into());
+    };
+    let age = done.elapsed() + crate::fault::backup_age_offset();
+    let max = std::time::Duration::from_secs(pkg.backup.max_age_minutes * 60);
+    if age <= max {
+        Passed(format!(
+            "backup is {:.1} s old (max {} min)",
+            age.as_secs_f64(),
+            pkg.backup.max_age_minutes
+        ))
+    } else {
+        Failed(format!(
+            "backup is {:.0} s old, more than max_age_minutes = {}; take a new one (re-run)",
+            age.as_secs_f64(),
+            pkg.backup.max_age_minutes
+        ))
+    }
+}
+
+fn migration_atomic(run: &mut Run, pkg: &Package, st: &mut State) -> StepResult {
+    let Some(parsed) = st.parsed.clone() else {
+        return Failed("the migration could not be parsed".into());
+    };
+    let spec = MigrationRun {
+        source: &parsed.file.source,
+        statements: &parsed.plan.statements,
+        expect: pkg.migration.expect.as_ref(),
+        lock_timeout_ms: pkg.migration.lock_timeout_ms,
+        statement_timeout_ms: pkg.migration.statement_timeout_ms,
+        lock_retries: pkg.migration.lock_retries,
+    };
+    let dir = run.dir.clone();
+    let log_attempt = |a: &migration::Attempt| {
+        let line = serde_json::json!({ "at": super::now_utc().0, "event": "migration.attempt", "data": a });
+        let _ = dir.append_line("log.jsonl", &line.to_string());
+    };
+    let report = match pkg.migration.transaction {
+        crate::sql::transaction::TransactionMode::Single => {
+            migration::run_single(client(st), &spec, &log_attempt)
+        }
+        crate::sql::transaction::TransactionMode::None => {
+            let r = migration::run_autocommit(client(st), &spec);
+            log_attempt(&r.attempts[0]);
+            r
+        }
+    };
+    run.record.migration_committed = report.committed;
+    let row = report
+        .last_row
+        .as_ref()
+        .map(|r| r.render())
+        .unwrap_or_default();
+    let attempts = report.attempts.len();
+    let failure = report.failure.clone();
+    run.record.migration = Some(report);
+    match failure {
+        None => Passed(format!(
+            "committed after {attempts} attempt(s); last row: {row}"
+        )),
+        Some(f) => Failed(f),
+    }
+}
+
+fn verification(run: &mut Run, pkg: &Package, st: &mut State) -> StepResult {
+    let results = run_checks(client(st), &pkg.verify);
+    run.record.verification = results.clone();
+    verdict(&results)
+}
+
+fn schema_diff(run: &mut Run, pkg: &Package, st: &mut State) -> StepResult {
+    let ignore = &pkg.schema_diff.ignore_schemas;
+    let post = match catalog::snapshot(client(st), ignore) {
+        Ok(s) => s,
+        Err(e) => return Failed(format!("schema snapshot: {}", target::pg_message(&e))),
+    };
+    let counts = match catalog::row_counts(client(st), ignore) {
+        Ok(c) => c,
+        Err(e) => return Failed(format!("row counts: {}", target::pg_message(&e))),
+    };
+    let pre = st.pre_schema.clone().expect("pre snapshot taken");
+    let diff = catalog::diff::diff(&pre, &post);
+    let ops: Vec<crate::sql::Operation> = lint::lint(pkg, None)
+        .map(|r| {
+            r.migration
+                .operations
+                .into_iter()
+                .map(|d| d.operation)
+                .collect()
+        })
+        .unwrap_or_default();
+    let judged = catalog::diff::judge(&diff, &ops, &pkg.schema_diff);
+    let written = run
+        .dir
+        .write_json("schema/post.json", &post)
+        .and_then(|_| {
+            run.dir.write_json(
+                "schema/diff.json",
+                &serde_json::json!({ "diff": diff, "verdict": judged }),
+            )
+        })
+        .and_then(|_| run.dir.write_json("counts/post.json", &counts));
+    if let Err(e) = written {
+        return Failed(e.to_string());
+    }
+    run.record.schema_diff = serde_json::to_value(serde_json::json!({
+        "added": diff.added.len(), "removed": diff.removed.len(), "changed": diff.changed.len(), "holds": judged.holds,
+    }))
+    .ok();
+    let summary = format!(
+        "added {}, removed {}, changed {}",
+        diff.added.len(),
+        diff.removed.len(),
+        diff.changed.len()
+    );
+    if judged.holds {
+        return Passed(format!(
+            "{summary}; every added object explained by the scope"
+        ));
+    }
+    let mut problems = Vec::new();
+    problems.extend(
+        judged
+            .unexplained_added
+            .iter()
+            .map(|o| format!("added but not in scope: {:?} {}", o.kind, o.key)),
+    );
+    problems.extend(
+        judged
+            .unexplained_changed
+            .iter()
+            .map(|o| format!("changed: {:?} {} ({})", o.kind, o.key, o.fields.join(", "))),
+    );
+    problems.extend(
+        judged
+            .removed_refused
+            .iter()
+            .map(|o| format!("removed: {:?} {}", o.kind, o.key)),
+    );
+    Failed(format!("{summary}; {}", problems.join("; ")))
+}
+
+fn probes(run: &mut Run, pkg: &Package, st: &mut State) -> StepResult {
+    if pkg.probes.is_empty() {
+        return Skipped("no probes".into());
+    }
+    let mut lines = Vec::new();
+    let mut failed = Vec::new();
+    for (i, probe) in pkg.probes.iter().enumerate() {
+        let post = match capture_probe(run, st, probe, "post") {
+            Ok(c) => c,
+            Err(e) => return Failed(e),
+        };
+        let dir = run.dir.path();
+        let rows = match crate::probe::compare_files(
+            &dir.join(format!("probes/{}.pre.csv", probe.id)),
+            &dir.join(format!("probes/{}.post.csv", probe.id)),
+            probe.key.len(),
+        ) {
+            Ok(r) => r,
+            Err(e) => return Failed(format!("probe {}: {e}", probe.id)),
+        };
+        let summary = crate::probe::summarize(probe, st.pre_probes[i].clone(), post, rows);
+        if let Err(e) = run
+            .dir
+            .write_json(&format!("probes/{}.summary.json", probe.id), &summary)
+        {
+            return Failed(e.to_string());
+        }
+        lines.push(format!(
+            "{}: {}",
+            probe.id,
+            summary.render().replace('\n', "; ")
+        ));
+        if !summary.holds {
+            failed.push(probe.id.clone());
+        }
+        run.record.probes.push(summary);
+    }
+    if failed.is_empty() {
+        Passed(lines.join(" | "))
+    } else {
+        Failed(format!(
+            "probe expectation failed for {}: {}",
+            failed.join(", "),
+            lines.join(" | ")
+        ))
+    }
+}

@@ -1,0 +1,310 @@
+//! Probes: before/after captures of chosen columns of a table, to measure what a change touched
+//! beside its purpose (the seed's §5: a trigger bumping `updated_at` on every backfilled row).
+//! A capture streams `key + columns` to CSV in key order and takes per-column statistics in the
+//! same snapshot; the comparison merges the two CSV files in one pass, never holding a table in
+//! memory.
+
+use crate::package::Probe;
+use serde::{Deserialize, Serialize};
+use std::cmp::Ordering;
+use std::fmt::Write as _;
+use std::io::BufWriter;
+use std::path::Path;
+
+/// Statistics of one watched column at one moment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ColumnStats {
+    pub column: String,
+    pub min: Option<String>,
+    pub max: Option<String>,
+    pub distinct: i64,
+    pub nulls: i64,
+}
+
+/// One capture of a probe.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Capture {
+    pub rows: i64,
+    pub columns: Vec<ColumnStats>,
+}
+
+/// How rows differ between two captures, matched by key.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RowDiff {
+    pub changed: u64,
+    pub added: u64,
+    pub removed: u64,
+    pub unchanged: u64,
+}
+
+/// The probe's report: `probes/ID.summary.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProbeSummary {
+    pub id: String,
+    pub table: String,
+    pub key: Vec<String>,
+    pub columns: Vec<String>,
+    pub pre: Capture,
+    pub post: Capture,
+    pub rows: RowDiff,
+    pub expect_changed: Option<u64>,
+    pub holds: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error("probe {probe}: {message}")]
+    Query { probe: String, message: String },
+    #[error("probe {probe}: {message}")]
+    Io { probe: String, message: String },
+}
+
+/// `"name"` with inner quotes doubled: an identifier safe to put in SQL.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// `schema.table` quoted part by part.
+pub fn quote_qualified(name: &str) -> String {
+    name.split('.')
+        .map(quote_ident)
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+fn select_sql(probe: &Probe) -> String {
+    let cols: Vec<String> = probe
+        .key
+        .iter()
+        .chain(&probe.columns)
+        .map(|c| quote_ident(c))
+        .collect();
+    let order: Vec<String> = probe
+        .key
+        .iter()
+        .map(|k| format!("{}::text COLLATE \"C\"", quote_ident(k)))
+        .collect();
+    format!(
+        "SELECT {} FROM {} ORDER BY {}",
+        cols.join(", "),
+        quote_qualified(&probe.table),
+        order.join(", ")
+    )
+}
+
+fn stats_sql(probe: &Probe) -> String {
+    let parts: Vec<String> = probe
+        .columns
+        .iter()
+        .map(|c| {
+            let q = quote_ident(c);
+            format!("min({q})::text, max({q})::text, count(DISTINCT {q}), count(*) FILTER (WHERE {q} IS NULL)")
+        })
+        .collect();
+    format!(
+        "SELECT count(*), {} FROM {}",
+        parts.join(", "),
+        quote_qualified(&probe.table)
+    )
+}
+
+/// Captures a probe into `out` (a CSV with a header) and returns its statistics, both from one
+/// REPEATABLE READ READ ONLY snapshot.
+pub fn capture(
+    client: &mut postgres::Client,
+    probe: &Probe,
+    out: std::fs::File,
+) -> Result<Capture, ProbeError> {
+    let query_err = |e: postgres::Error| ProbeError::Query {
+        probe: probe.id.clone(),
+        message: crate::target::pg_message(&e),
+    };
+    let io_err = |e: std::io::Error| ProbeError::Io {
+        probe: probe.id.clone(),
+        message: e.to_string(),
+    };
+    let mut tx = client
+        .build_transaction()
+        .isolation_level(postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .map_err(query_err)?;
+    let rows = crate::target::text_query_tx(&mut tx, &stats_sql(probe)).map_err(query_err)?;
+    let row = rows.rows.first().cloned().unwrap_or_default();
+    let num = |i: usize| {
+        row.get(i)
+            .cloned()
+            .flatten()
+            .and_then(|v| v.parse::<i64>().ok())
+            .unwrap_or(0)
+    };
+    let columns = probe
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| ColumnStats {
+            column: c.clone(),
+            min: row.get(1 + 4 * i).cloned().flatten(),
+            max: row.get(2 + 4 * i).cloned().flatten(),
+            distinct: num(3 + 4 * i),
+            nulls: num(4 + 4 * i),
+        })
+        .collect();
+    let mut writer = BufWriter::with_capacity(1 << 16, out);
+    let mut reader = tx
+        .copy_out(&format!(
+            "COPY ({}) TO STDOUT WITH (FORMAT csv, HEADER)",
+            select_sql(probe)
+        ))
+        .map_err(query_err)?;
+    std::io::copy(&mut reader, &mut writer).map_err(io_err)?;
+    drop(reader);
+    let file = writer.into_inner().map_err(|e| io_err(e.into_error()))?;
+    file.sync_all().map_err(io_err)?;
+    tx.rollback().map_err(query_err)?;
+    Ok(Capture {
+        rows: num(0),
+        columns,
+    })
+}
+
+/// Compares two captures of the same probe by merging their key-ordered CSV files.
+pub fn compare_files(pre: &Path, post: &Path, key_len: usize) -> Result<RowDiff, csv::Error> {
+    let mut a = csv::Reader::from_path(pre)?;
+    let mut b = csv::Reader::from_path(post)?;
+    let mut ra = csv::ByteRecord::new();
+    let mut rb = csv::ByteRecord::new();
+    let mut has_a = a.read_byte_record(&mut ra)?;
+    let mut has_b = b.read_byte_record(&mut rb)?;
+    let mut diff = RowDiff::default();
+    while has_a || has_b {
+        let order = match (has_a, has_b) {
+            (true, true) => compare_keys(&ra, &rb, key_len),
+            (true, false) => Ordering::Less,
+            _ => Ordering::Greater,
+        };
+        match order {
+            Ordering::Less => {
+                diff.removed += 1;
+                has_a = a.read_byte_record(&mut ra)?;
+            }
+            Ordering::Greater => {
+                diff.added += 1;
+                has_b = b.read_byte_record(&mut rb)?;
+            }
+            Ordering::Equal => {
+                if ra == rb {
+                    diff.unchanged += 1;
+                } else {
+                    diff.changed += 1;
+                }
+                has_a = a.read_byte_record(&mut ra)?;
+                has_b = b.read_byte_record(&mut rb)?;
+            }
+        }
+    }
+    Ok(diff)
+}
+
+/// Key order as PostgreSQL sorted it: `key::text COLLATE "C"` is byte order.
+fn compare_keys(a: &csv::ByteRecord, b: &csv::ByteRecord, key_len: usize) -> Ordering {
+    (0..key_len)
+        .map(|i| {
+            a.get(i)
+                .unwrap_or_default()
+                .cmp(b.get(i).unwrap_or_default())
+        })
+        .find(|o| *o != Ordering::Equal)
+        .unwrap_or(Ordering::Equal)
+}
+
+/// Builds the summary and judges it against `expect_changed`.
+pub fn summarize(probe: &Probe, pre: Capture, post: Capture, rows: RowDiff) -> ProbeSummary {
+    let holds = probe.expect_changed.is_none_or(|n| n == rows.changed);
+    ProbeSummary {
+        id: probe.id.clone(),
+        table: probe.table.clone(),
+        key: probe.key.clone(),
+        columns: probe.columns.clone(),
+        pre,
+        post,
+        rows,
+        expect_changed: probe.expect_changed,
+        holds,
+    }
+}
+
+impl ProbeSummary {
+    /// One line per column, the seed's §5 way: `updated_at: distinct 3 → 1, min … → …`.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        for (pre, post) in self.pre.columns.iter().zip(&self.post.columns) {
+            let _ = writeln!(
+                out,
+                "{}.{}: distinct {} → {}; min {} → {}; max {} → {}; nulls {} → {}",
+                self.table,
+                pre.column,
+                pre.distinct,
+                post.distinct,
+                pre.min.as_deref().unwrap_or("NULL"),
+                post.min.as_deref().unwrap_or("NULL"),
+                pre.max.as_deref().unwrap_or("NULL"),
+                post.max.as_deref().unwrap_or("NULL"),
+                pre.nulls,
+                post.nulls
+            );
+        }
+        let _ = write!(
+            out,
+            "rows changed {}/{} (added {}, removed {}){}",
+            self.rows.changed,
+            self.pre.rows,
+            self.rows.added,
+            self.rows.removed,
+            self.expect_changed
+                .map(|n| format!(
+                    "; expected {n} changed: {}",
+                    if self.holds { "holds" } else { "DOES NOT HOLD" }
+                ))
+                .unwrap_or_default()
+        );
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn csv_file(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn merge_counts_changed_added_removed() {
+        let tmp = tempfile::tempdir().unwrap();
+        // keys in byte order, as ORDER BY id::text COLLATE "C" gives them: 1, 10, 2, 3
+        let pre = csv_file(tmp.path(), "pre.csv", "id,u\n1,a\n10,b\n2,c\n3,d\n");
+        let post = csv_file(tmp.path(), "post.csv", "id,u\n1,a\n10,x\n3,d\n4,e\n");
+        let diff = compare_files(&pre, &post, 1).unwrap();
+        assert_eq!(
+            diff,
+            RowDiff {
+                changed: 1,
+                added: 1,
+                removed: 1,
+                unchanged: 2
+            }
+        );
+    }
+
+    #[test]
+    fn quoting() {
+        assert_eq!(
+            quote_qualified("public.we\"ird"),
+            "\"public\".\"we\"\"ird\""
+        );
+    }
+}

@@ -1,0 +1,123 @@
+//! Rehearsal records (`PKG/rehearsals/`): what a rehearsal proved, bound to the package digest
+//! and sealed by nothing but the sha256 of its own content. The `rehearsal` gate of apply needs
+//! a passing record for the current digest.
+
+use crate::digest::sha256_hex;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+pub const FORMAT: &str = "sluice-rehearsal-v1";
+
+/// One step of a rehearsal, with its timing.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RehearsalStep {
+    pub name: String,
+    pub passed: bool,
+    pub detail: String,
+    pub duration_ms: u128,
+}
+
+/// The record: everything in it is covered by `content_sha256`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RehearsalRecord {
+    pub format: String,
+    pub package: String,
+    pub digest: String,
+    pub passed: bool,
+    pub rehearsed_at: String,
+    pub server_version: String,
+    pub backup_sha256: String,
+    /// How long the migration held its locks in the rehearsal: the forecast for production.
+    pub lock_holding_ms: Option<u128>,
+    pub steps: Vec<RehearsalStep>,
+    /// sha256 of this record serialized with this field empty.
+    #[serde(default)]
+    pub content_sha256: String,
+}
+
+impl RehearsalRecord {
+    /// The hash of the content: the record as compact JSON with `content_sha256` empty.
+    pub fn content_hash(&self) -> String {
+        let mut unsealed = self.clone();
+        unsealed.content_sha256 = String::new();
+        sha256_hex(
+            serde_json::to_string(&unsealed)
+                .unwrap_or_default()
+                .as_bytes(),
+        )
+    }
+
+    pub fn seal(mut self) -> Self {
+        self.content_sha256 = self.content_hash();
+        self
+    }
+
+    pub fn is_sealed(&self) -> bool {
+        self.content_sha256 == self.content_hash()
+    }
+}
+
+/// What the rehearsal gate found.
+#[derive(Debug, Clone, Serialize)]
+pub struct RehearsalVerdict {
+    pub holds: bool,
+    pub record: Option<PathBuf>,
+    pub detail: String,
+}
+
+/// Looks for a passing, intact record of this digest in `dir`.
+pub fn find_passing(dir: &Path, digest: &str) -> RehearsalVerdict {
+    let mut seen = Vec::new();
+    let entries = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    let mut paths: Vec<PathBuf> = entries
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    paths.sort();
+    for path in paths.iter().rev() {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let record = std::fs::read_to_string(path)
+            .ok()
+            .and_then(|t| serde_json::from_str::<RehearsalRecord>(&t).ok());
+        match record {
+            None => seen.push(format!("{name}: not a rehearsal record")),
+            Some(r) if !r.is_sealed() => seen.push(format!(
+                "{name}: content does not match its content_sha256 (edited)"
+            )),
+            Some(r) if r.digest != digest => seen.push(format!(
+                "{name}: for another digest {}",
+                &r.digest[..r.digest.len().min(12)]
+            )),
+            Some(r) if !r.passed => seen.push(format!("{name}: the rehearsal failed")),
+            Some(_) => {
+                return RehearsalVerdict {
+                    holds: true,
+                    record: Some(path.clone()),
+                    detail: format!("passing rehearsal {name}"),
+                }
+            }
+        }
+    }
+    RehearsalVerdict {
+        holds: false,
+        record: None,
+        detail: if seen.is_empty() {
+            format!(
+                "no rehearsal record for digest {} in {}; run `sluice rehearse` first",
+                &digest[..digest.len().min(12)],
+                dir.display()
+            )
+        } else {
+            format!("no passing rehearsal for this digest: {}", seen.join("; "))
+        },
+    }
+}

@@ -1,0 +1,444 @@
+//! Rehearsal (`sluice rehearse`): a fresh backup of the target (read-only) or a given dump,
+//! restored into a throwaway cluster of the target's major version that is marked as a
+//! rehearsal cluster, and the whole cycle run there: apply (every gate but approvals and
+//! rehearsal), verify, rollback, schema equal to the pre snapshot, apply again. Every step is
+//! timed; the migration's lock-holding time is the forecast for production. The outcome is a
+//! sealed record in `PKG/rehearsals/`.
+
+use crate::backup::{self, ClientTools};
+use crate::catalog::{self, Snapshot};
+use crate::cluster::{find_server, Cluster, ClusterOptions};
+use crate::package::Package;
+use crate::pipeline::{self, ApplyOptions, Observer};
+use crate::rehearsal::{RehearsalRecord, RehearsalStep, FORMAT};
+use crate::target::{self, Target};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Where the rehearsal's data comes from.
+pub enum Source<'a> {
+    /// Take a fresh backup of this target (read-only).
+    Target(&'a Target),
+    /// Use this custom-format dump.
+    Backup(&'a Path),
+}
+
+pub struct RehearseOptions {
+    /// Server binaries for the rehearsal cluster (must be the target's major version).
+    pub pg_bindir: Option<PathBuf>,
+    pub pg_dump_bindir: Option<PathBuf>,
+    /// Where the rehearsal's own apply runs write their evidence.
+    pub evidence_root: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RehearseError {
+    #[error(transparent)]
+    Target(#[from] target::TargetError),
+    #[error(transparent)]
+    Backup(#[from] backup::BackupError),
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
+    #[error("{0}")]
+    Other(String),
+}
+
+pub struct RehearsalOutcome {
+    pub record: RehearsalRecord,
+    /// The record file in `PKG/rehearsals/`.
+    pub path: PathBuf,
+}
+
+/// What a dump says about where it came from.
+struct DumpFacts {
+    server_version: String,
+    major: u32,
+    dbname: String,
+    owners: Vec<String>,
+}
+
+fn dump_facts(tools: &ClientTools, dump: &Path) -> Result<DumpFacts, RehearseError> {
+    backup::restore_list(tools, dump)?;
+    let out = std::process::Command::new(tools.bindir.join("pg_restore"))
+        .arg("--list")
+        .arg(dump)
+        .output()
+        .map_err(|e| RehearseError::Other(e.to_string()))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let header = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .map(|v| v.trim().to_string())
+    };
+    let server_version = header(";     Dumped from database version:").unwrap_or_default();
+    let major = server_version
+        .split(['.', ' '])
+        .next()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(0);
+    let mut owners: Vec<String> = text
+        .lines()
+        .filter(|l| !l.starts_with(';') && !l.trim().is_empty())
+        .filter_map(|l| l.split_whitespace().last().map(str::to_string))
+        .filter(|o| o != "-")
+        .collect();
+    owners.sort();
+    owners.dedup();
+    Ok(DumpFacts {
+        server_version,
+        major,
+        dbname: header(";     Dbname:").unwrap_or_default(),
+        owners,
+    })
+}
+
+fn step(
+    steps: &mut Vec<RehearsalStep>,
+    name: &str,
+    started: Instant,
+    passed: bool,
+    detail: String,
+) {
+    steps.push(RehearsalStep {
+        name: name.into(),
+        passed,
+        detail,
+        duration_ms: started.elapsed().as_millis(),
+    });
+}
+
+/// Runs the rehearsal and writes its record (passing or not) into `PKG/rehearsals/`.
+pub fn rehearse(
+    pkg: &Package,
+    source: Source,
+    opts: &RehearseOptions,
+    observer: &dyn Observer,
+) -> Result<RehearsalOutcome, RehearseError> {
+    let digest = crate::digest::package_digest(pkg);
+    let tools = backup::find_tools(opts.pg_dump_bindir.as_deref())?;
+    let scratch = tempfile::Builder::new()
+        .prefix("sluice-rehearsal-")
+        .tempdir()
+        .map_err(|e| RehearseError::Other(e.to_string()))?;
+    let mut steps = Vec::new();
+
+    let started = Instant::now();
+    let dump_path = match source {
+        Source::Target(t) => fresh_backup(pkg, t, &tools, scratch.path(), observer)?,
+        Source::Backup(p) => p.to_path_buf(),
+    };
+    let backup_sha256 = crate::evidence::hash_file(&dump_path)
+        .map_err(|e| RehearseError::Other(format!("{}: {e}", dump_path.display())))?;
+    let facts = dump_facts(&tools, &dump_path)?;
+    step(
+        &mut steps,
+        "backup",
+        started,
+        true,
+        format!(
+            "{} ({}), sha256 {backup_sha256}",
+            dump_path.display(),
+            facts.server_version
+        ),
+    );
+
+    let started = Instant::now();
+    let bins = find_server(opts.pg_bindir.as_deref(), Some(facts.major))?;
+    let mut options = ClusterOptions::new(bins);
+    options
+        .settings
+        .push(("sluice.rehearsal".into(), "on".into()));
+    let cluster = Cluster::start(options)?;
+    let role = pkg.target.role.clone().unwrap_or_else(|| {
+        facts
+            .owners
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "postgres".into())
+    });
+    let dbname = pkg
+        .target
+        .database
+        .clone()
+        .unwrap_or_else(|| facts.dbname.clone());
+    restore(&cluster, &tools, &dump_path, &facts, &role, &dbname)?;
+    step(
+        &mut steps,
+        "restore",
+        started,
+        true,
+        format!(
+            "PostgreSQL {} rehearsal cluster; restored {dbname} with pg_restore -j 2",
+            cluster.binaries().version
+        ),
+    );
+
+    let rehearsal_target = Target::resolve(Some(&cluster.conninfo(&dbname, &role)))?;
+    let cycle = run_cycle(pkg, &rehearsal_target, opts, observer, &mut steps);
+    let passed = cycle.is_ok() && steps.iter().all(|s| s.passed);
+    if let Err(e) = &cycle {
+        steps.push(RehearsalStep {
+            name: "cycle".into(),
+            passed: false,
+            detail: e.clone(),
+            duration_ms: 0,
+        });
+    }
+    let record = RehearsalRecord {
+        format: FORMAT.into(),
+        package: pkg.info.id.clone(),
+        digest: digest.clone(),
+        passed,
+        rehearsed_at: pipeline::now_utc().0,
+        server_version: facts.server_version,
+        backup_sha256,
+        lock_holding_ms: cycle.ok().flatten(),
+        steps,
+        content_sha256: String::new(),
+    }
+    .seal();
+    let path = write_record(pkg, &record)?;
+    drop(cluster);
+    Ok(RehearsalOutcome { record, path })
+}
+
+fn fresh_backup(
+    pkg: &Package,
+    target: &Target,
+    tools: &ClientTools,
+    dir: &Path,
+    observer: &dyn Observer,
+) -> Result<PathBuf, RehearseError> {
+    let mut client = target.connect()?;
+    let facts = target::identity(&mut client).map_err(|e| target.query_error(&e))?;
+    backup::check_version(tools, facts.server_major(), &facts.server_version)?;
+    let path = dir.join(format!(
+        "{}.dump",
+        crate::evidence::safe_name(target.dbname())
+    ));
+    let file = crate::evidence::create_file_private(&path)
+        .map_err(|e| RehearseError::Other(e.to_string()))?;
+    let progress = |bytes: u64| observer.progress("pg_dump", bytes);
+    backup::dump(tools, target, pkg.backup.compress, &path, file, &progress)?;
+    Ok(path)
+}
+
+fn restore(
+    cluster: &Cluster,
+    tools: &ClientTools,
+    dump: &Path,
+    facts: &DumpFacts,
+    role: &str,
+    dbname: &str,
+) -> Result<(), RehearseError> {
+    let sql_err = |e: postgres::Error| {
+        RehearseError::Other(format!(
+            "preparing the rehearsal cluster: {}",
+            target::pg_message(&e)
+        ))
+    };
+    let mut admin = cluster.connect("postgres").map_err(sql_err)?;
+    let mut roles: Vec<&str> = facts.owners.iter().map(String::as_str).collect();
+    roles.push(role);
+    roles.sort();
+    roles.dedup();
+    for name in roles {
+        if name == cluster.superuser() {
+            continue;
+        }
+        let attrs = if name == role {
+            "LOGIN SUPERUSER"
+        } else {
+            "LOGIN"
+        };
+        admin
+            .batch_execute(&format!(
+                "CREATE ROLE {} {attrs}",
+                crate::probe::quote_ident(name)
+            ))
+            .map_err(sql_err)?;
+    }
+    admin
+        .batch_execute(&format!(
+            "CREATE DATABASE {} OWNER {}",
+            crate::probe::quote_ident(dbname),
+            crate::probe::quote_ident(role)
+        ))
+        .map_err(sql_err)?;
+    let out = std::process::Command::new(tools.bindir.join("pg_restore"))
+        .args(["--jobs=2", "--no-privileges", "--exit-on-error"])
+        .arg(format!("--host={}", cluster.socket_dir().display()))
+        .arg(format!("--port={}", cluster.port()))
+        .arg(format!("--username={}", cluster.superuser()))
+        .arg(format!("--dbname={dbname}"))
+        .arg(dump)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| RehearseError::Other(format!("cannot run pg_restore: {e}")))?;
+    if !out.status.success() {
+        return Err(RehearseError::Other(format!(
+            "pg_restore failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(())
+}
+
+/// apply → verify → rollback → schema equals pre → apply again. Returns the first apply's
+/// lock-holding time.
+fn run_cycle(
+    pkg: &Package,
+    target: &Target,
+    opts: &RehearseOptions,
+    observer: &dyn Observer,
+    steps: &mut Vec<RehearsalStep>,
+) -> Result<Option<u128>, String> {
+    let options = ApplyOptions {
+        environment: "rehearsal".into(),
+        operator: "sluice-rehearsal".into(),
+        evidence_root: opts.evidence_root.clone(),
+        pg_dump_bindir: opts.pg_dump_bindir.clone(),
+        rehearsal: true,
+    };
+    let started = Instant::now();
+    let first = pipeline::apply(pkg, target, &options, observer).map_err(|e| e.to_string())?;
+    let lock_ms = first
+        .record
+        .migration
+        .as_ref()
+        .and_then(|m| m.lock_holding_ms);
+    let ok = first.exit_code == 0;
+    step(steps, "apply", started, ok, apply_detail(&first));
+    if !ok {
+        return Ok(lock_ms);
+    }
+
+    let started = Instant::now();
+    let verified =
+        pipeline::verify::verify(pkg, target, Some(&first.run_dir)).map_err(|e| e.to_string())?;
+    step(
+        steps,
+        "verify",
+        started,
+        verified.holds,
+        format!(
+            "{} check(s); drift: {}",
+            verified.checks.len(),
+            verified
+                .drift
+                .as_ref()
+                .map_or("not compared".into(), |d| if d.is_empty() {
+                    "none".to_string()
+                } else {
+                    "FOUND".to_string()
+                })
+        ),
+    );
+
+    if pkg.rollback.is_none() {
+        step(
+            steps,
+            "rollback",
+            Instant::now(),
+            true,
+            "no rollback file: rollback and re-apply not rehearsed".into(),
+        );
+        return Ok(lock_ms);
+    }
+    let started = Instant::now();
+    let mut client = target.connect().map_err(|e| e.to_string())?;
+    let rolled = crate::rollback::run_rollback_sql(&mut client, pkg).map_err(|e| e.to_string())?;
+    step(
+        steps,
+        "rollback",
+        started,
+        rolled.committed,
+        rolled
+            .failure
+            .clone()
+            .unwrap_or_else(|| "rollback committed".into()),
+    );
+    if !rolled.committed {
+        return Ok(lock_ms);
+    }
+
+    let started = Instant::now();
+    let equal = schema_equals_pre(&mut client, pkg, &first.run_dir)?;
+    step(
+        steps,
+        "schema-equals-pre",
+        started,
+        equal.is_empty(),
+        if equal.is_empty() {
+            "the schema equals the pre snapshot".into()
+        } else {
+            format!(
+                "the rollback left the schema different from before: {}",
+                equal.join("; ")
+            )
+        },
+    );
+    if !equal.is_empty() {
+        return Ok(lock_ms);
+    }
+
+    let started = Instant::now();
+    let again = pipeline::apply(pkg, target, &options, observer).map_err(|e| e.to_string())?;
+    step(
+        steps,
+        "re-apply",
+        started,
+        again.exit_code == 0,
+        apply_detail(&again),
+    );
+    Ok(lock_ms)
+}
+
+fn apply_detail(outcome: &pipeline::ApplyOutcome) -> String {
+    match &outcome.failure {
+        None => format!("every gate held; evidence {}", outcome.run_dir.display()),
+        Some(f) => format!("{} failed (exit {}): {}", f.gate, f.exit_code, f.message),
+    }
+}
+
+/// The objects that differ between the live schema and a run's pre snapshot.
+pub fn schema_equals_pre(
+    client: &mut postgres::Client,
+    pkg: &Package,
+    run_dir: &Path,
+) -> Result<Vec<String>, String> {
+    let text =
+        std::fs::read_to_string(run_dir.join("schema/pre.json")).map_err(|e| e.to_string())?;
+    let pre: Snapshot = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    let now = catalog::snapshot(client, &pkg.schema_diff.ignore_schemas)
+        .map_err(|e| target::pg_message(&e))?;
+    let diff = catalog::diff::diff(&pre, &now);
+    let mut out: Vec<String> = diff
+        .added
+        .iter()
+        .map(|o| format!("left behind: {:?} {}", o.kind, o.key))
+        .collect();
+    out.extend(
+        diff.removed
+            .iter()
+            .map(|o| format!("not restored: {:?} {}", o.kind, o.key)),
+    );
+    out.extend(
+        diff.changed
+            .iter()
+            .map(|o| format!("changed: {:?} {} ({})", o.kind, o.key, o.fields.join(", "))),
+    );
+    Ok(out)
+}
+
+fn write_record(pkg: &Package, record: &RehearsalRecord) -> Result<PathBuf, RehearseError> {
+    let dir = pkg.dir.join("rehearsals");
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| RehearseError::Other(format!("{}: {e}", dir.display())))?;
+    let stamp = pipeline::now_utc().1;
+    let path = dir.join(format!("{stamp}-{}.json", &record.digest[..12]));
+    let text = serde_json::to_vec_pretty(record).unwrap_or_default();
+    std::fs::write(&path, text)
+        .map_err(|e| RehearseError::Other(format!("{}: {e}", path.display())))?;
+    Ok(path)
+}

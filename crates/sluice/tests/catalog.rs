@@ -1,0 +1,645 @@
+//! Catalog snapshots, diffs and their judgement against a real throwaway PostgreSQL loaded with
+//! the reference fixture.
+
+mod common;
+
+use postgres::{Client, NoTls};
+use sluice::catalog::{self, ObjectChange, ObjectKind, Snapshot};
+use sluice::package::{Package, SchemaDiffPolicy};
+use sluice::sql::Operation;
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+fn package_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/phase-alpha")
+}
+
+fn read(rel: &str) -> String {
+    std::fs::read_to_string(package_dir().join(rel)).unwrap()
+}
+
+fn connect(conninfo: &str) -> Client {
+    Client::connect(conninfo, NoTls).unwrap()
+}
+
+fn snap(client: &mut Client) -> Snapshot {
+    catalog::snapshot(client, &[]).unwrap()
+}
+
+/// The reference package's `[scope].operations`, as the manifest declares them.
+fn scope_operations() -> Vec<Operation> {
+    let package = Package::load(package_dir()).unwrap();
+    package
+        .scope
+        .expect("the reference package has a [scope]")
+        .into_iter()
+        .map(|op| op.value)
+        .collect()
+}
+
+fn ops(list: &[&str]) -> Vec<Operation> {
+    list.iter().map(|o| Operation::parse(o).unwrap()).collect()
+}
+
+fn policy(allow_removed: bool) -> SchemaDiffPolicy {
+    SchemaDiffPolicy {
+        allow_removed,
+        ignore_schemas: vec![],
+    }
+}
+
+fn keys(list: &[ObjectChange]) -> BTreeSet<String> {
+    list.iter()
+        .map(|c| format!("{} {}", c.kind, c.key))
+        .collect()
+}
+
+#[test]
+fn a_snapshot_taken_twice_is_equal_and_serializes_identically() {
+    let (_cluster, conninfo) = common::fixture_cluster();
+    let mut c = connect(&conninfo);
+    let first = snap(&mut c);
+    let second = snap(&mut c);
+    assert_eq!(first, second);
+    let a = serde_json::to_string_pretty(&first).unwrap();
+    let b = serde_json::to_string_pretty(&second).unwrap();
+    assert_eq!(a, b);
+    assert_eq!(first.sha256(), second.sha256());
+    assert!(catalog::diff(&first, &second).is_empty());
+
+    // It reads back to the same value.
+    let back: Snapshot = serde_json::from_str(&a).unwrap();
+    assert_eq!(back, first);
+
+    // And it holds what the fixture built.
+    assert!(first.server_version_num >= 140000);
+    let table_keys: Vec<&str> = first.tables.iter().map(|t| t.key.as_str()).collect();
+    assert_eq!(
+        table_keys,
+        vec![
+            "cutter_governance.cut_change_set",
+            "cutter_governance.cut_change_set_affected_row",
+            "cutter_governance.decision_backlog_entry",
+            "cutter_governance.dot_pair_signature",
+            "cutter_governance.verify_result",
+            "public.tac_logical_unit",
+            "public.tac_section_type",
+            "sandbox_tac.logical_unit",
+        ]
+    );
+    let schemas: Vec<&str> = first.schemas.iter().map(|s| s.key.as_str()).collect();
+    assert_eq!(schemas, vec!["cutter_governance", "public", "sandbox_tac"]);
+    assert_eq!(
+        first
+            .columns
+            .iter()
+            .filter(|c| c.schema == "public" && c.table == "tac_logical_unit")
+            .count(),
+        12
+    );
+    let trigger = first
+        .triggers
+        .iter()
+        .find(|t| t.key == "public.tac_logical_unit.trg_tac_birth_gate_lu")
+        .expect("the birth-gate trigger");
+    assert!(
+        trigger
+            .definition
+            .contains("EXECUTE FUNCTION public.tac_birth_gate_lu_touch()"),
+        "{}",
+        trigger.definition
+    );
+    assert_eq!(trigger.enabled, "origin");
+    let function = first
+        .functions
+        .iter()
+        .find(|f| f.key == "public.tac_birth_gate_lu_touch()")
+        .expect("the trigger function");
+    assert_eq!(function.language, "plpgsql");
+    assert_eq!(function.body_sha256.len(), 64);
+    // Identity columns own their sequences.
+    let seq = first
+        .sequences
+        .iter()
+        .find(|s| s.key == "cutter_governance.verify_result_id_seq")
+        .expect("the identity sequence");
+    assert_eq!(
+        seq.owned_by.as_deref(),
+        Some("cutter_governance.verify_result.id")
+    );
+    // A self-referencing foreign key and the primary key on the same index both exist, and
+    // the index names only the primary key.
+    let pkey = first
+        .indexes
+        .iter()
+        .find(|i| i.key == "public.tac_logical_unit_pkey")
+        .unwrap();
+    assert_eq!(pkey.constraint.as_deref(), Some("tac_logical_unit_pkey"));
+    assert!(pkey.primary && pkey.valid && pkey.ready);
+    // plpgsql is an extension; its functions are not listed.
+    assert!(first.extensions.iter().any(|e| e.key == "plpgsql"));
+    assert!(!first.functions.iter().any(|f| f.schema == "pg_catalog"));
+    // No OIDs: the serialized form never names one.
+    assert!(!a.contains("oid"), "a snapshot names no OID");
+}
+
+#[test]
+fn the_reference_migration_adds_exactly_its_objects_and_the_rollback_restores_the_schema() {
+    let (_cluster, conninfo) = common::fixture_cluster();
+    let mut c = connect(&conninfo);
+    let pre = snap(&mut c);
+    c.batch_execute(&read("sql/phase-alpha-r2.sql")).unwrap();
+    let post = snap(&mut c);
+    let d = catalog::diff(&pre, &post);
+
+    assert!(d.removed.is_empty(), "removed: {:?}", keys(&d.removed));
+    assert!(d.changed.is_empty(), "changed: {:?}", keys(&d.changed));
+    let alias = "cutter_governance.canonical_address_alias";
+    let mut expected: BTreeSet<String> = BTreeSet::new();
+    for table in ["public.tac_logical_unit", "sandbox_tac.logical_unit"] {
+        for column in ["canonical_address_format_version", "authority"] {
+            expected.insert(format!("column {table}.{column}"));
+        }
+    }
+    expected.insert(format!("table {alias}"));
+    for column in [
+        "id",
+        "alias_text",
+        "target_unit_id",
+        "alias_kind",
+        "valid_from",
+        "valid_to",
+        "created_at",
+        "created_by",
+        "note",
+    ] {
+        expected.insert(format!("column {alias}.{column}"));
+    }
+    expected.insert(format!("constraint {alias}.canonical_address_alias_pkey"));
+    for index in [
+        "canonical_address_alias_pkey",
+        "ix_alias_text",
+        "ix_alias_target_unit_id",
+        "ix_alias_kind",
+        "ix_alias_validity_window",
+    ] {
+        expected.insert(format!("index cutter_governance.{index}"));
+    }
+    assert_eq!(expected.len(), 20);
+    assert_eq!(keys(&d.added), expected);
+
+    // What the added objects say about themselves.
+    let added = |kind: ObjectKind, key: &str| {
+        d.added
+            .iter()
+            .find(|c| c.kind == kind && c.key == key)
+            .and_then(|c| c.after.clone())
+            .unwrap()
+    };
+    let authority = added(ObjectKind::Column, "public.tac_logical_unit.authority");
+    assert_eq!(authority["type"], "text");
+    assert_eq!(authority["default"], "'draft'::text");
+    assert_eq!(authority["not_null"], false);
+    let version = added(
+        ObjectKind::Column,
+        "sandbox_tac.logical_unit.canonical_address_format_version",
+    );
+    assert_eq!(version["not_null"], true);
+    assert_eq!(version["default"], "'canonical-address-v1'::text");
+    let window = added(
+        ObjectKind::Index,
+        "cutter_governance.ix_alias_validity_window",
+    );
+    assert_eq!(
+        window["definition"],
+        "CREATE INDEX ix_alias_validity_window ON cutter_governance.canonical_address_alias USING btree (valid_from, valid_to)"
+    );
+
+    // The scope of the package explains every one of them.
+    let scope = scope_operations();
+    assert_eq!(scope.len(), 12);
+    let verdict = catalog::judge(&d, &scope, &policy(false));
+    assert!(verdict.holds, "{verdict:#?}");
+    assert_eq!(verdict.explained.len(), 20);
+    assert!(verdict.explained.contains(&(
+        "cutter_governance.ix_alias_kind".to_string(),
+        "create_index cutter_governance.ix_alias_kind".to_string()
+    )));
+    assert!(verdict.explained.contains(&(
+        "cutter_governance.canonical_address_alias_pkey".to_string(),
+        "create_table cutter_governance.canonical_address_alias".to_string()
+    )));
+
+    // Without one of its create_index operations, that index is unexplained and named.
+    let fewer: Vec<Operation> = scope
+        .iter()
+        .filter(|op| op.to_string() != "create_index cutter_governance.ix_alias_kind")
+        .cloned()
+        .collect();
+    assert_eq!(fewer.len(), 11);
+    let verdict = catalog::judge(&d, &fewer, &policy(false));
+    assert!(!verdict.holds);
+    assert_eq!(
+        keys(&verdict.unexplained_added),
+        BTreeSet::from(["index cutter_governance.ix_alias_kind".to_string()])
+    );
+    assert!(verdict.unexplained_changed.is_empty() && verdict.removed_refused.is_empty());
+
+    // The rollback brings the schema back exactly: dropped columns leave no trace.
+    c.batch_execute(&read("sql/phase-alpha-r2-rollback.sql"))
+        .unwrap();
+    let after_rollback = snap(&mut c);
+    let back = catalog::diff(&pre, &after_rollback);
+    assert!(back.is_empty(), "{back:#?}");
+    assert_eq!(after_rollback, pre);
+    assert_eq!(
+        serde_json::to_string_pretty(&after_rollback).unwrap(),
+        serde_json::to_string_pretty(&pre).unwrap()
+    );
+
+    // Applied again (after the rollback, the re-added columns get new positions): the same
+    // schema as the first time, since columns are compared by name.
+    c.batch_execute(&read("sql/phase-alpha-r2.sql")).unwrap();
+    assert_eq!(snap(&mut c), post);
+}
+
+#[test]
+fn a_dropped_column_is_removed_and_needs_the_policy_and_a_drop() {
+    let (_cluster, conninfo) = common::fixture_cluster();
+    let mut c = connect(&conninfo);
+    let pre = snap(&mut c);
+    c.batch_execute("ALTER TABLE sandbox_tac.logical_unit DROP COLUMN title")
+        .unwrap();
+    let d = catalog::diff(&pre, &snap(&mut c));
+    assert!(d.added.is_empty() && d.changed.is_empty(), "{d:#?}");
+    assert_eq!(
+        keys(&d.removed),
+        BTreeSet::from(["column sandbox_tac.logical_unit.title".to_string()])
+    );
+    assert_eq!(d.removed[0].before.as_ref().unwrap()["type"], "text");
+
+    let drop = ops(&["drop_column sandbox_tac.logical_unit.title"]);
+    let refused = catalog::judge(&d, &drop, &policy(false));
+    assert!(!refused.holds);
+    assert_eq!(refused.removed_refused.len(), 1);
+    assert!(!catalog::judge(&d, &[], &policy(true)).holds);
+    assert!(
+        !catalog::judge(
+            &d,
+            &ops(&["drop_column public.tac_logical_unit.title"]),
+            &policy(true)
+        )
+        .holds
+    );
+    let allowed = catalog::judge(&d, &drop, &policy(true));
+    assert!(allowed.holds, "{allowed:#?}");
+    assert_eq!(
+        allowed.explained,
+        vec![(
+            "sandbox_tac.logical_unit.title".to_string(),
+            "drop_column sandbox_tac.logical_unit.title".to_string()
+        )]
+    );
+}
+
+#[test]
+fn a_new_default_on_an_existing_column_is_a_change_only_set_default_explains() {
+    let (_cluster, conninfo) = common::fixture_cluster();
+    let mut c = connect(&conninfo);
+    let pre = snap(&mut c);
+    c.batch_execute(
+        "ALTER TABLE public.tac_logical_unit ALTER COLUMN title SET DEFAULT 'untitled'",
+    )
+    .unwrap();
+    let d = catalog::diff(&pre, &snap(&mut c));
+    assert!(d.added.is_empty() && d.removed.is_empty(), "{d:#?}");
+    assert_eq!(d.changed.len(), 1);
+    let change = &d.changed[0];
+    assert_eq!(change.kind, ObjectKind::Column);
+    assert_eq!(change.key, "public.tac_logical_unit.title");
+    assert_eq!(change.fields, vec!["default"]);
+    assert_eq!(
+        change.before.as_ref().unwrap()["default"],
+        serde_json::Value::Null
+    );
+    assert_eq!(
+        change.after.as_ref().unwrap()["default"],
+        "'untitled'::text"
+    );
+
+    for wrong in [
+        vec![],
+        ops(&["update public.tac_logical_unit"]),
+        ops(&["set_default public.tac_logical_unit.doc_code"]),
+        ops(&["set_not_null public.tac_logical_unit.title"]),
+    ] {
+        let verdict = catalog::judge(&d, &wrong, &policy(true));
+        assert!(!verdict.holds, "{wrong:?}");
+        assert_eq!(verdict.unexplained_changed.len(), 1);
+    }
+    let verdict = catalog::judge(
+        &d,
+        &ops(&["set_default public.tac_logical_unit.title"]),
+        &policy(false),
+    );
+    assert!(verdict.holds, "{verdict:#?}");
+}
+
+#[test]
+fn row_counts_are_exact_per_table() {
+    let (_cluster, conninfo) = common::fixture_cluster();
+    let mut c = connect(&conninfo);
+    let counts = catalog::row_counts(&mut c, &[]).unwrap();
+    assert_eq!(counts.get("public.tac_logical_unit"), Some(&86));
+    assert_eq!(counts.get("sandbox_tac.logical_unit"), Some(&76));
+    assert_eq!(counts.get("public.tac_section_type"), Some(&6));
+    assert_eq!(
+        counts.get("cutter_governance.cut_change_set_affected_row"),
+        Some(&4)
+    );
+    assert_eq!(counts.len(), 8);
+
+    // Names that need quoting are counted too.
+    c.batch_execute(
+        "CREATE SCHEMA \"Odd Schema\"; \
+         CREATE TABLE \"Odd Schema\".\"Table \"\"x\"\"\" (a int); \
+         INSERT INTO \"Odd Schema\".\"Table \"\"x\"\"\" SELECT generate_series(1, 5)",
+    )
+    .unwrap();
+    let counts = catalog::row_counts(&mut c, &[]).unwrap();
+    assert_eq!(counts.get("Odd Schema.Table \"x\""), Some(&5));
+    let counts = catalog::row_counts(&mut c, &["Odd Schema".to_string()]).unwrap();
+    assert_eq!(counts.get("Odd Schema.Table \"x\""), None);
+    assert_eq!(counts.len(), 8);
+}
+
+#[test]
+fn ignored_schemas_are_left_out() {
+    let (_cluster, conninfo) = common::fixture_cluster();
+    let mut c = connect(&conninfo);
+    let full = snap(&mut c);
+    let ignore = vec!["cutter_governance".to_string()];
+    let partial = catalog::snapshot(&mut c, &ignore).unwrap();
+    let in_full = full
+        .tables
+        .iter()
+        .filter(|t| t.schema == "cutter_governance")
+        .count();
+    assert_eq!(in_full, 5);
+    let json = serde_json::to_string(&partial).unwrap();
+    assert!(!json.contains("cutter_governance"), "{json}");
+    assert_eq!(partial.tables.len(), full.tables.len() - 5);
+    assert!(partial.schemas.iter().all(|s| s.key != "cutter_governance"));
+
+    // A change inside an ignored schema does not show.
+    c.batch_execute("CREATE TABLE cutter_governance.scratch (a int)")
+        .unwrap();
+    assert_eq!(catalog::snapshot(&mut c, &ignore).unwrap(), partial);
+    assert!(!catalog::diff(&full, &snap(&mut c)).is_empty());
+}
+
+#[test]
+fn every_object_kind_is_read_and_extension_members_are_left_out() {
+    let mut cluster = common::cluster();
+    let mut c = cluster.connect("postgres").unwrap();
+    c.batch_execute(
+        "CREATE SCHEMA app;
+         CREATE TYPE app.mood AS ENUM ('sad', 'ok', 'happy');
+         ALTER TYPE app.mood ADD VALUE 'meh' BEFORE 'ok';
+         CREATE DOMAIN app.posint AS integer NOT NULL DEFAULT 1 CONSTRAINT positive CHECK (VALUE > 0);
+         CREATE TYPE app.pair AS (a integer, b text);
+         CREATE TYPE app.floatrange AS RANGE (subtype = float8);
+         CREATE TABLE app.events (
+             id bigint GENERATED ALWAYS AS IDENTITY,
+             serial_no serial,
+             at timestamptz NOT NULL DEFAULT '2026-01-01 00:00:00+00',
+             mood app.mood,
+             n app.posint,
+             name text COLLATE \"C\",
+             doubled integer GENERATED ALWAYS AS (n * 2) STORED,
+             PRIMARY KEY (id, at)
+         ) PARTITION BY RANGE (at);
+         CREATE TABLE app.events_2026 PARTITION OF app.events
+             FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+         CREATE INDEX events_name_idx ON app.events (name) WHERE name IS NOT NULL;
+         CREATE UNLOGGED TABLE app.scratch (a int) WITH (fillfactor = 70);
+         CREATE FUNCTION app.add(a integer, b integer DEFAULT 1) RETURNS integer
+             LANGUAGE sql IMMUTABLE STRICT BEGIN ATOMIC SELECT a + b; END;
+         CREATE FUNCTION app.add(a text) RETURNS text LANGUAGE sql AS 'SELECT a';
+         CREATE PROCEDURE app.noop() LANGUAGE plpgsql AS $$ BEGIN END $$;
+         CREATE VIEW app.recent AS SELECT id, at FROM app.events WHERE at > '2026-06-01';
+         CREATE MATERIALIZED VIEW app.counts AS SELECT mood, count(*) FROM app.events GROUP BY mood;
+         CREATE SEQUENCE app.free_seq INCREMENT 5 MINVALUE 10 MAXVALUE 1000 CYCLE;
+         CREATE EXTENSION IF NOT EXISTS pgcrypto;",
+    )
+    .unwrap();
+    let first = snap(&mut c);
+    let second = snap(&mut c);
+    assert_eq!(first, second);
+    assert_eq!(
+        serde_json::to_string(&first).unwrap(),
+        serde_json::to_string(&second).unwrap()
+    );
+
+    let ty = |key: &str| first.types.iter().find(|t| t.key == key).unwrap();
+    assert_eq!(ty("app.mood").kind, "enum");
+    assert_eq!(ty("app.mood").labels, vec!["sad", "meh", "ok", "happy"]);
+    assert_eq!(ty("app.posint").base_type.as_deref(), Some("integer"));
+    assert!(ty("app.posint").not_null);
+    assert_eq!(
+        ty("app.posint").constraints,
+        vec!["positive: CHECK ((VALUE > 0))"]
+    );
+    assert_eq!(ty("app.pair").attributes, vec!["a integer", "b text"]);
+    assert_eq!(
+        ty("app.floatrange").subtype.as_deref(),
+        Some("double precision")
+    );
+    // Table rowtypes and multiranges are not types of their own.
+    assert_eq!(first.types.len(), 4, "{:?}", first.types);
+
+    let table = |key: &str| first.tables.iter().find(|t| t.key == key).unwrap();
+    assert_eq!(table("app.events").kind, "partitioned_table");
+    assert_eq!(
+        table("app.events").partition_key.as_deref(),
+        Some("RANGE (at)")
+    );
+    let part = table("app.events_2026");
+    assert_eq!(part.partition_of.as_deref(), Some("app.events"));
+    assert_eq!(
+        part.partition_bound.as_deref(),
+        Some("FOR VALUES FROM ('2026-01-01 00:00:00+00') TO ('2027-01-01 00:00:00+00')")
+    );
+    assert_eq!(table("app.scratch").persistence, "unlogged");
+    assert_eq!(table("app.scratch").options, vec!["fillfactor=70"]);
+
+    let column = |key: &str| first.columns.iter().find(|c| c.key == key).unwrap();
+    assert_eq!(column("app.events.id").identity.as_deref(), Some("always"));
+    assert_eq!(
+        column("app.events.serial_no").default.as_deref(),
+        Some("nextval('app.events_serial_no_seq'::regclass)")
+    );
+    assert_eq!(
+        column("app.events.at").default.as_deref(),
+        Some("'2026-01-01 00:00:00+00'::timestamp with time zone")
+    );
+    assert_eq!(column("app.events.mood").data_type, "app.mood");
+    assert_eq!(
+        column("app.events.name").collation.as_deref(),
+        Some("pg_catalog.\"C\"")
+    );
+    assert_eq!(column("app.events.name").default, None);
+    assert_eq!(
+        column("app.events.doubled").generated.as_deref(),
+        Some("GENERATED ALWAYS AS (((n)::integer * 2)) STORED")
+    );
+    assert_eq!(column("app.events.doubled").default, None);
+    // A partition's columns are its own.
+    assert!(first
+        .columns
+        .iter()
+        .any(|c| c.key == "app.events_2026.mood"));
+
+    let seq = |key: &str| first.sequences.iter().find(|s| s.key == key).unwrap();
+    assert_eq!(
+        seq("app.events_id_seq").owned_by.as_deref(),
+        Some("app.events.id")
+    );
+    assert_eq!(
+        seq("app.events_serial_no_seq").owned_by.as_deref(),
+        Some("app.events.serial_no")
+    );
+    let free = seq("app.free_seq");
+    assert_eq!(
+        (free.increment, free.min, free.max, free.cycle),
+        (5, 10, 1000, true)
+    );
+    assert_eq!(free.owned_by, None);
+
+    let index = |key: &str| first.indexes.iter().find(|i| i.key == key).unwrap();
+    assert!(index("app.events_name_idx")
+        .definition
+        .ends_with("USING btree (name) WHERE (name IS NOT NULL)"));
+    assert_eq!(
+        index("app.events_2026_name_idx").parent.as_deref(),
+        Some("app.events_name_idx")
+    );
+    let constraint = |key: &str| first.constraints.iter().find(|c| c.key == key).unwrap();
+    assert_eq!(
+        constraint("app.events_2026.events_2026_pkey")
+            .parent
+            .as_deref(),
+        Some("app.events.events_pkey")
+    );
+    assert_eq!(
+        constraint("app.events.events_pkey").index.as_deref(),
+        Some("app.events_pkey")
+    );
+    // NOT NULL is the column's, never a constraint (PostgreSQL 18 has rows for it).
+    assert!(first.constraints.iter().all(|c| c.constraint_type != "n"));
+
+    let function = |key: &str| first.functions.iter().find(|f| f.key == key).unwrap();
+    let add = function("app.add(integer, integer)");
+    assert_eq!(add.arguments, "a integer, b integer DEFAULT 1");
+    assert_eq!(add.result.as_deref(), Some("integer"));
+    assert_eq!((add.volatility.as_str(), add.strict), ("immutable", true));
+    assert_eq!(add.language, "sql");
+    assert_ne!(
+        add.body_sha256,
+        function("app.add(text)").body_sha256,
+        "a BEGIN ATOMIC body is hashed, not an empty prosrc"
+    );
+    assert_eq!(function("app.noop()").kind, "procedure");
+
+    let view = |key: &str| first.views.iter().find(|v| v.key == key).unwrap();
+    assert!(!view("app.recent").materialized);
+    assert!(view("app.recent").definition.contains("FROM app.events"));
+    assert!(view("app.counts").materialized);
+    assert!(!first.tables.iter().any(|t| t.key == "app.counts"));
+
+    // pgcrypto is recorded; its functions are not.
+    let pgcrypto = first
+        .extensions
+        .iter()
+        .find(|e| e.key == "pgcrypto")
+        .unwrap();
+    assert_eq!(pgcrypto.schema, "public");
+    assert!(!first.functions.iter().any(|f| f.name == "gen_salt"));
+
+    // The diff of a function replaced in place, and a view replaced in place.
+    c.batch_execute(
+        "CREATE OR REPLACE FUNCTION app.add(a text) RETURNS text LANGUAGE sql AS 'SELECT a || a';
+         CREATE OR REPLACE VIEW app.recent AS SELECT id, at FROM app.events WHERE at > '2026-07-01';",
+    )
+    .unwrap();
+    let d = catalog::diff(&first, &snap(&mut c));
+    assert_eq!(
+        keys(&d.changed),
+        BTreeSet::from([
+            "function app.add(text)".to_string(),
+            "view app.recent".to_string()
+        ])
+    );
+    assert_eq!(d.changed[0].fields, vec!["body_sha256"]);
+    assert!(!catalog::judge(&d, &[], &policy(false)).holds);
+    assert!(
+        catalog::judge(
+            &d,
+            &ops(&["create_function app.add", "create_view app.recent"]),
+            &policy(false)
+        )
+        .holds
+    );
+    drop(c);
+    cluster.stop().unwrap();
+}
+
+/// 10,000 tables: one query per kind, not one per table. Run with `--ignored`.
+///
+/// The snapshot reads catalogs only and takes no lock on the tables. The row counts hold an
+/// ACCESS SHARE lock on every table until their one transaction ends, as `pg_dump` does, so on
+/// a server whose lock table is too small for that (`max_locks_per_transaction`) they fail with
+/// PostgreSQL's own "out of shared memory" error and its hint, as `pg_dump` would.
+#[test]
+#[ignore]
+fn a_snapshot_of_ten_thousand_tables() {
+    let (_cluster, conninfo) = common::fixture_cluster();
+    let mut c = connect(&conninfo);
+    c.batch_execute("CREATE SCHEMA many").unwrap();
+    for batch in 0..10 {
+        c.batch_execute(&format!(
+            "DO $$ BEGIN
+               FOR i IN {}..{} LOOP
+                 EXECUTE format('CREATE TABLE many.t%s (id bigint PRIMARY KEY, v text NOT NULL DEFAULT ''x'', n int)', i);
+               END LOOP;
+             END $$;",
+            batch * 1000 + 1,
+            batch * 1000 + 1000
+        ))
+        .unwrap();
+    }
+    let started = std::time::Instant::now();
+    let s = snap(&mut c);
+    let took = started.elapsed();
+    assert_eq!(s.tables.len(), 10_008);
+    assert_eq!(
+        s.columns.iter().filter(|c| c.schema == "many").count(),
+        30_000
+    );
+    let started = std::time::Instant::now();
+    let counts = catalog::row_counts(&mut c, &[]);
+    let counted = started.elapsed();
+    match &counts {
+        Ok(counts) => assert_eq!(counts.len(), 10_008),
+        Err(e) => assert_eq!(
+            e.code(),
+            Some(&postgres::error::SqlState::OUT_OF_MEMORY),
+            "{e}"
+        ),
+    }
+    eprintln!(
+        "snapshot of {} objects: {took:?}; row counts ({}): {counted:?}",
+        s.object_count(),
+        counts.map_or_else(|e| e.to_string(), |c| format!("{} tables", c.len()))
+    );
+}
