@@ -85,6 +85,48 @@ pub enum Command {
         #[arg(long)]
         pg_dump_bindir: Option<PathBuf>,
     },
+    /// Rehearse on a throwaway cluster restored from a fresh backup of the target (or a dump):
+    /// apply → verify → rollback → schema equal → re-apply; writes PKG/rehearsals/.
+    Rehearse {
+        package: PathBuf,
+        #[arg(
+            long,
+            conflicts_with = "from_backup",
+            required_unless_present = "from_backup"
+        )]
+        target: Option<String>,
+        /// A custom-format dump to rehearse on instead of a fresh backup.
+        #[arg(long)]
+        from_backup: Option<PathBuf>,
+        /// Server binaries for the rehearsal cluster (the target's major version).
+        #[arg(long)]
+        pg_bindir: Option<PathBuf>,
+        #[arg(long)]
+        pg_dump_bindir: Option<PathBuf>,
+        /// Where the rehearsal's own runs write evidence.
+        #[arg(long, default_value = "evidence")]
+        evidence: PathBuf,
+    },
+    /// The gated rollback of a committed apply whose verification failed.
+    Rollback {
+        package: PathBuf,
+        #[arg(long)]
+        target: Option<String>,
+        #[arg(long)]
+        environment: String,
+        /// The apply's evidence folder.
+        #[arg(long)]
+        run: PathBuf,
+        /// The verify check whose failure triggers the rollback.
+        #[arg(long)]
+        failed_check: String,
+        #[arg(long)]
+        operator: String,
+        #[arg(long, default_value = "evidence")]
+        evidence: PathBuf,
+        #[arg(long)]
+        yes: bool,
+    },
     /// Re-run the verify checks and compare the live schema with the last run's, read-only.
     Verify {
         package: PathBuf,

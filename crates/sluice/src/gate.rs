@@ -13,6 +13,8 @@ pub enum Phase {
     Migration,
     /// After COMMIT: the change is in, rollback is available (exit 5).
     AfterCommit,
+    /// The rollback itself, or its schema comparison (exit 6).
+    Rollback,
 }
 
 impl Phase {
@@ -21,6 +23,7 @@ impl Phase {
             Phase::BeforeMigration => 3,
             Phase::Migration => 4,
             Phase::AfterCommit => 5,
+            Phase::Rollback => 6,
         }
     }
 }
@@ -73,6 +76,27 @@ pub const STEPS: &[Step] = &[
         holds_when: "post snapshot minus pre snapshot holds no removed or changed objects (unless allowed), and every added object is explained by the scope" },
     Step { number: 15, gate: None, name: "probes", seed: "§5", phase: AfterCommit,
         holds_when: "probes compared: per column min, max, distinct before and after, rows changed/added/removed, against expect_changed" },
+];
+
+/// The rollback (SPEC §6), in order: refusals before it runs exit 3, the rollback and its
+/// schema comparison exit 6.
+pub const ROLLBACK_STEPS: &[Step] = &[
+    Step { number: 1, gate: Some("sql-integrity"), name: "sql-integrity", seed: "G-3", phase: BeforeMigration,
+        holds_when: "the rollback file's bytes hash to its pinned sha256" },
+    Step { number: 2, gate: Some("rollback-run"), name: "rollback-run", seed: "§6", phase: BeforeMigration,
+        holds_when: "the run folder is a completed apply (the migration committed) of this digest on this environment" },
+    Step { number: 3, gate: Some("failed-check"), name: "failed-check", seed: "§6 trigger", phase: BeforeMigration,
+        holds_when: "the named check is a verify check recorded as failed in that run, or failing now (re-run read-only)" },
+    Step { number: 4, gate: Some("exclusive-run"), name: "exclusive-run", seed: "—", phase: BeforeMigration,
+        holds_when: "the package's advisory lock is acquired at once" },
+    Step { number: 5, gate: Some("target-identity"), name: "target-identity", seed: "G-4", phase: BeforeMigration,
+        holds_when: "every [target] key matches; the target is not a rehearsal cluster" },
+    Step { number: 6, gate: Some("rollback-atomic"), name: "rollback-atomic", seed: "C-09, R-1..R-5", phase: Rollback,
+        holds_when: "the rollback runs in one transaction with the migration's lock discipline and commits" },
+    Step { number: 7, gate: Some("schema-equals-pre"), name: "schema-equals-pre", seed: "§6", phase: Rollback,
+        holds_when: "the schema after the rollback equals the run's pre snapshot, structurally" },
+    Step { number: 8, gate: None, name: "restore-script", seed: "§5 restore", phase: Rollback,
+        holds_when: "what the rollback cannot restore is measured against the pre capture, listed, and a restore script for it written (not run)" },
 ];
 
 /// The step whose gate has this id.

@@ -272,6 +272,80 @@ impl ProbeSummary {
     }
 }
 
+/// A psql script that puts the watched columns back to their values in a pre capture: the CSV is
+/// loaded into a temporary table shaped like the probed columns (so NULL and empty text stay
+/// apart), and only rows whose values differ are updated, with user triggers off
+/// (`session_replication_role = replica`, superuser) so a trigger like `updated_at := now()`
+/// cannot overwrite what is restored. sluice writes it; a person decides to run it.
+pub fn restore_script(probe: &Probe, pre_csv: &str, run_dir: &Path) -> String {
+    let table = quote_qualified(&probe.table);
+    let all: Vec<String> = probe
+        .key
+        .iter()
+        .chain(&probe.columns)
+        .map(|c| quote_ident(c))
+        .collect();
+    let set: Vec<String> = probe
+        .columns
+        .iter()
+        .map(|c| format!("{q} = r.{q}", q = quote_ident(c)))
+        .collect();
+    let on: Vec<String> = probe
+        .key
+        .iter()
+        .map(|k| format!("t.{q} = r.{q}", q = quote_ident(k)))
+        .collect();
+    let differs: Vec<String> = probe
+        .columns
+        .iter()
+        .map(|c| format!("t.{q} IS DISTINCT FROM r.{q}", q = quote_ident(c)))
+        .collect();
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "-- sluice restore script for probe {} on {}",
+        probe.id, probe.table
+    );
+    let _ = writeln!(
+        out,
+        "-- Puts {} back to the values captured before the migration of run",
+        probe.columns.join(", ")
+    );
+    let _ = writeln!(out, "--   {}", run_dir.display());
+    let _ = writeln!(out, "-- The rollback cannot do this (it drops what the migration added; it does not rewind data).");
+    let _ = writeln!(
+        out,
+        "-- Review it, then run it with: psql -v ON_ERROR_STOP=1 -f THIS_FILE"
+    );
+    let _ = writeln!(out, "-- session_replication_role = replica keeps user triggers from rewriting the restored values; it needs a superuser.\n");
+    let _ = writeln!(out, "BEGIN;");
+    let _ = writeln!(out, "SET LOCAL session_replication_role = replica;");
+    let _ = writeln!(
+        out,
+        "CREATE TEMP TABLE sluice_restore ON COMMIT DROP AS SELECT {} FROM {table} WITH NO DATA;",
+        all.join(", ")
+    );
+    let _ = writeln!(
+        out,
+        "COPY sluice_restore ({}) FROM STDIN WITH (FORMAT csv, HEADER);",
+        all.join(", ")
+    );
+    out.push_str(pre_csv);
+    if !pre_csv.ends_with('\n') {
+        out.push('\n');
+    }
+    let _ = writeln!(out, "\\.");
+    let _ = writeln!(
+        out,
+        "UPDATE {table} AS t SET {} FROM sluice_restore AS r WHERE {} AND ({});",
+        set.join(", "),
+        on.join(" AND "),
+        differs.join(" OR ")
+    );
+    let _ = writeln!(out, "COMMIT;");
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

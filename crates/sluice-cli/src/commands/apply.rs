@@ -151,3 +151,88 @@ pub fn verify(
     }
     Ok(if report.holds { 0 } else { 5 })
 }
+
+pub fn rehearse(
+    dir: &Path,
+    target: Option<&str>,
+    from_backup: Option<&Path>,
+    pg_bindir: Option<PathBuf>,
+    pg_dump_bindir: Option<PathBuf>,
+    evidence: PathBuf,
+    json: bool,
+) -> Result<u8, Failure> {
+    let pkg = Package::load(dir)?;
+    let target = match from_backup {
+        Some(_) => None,
+        None => Some(Target::resolve(target)?),
+    };
+    let source = match (&target, from_backup) {
+        (Some(t), _) => sluice::rehearse::Source::Target(t),
+        (None, Some(p)) => sluice::rehearse::Source::Backup(p),
+        (None, None) => return Err(Failure::new(2, "give --target or --from-backup")),
+    };
+    let options = sluice::rehearse::RehearseOptions {
+        pg_bindir,
+        pg_dump_bindir,
+        evidence_root: evidence,
+    };
+    eprintln!("sluice rehearse {}", pkg.info.id);
+    let outcome = sluice::rehearse::rehearse(&pkg, source, &options, &Terminal::new())
+        .map_err(|e| Failure::gate("rehearsal", 3, e.to_string()))?;
+    let r = &outcome.record;
+    if json {
+        crate::commands::print_json(
+            &serde_json::json!({ "ok": r.passed, "record": outcome.path, "rehearsal": r }),
+        );
+    }
+    for s in &r.steps {
+        eprintln!(
+            "  {:<18} {} ({} ms) {}",
+            s.name,
+            if s.passed { "passed" } else { "FAILED" },
+            s.duration_ms,
+            s.detail
+        );
+    }
+    if let Some(ms) = r.lock_holding_ms {
+        eprintln!(
+            "forecast: the migration held its locks for {ms} ms in the rehearsal (PostgreSQL {})",
+            r.server_version
+        );
+    }
+    eprintln!("record: {}", outcome.path.display());
+    if r.passed {
+        eprintln!("rehearsal passed");
+        Ok(0)
+    } else {
+        Failure::gate(
+            "rehearsal",
+            3,
+            "the rehearsal failed: see the steps above; the record is written",
+        )
+        .print(false);
+        Ok(3)
+    }
+}
+
+pub fn rollback(
+    dir: &Path,
+    target: Option<&str>,
+    options: sluice::pipeline::RollbackOptions,
+    yes: bool,
+    json: bool,
+) -> Result<u8, Failure> {
+    let pkg = Package::load(dir)?;
+    let target = Target::resolve(target)?;
+    confirm(&pkg.info.id, &options.environment, &target, yes)?;
+    eprintln!(
+        "sluice rollback {} on {} ({}), run {}",
+        pkg.info.id,
+        options.environment,
+        target,
+        options.run_dir.display()
+    );
+    let outcome = pipeline::rollback(&pkg, &target, &options, &Terminal::new())
+        .map_err(|e| Failure::new(3, format!("refused before anything ran: {e}")))?;
+    finish(&outcome, json)
+}

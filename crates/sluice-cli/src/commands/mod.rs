@@ -63,6 +63,41 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Evidence {
             command: EvidenceCommand::Check { run_dir },
         } => evidence_check(&run_dir, json),
+        Command::Rehearse {
+            package,
+            target,
+            from_backup,
+            pg_bindir,
+            pg_dump_bindir,
+            evidence,
+        } => apply::rehearse(
+            &package,
+            target.as_deref(),
+            from_backup.as_deref(),
+            pg_bindir,
+            pg_dump_bindir,
+            evidence,
+            json,
+        ),
+        Command::Rollback {
+            package,
+            target,
+            environment,
+            run,
+            failed_check,
+            operator,
+            evidence,
+            yes,
+        } => {
+            let options = sluice::pipeline::RollbackOptions {
+                environment,
+                operator,
+                evidence_root: evidence,
+                run_dir: run,
+                failed_check,
+            };
+            apply::rollback(&package, target.as_deref(), options, yes, json)
+        }
         Command::Demo { pg_bindir, workdir } => demo::demo(pg_bindir.as_deref(), &workdir, json),
     }
 }

@@ -13,6 +13,7 @@ use crate::gate::{self, Step};
 use crate::package::Package;
 use crate::target::Target;
 use record::{RunRecord, RunStatus, Status, StepRecord};
+
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -84,6 +85,8 @@ pub fn now_utc() -> (String, String) {
 
 /// A run in progress: its folder, its record, and who watches.
 pub(crate) struct Run<'a> {
+    /// The table of steps this run follows.
+    pub table: &'static [Step],
     pub dir: RunDir,
     pub record: RunRecord,
     pub observer: &'a dyn Observer,
@@ -116,7 +119,8 @@ impl Run<'_> {
     where
         F: FnOnce(&mut Self) -> StepResult,
     {
-        let step = gate::STEPS
+        let step = self
+            .table
             .iter()
             .find(|s| s.name == name)
             .copied()
@@ -224,34 +228,17 @@ pub fn apply(
         &options.environment,
     )?;
     copy_package(pkg, &dir)?;
-    let record = RunRecord {
-        format: "sluice-run-v1",
-        kind: "apply".into(),
-        sluice_version: env!("CARGO_PKG_VERSION"),
-        package: pkg.info.id.clone(),
-        revision: pkg.info.revision.clone(),
+    let record = RunRecord::new(
+        "apply",
+        pkg,
         digest,
-        environment: options.environment.clone(),
-        operator: options.operator.clone(),
-        target: target.to_string(),
+        &options.environment,
+        &options.operator,
+        target,
         started_at,
-        finished_at: None,
-        status: RunStatus::Running,
-        exit_code: None,
-        failed_gate: None,
-        failure: None,
-        migration_committed: false,
-        steps: Vec::new(),
-        server: None,
-        client_tools: None,
-        backup: None,
-        preflight: Vec::new(),
-        migration: None,
-        verification: Vec::new(),
-        schema_diff: None,
-        probes: Vec::new(),
-    };
+    );
     let mut run = Run {
+        table: gate::STEPS,
         dir,
         record,
         observer,
@@ -271,6 +258,63 @@ pub fn apply(
             "apply"
         },
     );
+    Ok(ApplyOutcome {
+        exit_code,
+        run_dir: run.dir.path().to_path_buf(),
+        record: run.record,
+        failure,
+    })
+}
+
+/// What the operator asked of a rollback.
+#[derive(Debug, Clone)]
+pub struct RollbackOptions {
+    pub environment: String,
+    pub operator: String,
+    pub evidence_root: PathBuf,
+    /// The apply run being rolled back.
+    pub run_dir: PathBuf,
+    /// The verify check whose failure triggers the rollback.
+    pub failed_check: String,
+}
+
+/// Runs the gated rollback of SPEC §6; it gets its own evidence folder and ledger line.
+pub fn rollback(
+    pkg: &Package,
+    target: &Target,
+    options: &RollbackOptions,
+    observer: &dyn Observer,
+) -> Result<ApplyOutcome, PipelineError> {
+    let digest = crate::digest::package_digest(pkg);
+    let (started_at, stamp) = now_utc();
+    let dir = RunDir::create(
+        &options.evidence_root,
+        &pkg.info.id,
+        &stamp,
+        &format!("{}-rollback", options.environment),
+    )?;
+    copy_package(pkg, &dir)?;
+    let mut record = RunRecord::new(
+        "rollback",
+        pkg,
+        digest,
+        &options.environment,
+        &options.operator,
+        target,
+        started_at,
+    );
+    record.rolls_back = Some(options.run_dir.display().to_string());
+    let mut run = Run {
+        table: gate::ROLLBACK_STEPS,
+        dir,
+        record,
+        observer,
+        stamp,
+    };
+    run.save();
+    run.log("run.start", serde_json::json!({ "kind": "rollback", "run": options.run_dir, "failed_check": options.failed_check }));
+    let failure = steps::run_rollback(&mut run, pkg, target, options).err();
+    let exit_code = run.finish(failure.as_ref(), "rollback");
     Ok(ApplyOutcome {
         exit_code,
         run_dir: run.dir.path().to_path_buf(),

@@ -68,6 +68,50 @@ pub struct RunRecord {
     pub verification: Vec<CheckResult>,
     pub schema_diff: Option<serde_json::Value>,
     pub probes: Vec<ProbeSummary>,
+    /// For a rollback: the apply run it rolls back.
+    pub rolls_back: Option<String>,
+}
+
+impl RunRecord {
+    /// A record for a run that is starting.
+    pub fn new(
+        kind: &str,
+        pkg: &crate::package::Package,
+        digest: String,
+        environment: &str,
+        operator: &str,
+        target: &crate::target::Target,
+        started_at: String,
+    ) -> Self {
+        RunRecord {
+            format: "sluice-run-v1",
+            kind: kind.into(),
+            sluice_version: env!("CARGO_PKG_VERSION"),
+            package: pkg.info.id.clone(),
+            revision: pkg.info.revision.clone(),
+            digest,
+            environment: environment.into(),
+            operator: operator.into(),
+            target: target.to_string(),
+            started_at,
+            finished_at: None,
+            status: RunStatus::Running,
+            exit_code: None,
+            failed_gate: None,
+            failure: None,
+            migration_committed: false,
+            steps: Vec::new(),
+            server: None,
+            client_tools: None,
+            backup: None,
+            preflight: Vec::new(),
+            migration: None,
+            verification: Vec::new(),
+            schema_diff: None,
+            probes: Vec::new(),
+            rolls_back: None,
+        }
+    }
 }
 
 /// The parts of a `run.json` that rollback and verify read back.

@@ -577,3 +577,236 @@ fn probes(run: &mut Run, pkg: &Package, st: &mut State) -> StepResult {
         ))
     }
 }
+
+/// The rollback's steps ([`crate::gate::ROLLBACK_STEPS`]), in order.
+pub(super) fn run_rollback(
+    run: &mut Run,
+    pkg: &Package,
+    target: &Target,
+    opts: &super::RollbackOptions,
+) -> Result<(), GateFailure> {
+    let mut st = State {
+        lock_session: None,
+        client: None,
+        tools: None,
+        backup_done: None,
+        pre_schema: None,
+        pre_probes: Vec::new(),
+        parsed: None,
+    };
+    let digest = run.record.digest.clone();
+    let apply_options = ApplyOptions {
+        environment: opts.environment.clone(),
+        operator: opts.operator.clone(),
+        evidence_root: opts.evidence_root.clone(),
+        pg_dump_bindir: None,
+        rehearsal: false,
+    };
+    run.step("sql-integrity", |_| sql_integrity(pkg))?;
+    run.step("rollback-run", |_| rollback_run(pkg, &digest, opts))?;
+    run.step("failed-check", |_| failed_check(pkg, target, opts))?;
+    run.step("exclusive-run", |run| {
+        exclusive_run(run, pkg, target, &mut st)
+    })?;
+    run.step("target-identity", |run| {
+        target_identity(run, pkg, &apply_options, &mut st)
+    })?;
+    run.step("rollback-atomic", |run| rollback_atomic(run, pkg, &mut st))?;
+    run.step("schema-equals-pre", |_| {
+        schema_equals_pre(pkg, opts, &mut st)
+    })?;
+    run.step("restore-script", |run| {
+        restore_script(run, pkg, opts, &mut st)
+    })?;
+    Ok(())
+}
+
+fn rollback_run(pkg: &Package, digest: &str, opts: &super::RollbackOptions) -> StepResult {
+    if pkg.rollback.is_none() {
+        return Failed("the package has no [rollback] file".into());
+    }
+    let path = opts.run_dir.join("run.json");
+    let stored: super::record::StoredRun =
+        match std::fs::read_to_string(&path).map(|t| serde_json::from_str(&t)) {
+            Ok(Ok(run)) => run,
+            Ok(Err(e)) => {
+                return Failed(format!(
+                    "{} is not a sluice run record: {e}",
+                    path.display()
+                ))
+            }
+            Err(e) => return Failed(format!("cannot read {}: {e}", path.display())),
+        };
+    let mut problems = Vec::new();
+    if stored.kind != "apply" {
+        problems.push(format!("the run is a {}, not an apply", stored.kind));
+    }
+    if !stored.migration_committed {
+        problems.push("its migration never committed: there is nothing to roll back".to_string());
+    }
+    if stored.digest != digest {
+        problems.push(format!(
+            "it applied digest {}, the package is now {}",
+            &stored.digest[..12.min(stored.digest.len())],
+            &digest[..12]
+        ));
+    }
+    if stored.package != pkg.info.id {
+        problems.push(format!("it applied package {}", stored.package));
+    }
+    if stored.environment != opts.environment {
+        problems.push(format!(
+            "it ran on environment {}, not {}",
+            stored.environment, opts.environment
+        ));
+    }
+    if problems.is_empty() {
+        Passed(format!(
+            "{}: a completed apply of this digest on {}",
+            opts.run_dir.display(),
+            stored.environment
+        ))
+    } else {
+        Failed(format!(
+            "{} cannot be rolled back from here: {}",
+            opts.run_dir.display(),
+            problems.join("; ")
+        ))
+    }
+}
+
+fn failed_check(pkg: &Package, target: &Target, opts: &super::RollbackOptions) -> StepResult {
+    let Some(check) = pkg.verify.iter().find(|c| c.id == opts.failed_check) else {
+        let ids: Vec<&str> = pkg.verify.iter().map(|c| c.id.as_str()).collect();
+        return Failed(format!(
+            "{} is not a verify check of this package (its verify checks: {})",
+            opts.failed_check,
+            ids.join(", ")
+        ));
+    };
+    let recorded = std::fs::read_to_string(opts.run_dir.join("run.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<super::record::StoredRun>(&t).ok())
+        .is_some_and(|r| r.verification.iter().any(|v| v.id == check.id && !v.holds));
+    if recorded {
+        return Passed(format!("{} is recorded as failed in the run", check.id));
+    }
+    let mut client = match target.connect() {
+        Ok(c) => c,
+        Err(e) => return Failed(e.to_string()),
+    };
+    let now = evaluate_check(&mut client, check);
+    if now.holds {
+        Failed(format!(
+            "{} holds (it did not fail in the run, and it holds now): no rollback trigger",
+            check.id
+        ))
+    } else {
+        Passed(format!(
+            "{} fails now: {}",
+            check.id,
+            now.detail.unwrap_or_default()
+        ))
+    }
+}
+
+fn rollback_atomic(run: &mut Run, pkg: &Package, st: &mut State) -> StepResult {
+    let report = match crate::rollback::run_rollback_sql(client(st), pkg) {
+        Ok(r) => r,
+        Err(e) => return Failed(e.to_string()),
+    };
+    for a in &report.attempts {
+        run.log("rollback.attempt", serde_json::json!(a));
+    }
+    let committed = report.committed;
+    let detail = report.failure.clone().unwrap_or_else(|| {
+        format!(
+            "rollback committed after {} attempt(s)",
+            report.attempts.len()
+        )
+    });
+    run.record.migration_committed = committed;
+    run.record.migration = Some(report);
+    if committed {
+        Passed(detail)
+    } else {
+        Failed(detail)
+    }
+}
+
+fn schema_equals_pre(pkg: &Package, opts: &super::RollbackOptions, st: &mut State) -> StepResult {
+    match crate::rehearse::schema_equals_pre(client(st), pkg, &opts.run_dir) {
+        Ok(diff) if diff.is_empty() => Passed("the schema equals the run's pre snapshot".into()),
+        Ok(diff) => Failed(format!(
+            "the schema differs from the run's pre snapshot: {}",
+            diff.join("; ")
+        )),
+        Err(e) => Failed(e),
+    }
+}
+
+fn restore_script(
+    run: &mut Run,
+    pkg: &Package,
+    opts: &super::RollbackOptions,
+    st: &mut State,
+) -> StepResult {
+    let mut lines = Vec::new();
+    for probe in &pkg.probes {
+        let pre_path = opts.run_dir.join(format!("probes/{}.pre.csv", probe.id));
+        let pre_csv = match std::fs::read_to_string(&pre_path) {
+            Ok(t) => t,
+            Err(e) => {
+                lines.push(format!("{}: no pre capture in the run ({e})", probe.id));
+                continue;
+            }
+        };
+        // what the table holds now, after the rollback, against what it held before the apply
+        let now_rel = format!("probes/{}.after-rollback.csv", probe.id);
+        if let Err(e) = capture_probe_as(run, st, probe, &now_rel) {
+            return Failed(e);
+        }
+        let rows = match crate::probe::compare_files(
+            &pre_path,
+            &run.dir.path().join(&now_rel),
+            probe.key.len(),
+        ) {
+            Ok(r) => r,
+            Err(e) => return Failed(format!("probe {}: {e}", probe.id)),
+        };
+        if rows.changed == 0 && rows.removed == 0 {
+            lines.push(format!(
+                "{}: {} is as it was before the apply",
+                probe.id, probe.table
+            ));
+            continue;
+        }
+        let rel = format!("restore/{}.restore.sql", probe.id);
+        let script = crate::probe::restore_script(probe, &pre_csv, &opts.run_dir);
+        if let Err(e) = run.dir.write(&rel, script.as_bytes()) {
+            return Failed(e.to_string());
+        }
+        lines.push(format!(
+            "cannot restore {} changed and {} removed row(s) of {} ({}): restore script {rel} written, not run",
+            rows.changed,
+            rows.removed,
+            probe.table,
+            probe.columns.join(", ")
+        ));
+    }
+    if lines.is_empty() {
+        Passed("no probes: nothing beyond the schema is measured".into())
+    } else {
+        Passed(lines.join("; "))
+    }
+}
+
+fn capture_probe_as(
+    run: &mut Run,
+    st: &mut State,
+    probe: &crate::package::Probe,
+    rel: &str,
+) -> Result<crate::probe::Capture, String> {
+    let (_, file) = run.dir.create_file(rel).map_err(|e| e.to_string())?;
+    crate::probe::capture(client(st), probe, file).map_err(|e| e.to_string())
+}

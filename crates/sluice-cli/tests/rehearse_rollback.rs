@@ -1,0 +1,337 @@
+//! Rehearsal on a restored copy, and the gated rollback (SPEC §6), against real servers.
+mod support;
+
+use support::*;
+
+fn rehearse_cmd(ready: &Ready) -> assert_cmd::Command {
+    let mut cmd = sluice();
+    cmd.arg("rehearse")
+        .arg(&ready.dir)
+        .arg("--evidence")
+        .arg(ready.tmp.path().join("rehearsal-evidence"));
+    if let Some(bindir) = std::env::var_os("SLUICE_TEST_PG_BINDIR") {
+        cmd.arg("--pg-bindir").arg(bindir);
+    }
+    cmd
+}
+
+fn records(ready: &Ready) -> Vec<serde_json::Value> {
+    let mut paths: Vec<_> = std::fs::read_dir(ready.dir.join("rehearsals"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    paths.sort();
+    paths
+        .iter()
+        .map(|p| serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap())
+        .collect()
+}
+
+#[test]
+fn rehearse_from_the_target_passes_and_leaves_the_target_untouched() {
+    let (cluster, conninfo) = fixture_target();
+    let ready = ready_package(&cluster);
+    edit_manifest(
+        &ready.dir,
+        "[rehearsal]\nrequired = false",
+        "[rehearsal]\nrequired = true",
+    );
+    let before = fingerprint(&conninfo);
+    let assert = rehearse_cmd(&ready)
+        .args(["--target", &conninfo])
+        .assert()
+        .success();
+    let stderr = stderr_of(&assert);
+    assert!(
+        stderr.contains("forecast: the migration held its locks for"),
+        "{stderr}"
+    );
+    assert_eq!(
+        before,
+        fingerprint(&conninfo),
+        "rehearsal changed the target"
+    );
+    let record = &records(&ready)[0];
+    assert_eq!(record["passed"], true);
+    let steps: Vec<&str> = record["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "backup",
+            "restore",
+            "apply",
+            "verify",
+            "rollback",
+            "schema-equals-pre",
+            "re-apply"
+        ]
+    );
+    // the record now opens the rehearsal gate of apply
+    approve_all(&ready);
+    let assert = apply_cmd(&ready, &conninfo).assert().success();
+    assert!(stderr_of(&assert).contains("passing rehearsal"));
+}
+
+#[test]
+fn rehearse_from_a_backup_passes() {
+    let (cluster, conninfo) = fixture_target();
+    let ready = ready_package(&cluster);
+    let dump = ready.tmp.path().join("prod.dump");
+    let status = std::process::Command::new(
+        sluice::backup::find_tools(None)
+            .unwrap()
+            .bindir
+            .join("pg_dump"),
+    )
+    .args(["-Fc", "-f"])
+    .arg(&dump)
+    .arg(&conninfo)
+    .status()
+    .unwrap();
+    assert!(status.success());
+    rehearse_cmd(&ready)
+        .arg("--from-backup")
+        .arg(&dump)
+        .assert()
+        .success();
+    assert_eq!(records(&ready)[0]["passed"], true);
+}
+
+#[test]
+fn a_rollback_that_leaves_a_column_behind_fails_the_rehearsal() {
+    let (cluster, conninfo) = fixture_target();
+    let ready = ready_package(&cluster);
+    edit_pinned(&ready.dir, ROLLBACK, |sql| {
+        sql.replacen("ALTER TABLE public.tac_logical_unit  DROP COLUMN IF EXISTS canonical_address_format_version;", "", 1)
+            .replacen("ALTER TABLE public.tac_logical_unit DROP COLUMN IF EXISTS canonical_address_format_version;", "", 1)
+    });
+    let assert = rehearse_cmd(&ready)
+        .args(["--target", &conninfo])
+        .assert()
+        .code(3);
+    let stderr = stderr_of(&assert);
+    assert!(stderr.contains("error[rehearsal]"), "{stderr}");
+    assert!(
+        stderr.contains("left behind")
+            && stderr.contains("public.tac_logical_unit.canonical_address_format_version"),
+        "{stderr}"
+    );
+    let record = &records(&ready)[0];
+    assert_eq!(record["passed"], false);
+    // a failed record does not open the gate
+    edit_manifest(
+        &ready.dir,
+        "[rehearsal]\nrequired = false",
+        "[rehearsal]\nrequired = true",
+    );
+    approve_all(&ready);
+    let assert = apply_cmd(&ready, &conninfo).assert().code(3);
+    assert!(stderr_of(&assert).contains("error[rehearsal]"));
+}
+
+#[test]
+fn a_rehearsal_of_another_digest_does_not_count() {
+    let (cluster, conninfo) = fixture_target();
+    let ready = ready_package(&cluster);
+    edit_manifest(
+        &ready.dir,
+        "[rehearsal]\nrequired = false",
+        "[rehearsal]\nrequired = true",
+    );
+    rehearse_cmd(&ready)
+        .args(["--target", &conninfo])
+        .assert()
+        .success();
+    edit_manifest(&ready.dir, "lock_retries = 3", "lock_retries = 2");
+    approve_all(&ready);
+    let before = fingerprint(&conninfo);
+    let assert = apply_cmd(&ready, &conninfo).assert().code(3);
+    let stderr = stderr_of(&assert);
+    assert!(
+        stderr.contains("error[rehearsal]") && stderr.contains("for another digest"),
+        "{stderr}"
+    );
+    assert_eq!(before, fingerprint(&conninfo));
+}
+
+/// Applies a copy whose V-α-3 fails after COMMIT (exit 5); returns the run folder.
+fn applied_with_failing_verify(ready: &Ready, conninfo: &str) -> std::path::PathBuf {
+    edit_manifest(&ready.dir, "total = 86 }", "total = 87 }");
+    approve_all(ready);
+    apply_cmd(ready, conninfo).assert().code(5);
+    last_run(ready)
+}
+
+fn rollback_cmd(
+    ready: &Ready,
+    conninfo: &str,
+    run: &Path,
+    check: &str,
+    environment: &str,
+) -> assert_cmd::Command {
+    let mut cmd = sluice();
+    cmd.arg("rollback")
+        .arg(&ready.dir)
+        .args([
+            "--target",
+            conninfo,
+            "--environment",
+            environment,
+            "--failed-check",
+            check,
+            "--operator",
+            "carol@example.com",
+            "--yes",
+            "--run",
+        ])
+        .arg(run)
+        .arg("--evidence")
+        .arg(ready.tmp.path().join("evidence"));
+    cmd
+}
+
+use std::path::Path;
+
+#[test]
+fn rollback_is_refused_without_a_failed_check() {
+    let (cluster, conninfo) = fixture_target();
+    let ready = ready_package(&cluster);
+    let run = applied_with_failing_verify(&ready, &conninfo);
+    let before = fingerprint(&conninfo);
+    let assert = rollback_cmd(&ready, &conninfo, &run, "V-α-1", "production")
+        .assert()
+        .code(3);
+    let stderr = stderr_of(&assert);
+    assert!(
+        stderr.contains("error[failed-check]") && stderr.contains("V-α-1 holds"),
+        "{stderr}"
+    );
+    let assert = rollback_cmd(&ready, &conninfo, &run, "P-8", "production")
+        .assert()
+        .code(3);
+    assert!(stderr_of(&assert).contains("not a verify check"));
+    assert_eq!(before, fingerprint(&conninfo));
+}
+
+#[test]
+fn rollback_is_refused_on_another_environment() {
+    let (cluster, conninfo) = fixture_target();
+    let ready = ready_package(&cluster);
+    let run = applied_with_failing_verify(&ready, &conninfo);
+    let before = fingerprint(&conninfo);
+    let assert = rollback_cmd(&ready, &conninfo, &run, "V-α-3", "staging")
+        .assert()
+        .code(3);
+    let stderr = stderr_of(&assert);
+    assert!(
+        stderr.contains("error[rollback-run]") && stderr.contains("not staging"),
+        "{stderr}"
+    );
+    assert_eq!(before, fingerprint(&conninfo));
+}
+
+#[test]
+fn rollback_is_refused_with_a_tampered_rollback_file() {
+    let (cluster, conninfo) = fixture_target();
+    let ready = ready_package(&cluster);
+    let run = applied_with_failing_verify(&ready, &conninfo);
+    let sql = read(&ready.dir, ROLLBACK);
+    write(
+        &ready.dir,
+        ROLLBACK,
+        &sql.replacen(
+            "COMMIT;",
+            "DROP TABLE public.tac_logical_unit CASCADE;\nCOMMIT;",
+            1,
+        ),
+    );
+    let before = fingerprint(&conninfo);
+    let assert = rollback_cmd(&ready, &conninfo, &run, "V-α-3", "production")
+        .assert()
+        .code(3);
+    let stderr = stderr_of(&assert);
+    assert!(
+        stderr.contains("error[sql-integrity]") && stderr.contains("phase-alpha-r2-rollback.sql"),
+        "{stderr}"
+    );
+    assert_eq!(before, fingerprint(&conninfo));
+}
+
+#[test]
+fn a_real_rollback_returns_the_schema_and_its_restore_script_returns_the_data() {
+    let (cluster, conninfo) = fixture_target();
+    let original = fingerprint(&conninfo);
+    let mut client = postgres::Client::connect(&conninfo, postgres::NoTls).unwrap();
+    let updated_at = |c: &mut postgres::Client| -> Vec<String> {
+        c.query(
+            "SELECT id::text || '=' || updated_at::text FROM public.tac_logical_unit ORDER BY id",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+    };
+    let values_before = updated_at(&mut client);
+    let ready = ready_package(&cluster);
+    let run = applied_with_failing_verify(&ready, &conninfo);
+    assert_ne!(
+        updated_at(&mut client),
+        values_before,
+        "the trigger bumped updated_at"
+    );
+
+    let assert = rollback_cmd(&ready, &conninfo, &run, "V-α-3", "production")
+        .assert()
+        .success();
+    let stderr = stderr_of(&assert);
+    assert!(stderr.contains("cannot restore 86 changed"), "{stderr}");
+    let rollback_dir = last_run(&ready);
+    assert!(
+        rollback_dir
+            .to_string_lossy()
+            .ends_with("-production-rollback"),
+        "{}",
+        rollback_dir.display()
+    );
+    assert_eq!(run_json(&rollback_dir)["kind"], "rollback");
+    sluice()
+        .args(["evidence", "check"])
+        .arg(&rollback_dir)
+        .assert()
+        .success();
+    // the schema is back; the data is not (the 86 updated_at values)
+    assert_ne!(original, fingerprint(&conninfo));
+
+    let script = rollback_dir.join("restore/tac-updated-at.restore.sql");
+    let psql = sluice::backup::find_tools(None)
+        .unwrap()
+        .bindir
+        .join("psql");
+    let out = std::process::Command::new(psql)
+        .args(["-X", "-v", "ON_ERROR_STOP=1", "-f"])
+        .arg(&script)
+        .arg(&conninfo)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        updated_at(&mut client),
+        values_before,
+        "the restore script did not bring updated_at back"
+    );
+    assert_eq!(
+        original,
+        fingerprint(&conninfo),
+        "schema and data are exactly as before the apply"
+    );
+}
