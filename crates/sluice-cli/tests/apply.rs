@@ -52,7 +52,11 @@ fn the_reference_package_applies_with_every_gate_holding() {
         .unwrap()
         .unwrap()
         .path();
-    let listing = std::process::Command::new("pg_restore")
+    let pg_restore = sluice::backup::find_tools(None)
+        .unwrap()
+        .bindir
+        .join("pg_restore");
+    let listing = std::process::Command::new(pg_restore)
         .arg("--list")
         .arg(&dump)
         .output()

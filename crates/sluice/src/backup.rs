@@ -62,16 +62,20 @@ fn inspect(bindir: &Path) -> Option<ClientTools> {
     })
 }
 
-/// Every folder that may hold client tools: the explicit one only when given, else the server
-/// binary candidates (SLUICE_PG_BINDIR, pg_config, /usr/lib/postgresql/*, PATH).
+/// Every folder that may hold client tools: the explicit one only when given, else
+/// `SLUICE_PG_DUMP_BINDIR` and the server binary candidates (SLUICE_PG_BINDIR, pg_config,
+/// /usr/lib/postgresql/*, PATH).
 fn candidates(explicit: Option<&Path>) -> Vec<PathBuf> {
-    match explicit {
-        Some(dir) => vec![dir.to_path_buf()],
-        None => crate::cluster::candidates(None)
-            .into_iter()
-            .map(|(d, _)| d)
-            .collect(),
+    if let Some(dir) = explicit {
+        return vec![dir.to_path_buf()];
     }
+    let configured = std::env::var_os("SLUICE_PG_DUMP_BINDIR")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
+    configured
+        .into_iter()
+        .chain(crate::cluster::candidates(None).into_iter().map(|(d, _)| d))
+        .collect()
 }
 
 /// The newest client tools found; the `client-version` gate then compares with the server.

