@@ -196,3 +196,40 @@ fn digest_ignores_layout_and_comments_but_not_meaning() {
     write(&dir, "approvals/x.sig", "anything");
     assert_eq!(digest(&dir), digest(&dir));
 }
+
+#[test]
+fn lint_with_target_reports_the_trigger_that_bumps_updated_at() {
+    let (_cluster, conninfo) = fixture_target();
+    let (_tmp, dir) = reference_copy();
+    // with the probe on the table the trigger writes to, it is a note
+    let out = sluice()
+        .arg("lint")
+        .arg(&dir)
+        .args(["--target", &conninfo])
+        .assert()
+        .success();
+    let stdout = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    assert!(
+        stdout.contains("trigger-side-effect")
+            && stdout.contains("trg_tac_birth_gate_lu")
+            && stdout.contains("a probe measures it"),
+        "{stdout}"
+    );
+    // without the probe it is a warning that asks for one
+    let text = read(&dir, "sluice.toml");
+    let start = text.find("[[probe]]").unwrap();
+    let end =
+        start + text[start..].find("expect_changed = 86").unwrap() + "expect_changed = 86".len();
+    write(
+        &dir,
+        "sluice.toml",
+        &format!("{}{}", &text[..start], &text[end..]),
+    );
+    sluice()
+        .arg("lint")
+        .args(["--deny", "warn", "--target", &conninfo])
+        .arg(&dir)
+        .assert()
+        .code(3)
+        .stdout(predicate::str::contains("add a [[probe]] on this table"));
+}
