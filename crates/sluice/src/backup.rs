@@ -43,7 +43,7 @@ fn inspect(bindir: &Path) -> Option<ClientTools> {
     if !bindir.join("pg_dump").is_file() || !bindir.join("pg_restore").is_file() {
         return None;
     }
-    let out = Command::new(bindir.join("pg_dump"))
+    let out = crate::target::child_command(bindir.join("pg_dump"))
         .arg("--version")
         .output()
         .ok()?;
@@ -134,17 +134,10 @@ pub struct ToolEnv {
 
 pub fn tool_env(target: &Target) -> std::io::Result<ToolEnv> {
     let config = target.config();
-    let mut vars = Vec::new();
-    if let Some(host) = config.get_hosts().first() {
-        let host = match host {
-            postgres::config::Host::Tcp(h) => h.clone(),
-            postgres::config::Host::Unix(p) => p.display().to_string(),
-        };
-        vars.push(("PGHOST".to_string(), host));
-    }
-    if let Some(port) = config.get_ports().first() {
-        vars.push(("PGPORT".into(), port.to_string()));
-    }
+    let mut vars = vec![
+        ("PGHOST".to_string(), target.hosts()),
+        ("PGPORT".to_string(), target.ports()),
+    ];
     if let Some(user) = config.get_user() {
         vars.push(("PGUSER".into(), user.to_string()));
     }
@@ -173,7 +166,7 @@ pub fn tool_env(target: &Target) -> std::io::Result<ToolEnv> {
 
 /// A command for a client tool with the target's environment and nothing else of libpq's.
 pub fn tool_command(tools: &ClientTools, name: &str, env: &ToolEnv) -> Command {
-    let mut cmd = Command::new(tools.bindir.join(name));
+    let mut cmd = crate::target::child_command(tools.bindir.join(name));
     for key in [
         "PGPASSWORD",
         "PGHOST",
@@ -277,7 +270,7 @@ pub fn dump(
 
 /// Runs `pg_restore --list` on a dump; the number of table-of-contents entries.
 pub fn restore_list(tools: &ClientTools, dump: &Path) -> Result<usize, BackupError> {
-    let out = Command::new(tools.bindir.join("pg_restore"))
+    let out = crate::target::child_command(tools.bindir.join("pg_restore"))
         .arg("--list")
         .arg(dump)
         .stdin(Stdio::null())

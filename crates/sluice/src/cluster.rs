@@ -45,7 +45,7 @@ pub fn inspect(bindir: &Path, found_by: &str) -> Option<ServerBinaries> {
             return None;
         }
     }
-    let out = Command::new(bindir.join("postgres"))
+    let out = crate::target::child_command(bindir.join("postgres"))
         .arg("--version")
         .output()
         .ok()?;
@@ -82,7 +82,10 @@ pub fn candidates(explicit: Option<&Path>) -> Vec<(PathBuf, String)> {
             .into_iter()
             .map(|d| (d, "./.pg (scripts/pg-install)".into())),
     );
-    if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
+    if let Ok(out) = crate::target::child_command("pg_config")
+        .arg("--bindir")
+        .output()
+    {
         let dir = String::from_utf8_lossy(&out.stdout).trim().to_string();
         if out.status.success() && !dir.is_empty() {
             dirs.push((PathBuf::from(dir), "pg_config --bindir".into()));
@@ -207,6 +210,9 @@ pub struct ClusterOptions {
     pub superuser: String,
     /// Extra `postgresql.conf` settings, e.g. `("sluice.rehearsal", "on")`.
     pub settings: Vec<(String, String)>,
+    /// Lines put before the default `pg_hba.conf` rules (which trust the local socket), e.g.
+    /// `local all app scram-sha-256` to make one role give a password.
+    pub hba_lines: Vec<String>,
 }
 
 impl ClusterOptions {
@@ -215,6 +221,7 @@ impl ClusterOptions {
             binaries,
             superuser: "postgres".into(),
             settings: Vec::new(),
+            hba_lines: Vec::new(),
         }
     }
 }
@@ -277,7 +284,7 @@ impl Cluster {
                 "-N",
             ]),
         )?;
-        cluster.configure(&options.settings)?;
+        cluster.configure(&options.settings, &options.hba_lines)?;
         let log = cluster.root.path().join("server.log");
         cluster.run(
             "pg_ctl start",
@@ -293,8 +300,17 @@ impl Cluster {
         Ok(cluster)
     }
 
-    fn configure(&self, settings: &[(String, String)]) -> Result<(), ClusterError> {
+    fn configure(
+        &self,
+        settings: &[(String, String)],
+        hba_lines: &[String],
+    ) -> Result<(), ClusterError> {
         use std::io::Write;
+        if !hba_lines.is_empty() {
+            let hba = self.data.join("pg_hba.conf");
+            let rest = std::fs::read_to_string(&hba)?;
+            std::fs::write(&hba, format!("{}\n{rest}", hba_lines.join("\n")))?;
+        }
         let mut conf = std::fs::OpenOptions::new()
             .append(true)
             .open(self.data.join("postgresql.conf"))?;
@@ -315,7 +331,7 @@ impl Cluster {
 
     /// A command for one of the server binaries, as the server's OS user.
     fn tool(&self, name: &str) -> Command {
-        let mut cmd = Command::new(self.binaries.bindir.join(name));
+        let mut cmd = crate::target::child_command(self.binaries.bindir.join(name));
         cmd.current_dir(self.root.path())
             .env("LC_ALL", "C")
             .stdin(Stdio::null());
@@ -386,6 +402,35 @@ impl Cluster {
     /// Connects as the bootstrap superuser.
     pub fn connect(&self, dbname: &str) -> Result<postgres::Client, postgres::Error> {
         postgres::Client::connect(&self.conninfo(dbname, &self.superuser), postgres::NoTls)
+    }
+
+    /// Stops the server the hard way (`pg_ctl stop -m immediate`: no checkpoint, crash recovery
+    /// at the next start), as a crash would.
+    pub fn stop_immediately(&mut self) -> Result<(), ClusterError> {
+        self.running = false;
+        self.run(
+            "pg_ctl stop -m immediate",
+            self.tool("pg_ctl")
+                .arg("-D")
+                .arg(&self.data)
+                .args(["-m", "immediate", "-w", "stop"]),
+        )
+    }
+
+    /// Starts a stopped server again on the same folder, socket and port.
+    pub fn start_again(&mut self) -> Result<(), ClusterError> {
+        let log = self.root.path().join("server.log");
+        self.run(
+            "pg_ctl start",
+            self.tool("pg_ctl")
+                .arg("-D")
+                .arg(&self.data)
+                .arg("-l")
+                .arg(&log)
+                .args(["-w", "-t", "60", "start"]),
+        )?;
+        self.running = true;
+        Ok(())
     }
 
     /// Stops the server now (dropping does the same, quietly).

@@ -139,11 +139,16 @@ impl Expectation {
                 let row = single_row(actual)?;
                 let mut problems = Vec::new();
                 for (name, want) in cols {
-                    match actual.columns.iter().position(|c| c == name) {
+                    let value = actual
+                        .columns
+                        .iter()
+                        .position(|c| c == name)
+                        .and_then(|i| row.get(i));
+                    match value {
                         None => problems.push(format!("no column named {name}")),
-                        Some(i) if !want.matches(row[i].as_deref()) => problems.push(format!(
+                        Some(v) if !want.matches(v.as_deref()) => problems.push(format!(
                             "{name}: expected {want}, got {}",
-                            show(row[i].as_deref())
+                            show(v.as_deref())
                         )),
                         Some(_) => {}
                     }

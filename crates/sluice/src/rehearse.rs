@@ -59,7 +59,7 @@ struct DumpFacts {
 
 fn dump_facts(tools: &ClientTools, dump: &Path) -> Result<DumpFacts, RehearseError> {
     backup::restore_list(tools, dump)?;
-    let out = std::process::Command::new(tools.bindir.join("pg_restore"))
+    let out = crate::target::child_command(tools.bindir.join("pg_restore"))
         .arg("--list")
         .arg(dump)
         .output()
@@ -267,7 +267,7 @@ fn restore(
             crate::probe::quote_ident(role)
         ))
         .map_err(sql_err)?;
-    let out = std::process::Command::new(tools.bindir.join("pg_restore"))
+    let out = crate::target::child_command(tools.bindir.join("pg_restore"))
         .args(["--jobs=2", "--no-privileges"])
         .arg(format!("--host={}", cluster.socket_dir().display()))
         .arg(format!("--port={}", cluster.port()))

@@ -36,18 +36,11 @@ impl std::fmt::Debug for Target {
 
 impl std::fmt::Display for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let host = self
-            .config
-            .get_hosts()
-            .first()
-            .map_or("?".to_string(), |h| match h {
-                postgres::config::Host::Tcp(h) => h.clone(),
-                postgres::config::Host::Unix(p) => p.display().to_string(),
-            });
-        let port = self.config.get_ports().first().copied().unwrap_or(5432);
         write!(
             f,
-            "host={host} port={port} dbname={} user={}",
+            "host={} port={} dbname={} user={}",
+            self.hosts(),
+            self.ports(),
             self.config.get_dbname().unwrap_or("?"),
             self.config.get_user().unwrap_or("?")
         )
@@ -102,6 +95,34 @@ impl Target {
                 target: self.to_string(),
                 message: pg_message(&e),
             })
+    }
+
+    /// Every host, comma-separated, as libpq's `PGHOST` takes them (a socket folder is a host).
+    pub fn hosts(&self) -> String {
+        let hosts: Vec<String> = self
+            .config
+            .get_hosts()
+            .iter()
+            .map(|h| match h {
+                postgres::config::Host::Tcp(h) => h.clone(),
+                postgres::config::Host::Unix(p) => p.display().to_string(),
+            })
+            .collect();
+        if hosts.is_empty() {
+            "?".into()
+        } else {
+            hosts.join(",")
+        }
+    }
+
+    /// Every port, comma-separated, as libpq's `PGPORT` takes them.
+    pub fn ports(&self) -> String {
+        let ports: Vec<String> = self.config.get_ports().iter().map(u16::to_string).collect();
+        if ports.is_empty() {
+            "5432".into()
+        } else {
+            ports.join(",")
+        }
     }
 
     pub fn dbname(&self) -> &str {
@@ -350,4 +371,12 @@ pub fn facts(client: &mut Client) -> Result<TargetFacts, postgres::Error> {
         }
     }
     Ok(facts)
+}
+
+/// A command for a child process that does not inherit the password sluice was given: every
+/// child sluice starts (version probes, initdb, pg_ctl, pg_dump, pg_restore) is made here.
+pub fn child_command(program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
+    let mut cmd = std::process::Command::new(program);
+    cmd.env_remove("PGPASSWORD");
+    cmd
 }

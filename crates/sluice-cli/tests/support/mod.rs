@@ -191,3 +191,26 @@ pub fn last_run(ready: &Ready) -> PathBuf {
 pub fn run_json(run_dir: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(run_dir.join("run.json")).unwrap()).unwrap()
 }
+
+/// `sluice apply` on the ready package as a background process.
+pub fn apply_process(ready: &Ready, conninfo: &str) -> std::process::Command {
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("sluice"));
+    cmd.env("NO_COLOR", "1")
+        .arg("apply")
+        .arg(&ready.dir)
+        .args([
+            "--target",
+            conninfo,
+            "--environment",
+            "production",
+            "--operator",
+            "carol@example.com",
+            "--yes",
+            "--evidence",
+        ])
+        .arg(ready.tmp.path().join("evidence"))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    cmd
+}

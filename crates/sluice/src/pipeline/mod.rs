@@ -125,7 +125,6 @@ impl Run<'_> {
             .find(|s| s.name == name)
             .copied()
             .expect("a step of the gate table");
-        crate::fault::step_boundary(step.name, false);
         self.observer.step_started(&step);
         self.record.steps.push(StepRecord {
             number: step.number,
@@ -138,6 +137,7 @@ impl Run<'_> {
         });
         self.save();
         self.log("step.start", serde_json::json!({ "step": step.name }));
+        crate::fault::step_boundary(step.name, false);
         let started = Instant::now();
         let result = body(self);
         let index = self.record.steps.len() - 1;

@@ -160,7 +160,7 @@ pub fn read_only_violation(node: &NodeEnum) -> Option<String> {
 }
 
 fn reject_meta_commands(source: &SourceFile) -> Result<(), SqlError> {
-    let tokens = match pg_query::scan_tokens(&source.text) {
+    let tokens = match scan_tokens(&source.text) {
         Ok(tokens) => tokens,
         Err(err) => {
             return Err(SqlError::Syntax {
@@ -216,7 +216,7 @@ fn near_token(message: &str) -> Option<&str> {
 }
 
 fn token_offset(piece: &str, token_text: &str) -> Option<usize> {
-    let tokens = pg_query::scan_tokens(piece).ok()?;
+    let tokens = scan_tokens(piece).ok()?;
     tokens.iter().find_map(|t| {
         let (s, e) = (t.start as usize, t.end as usize);
         (piece.get(s..e) == Some(token_text)).then_some(s)
@@ -225,7 +225,7 @@ fn token_offset(piece: &str, token_text: &str) -> Option<usize> {
 
 /// Length of the whitespace and comments before a statement's first token.
 fn leading_trivia_len(slice: &str) -> usize {
-    let Ok(tokens) = pg_query::scan_tokens(slice) else {
+    let Ok(tokens) = scan_tokens(slice) else {
         return slice.len() - slice.trim_start().len();
     };
     tokens
@@ -235,6 +235,12 @@ fn leading_trivia_len(slice: &str) -> usize {
             !(text.starts_with("--") || text.starts_with("/*"))
         })
         .map_or(0, |t| t.start as usize)
+}
+
+/// The scanner's tokens. (`pg_query::scan_tokens` builds a slice from a null pointer when the
+/// text has no token at all — found by the fuzz tests — so the protobuf path is used.)
+fn scan_tokens(text: &str) -> Result<Vec<pg_query::protobuf::ScanToken>, pg_query::Error> {
+    pg_query::scan(text).map(|r| r.tokens)
 }
 
 fn strip_pg_prefix(message: &str) -> String {
