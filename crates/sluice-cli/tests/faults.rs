@@ -617,6 +617,16 @@ fn kill_9_at_every_step_boundary_of_rollback() {
             } else {
                 step.to_string()
             };
+            let root = ready
+                .tmp
+                .path()
+                .join("rollback-evidence/dot-iu-cutter-v0.2-phase-alpha");
+            let listing = || -> Vec<std::path::PathBuf> {
+                std::fs::read_dir(&root)
+                    .map(|rd| rd.map(|e| e.unwrap().path()).collect())
+                    .unwrap_or_default()
+            };
+            let before = listing();
             let output = rollback(&at);
             assert_eq!(
                 output.status.signal(),
@@ -624,16 +634,12 @@ fn kill_9_at_every_step_boundary_of_rollback() {
                 "kill at {at} did not fire: {}",
                 String::from_utf8_lossy(&output.stderr)
             );
-            let root = ready
-                .tmp
-                .path()
-                .join("rollback-evidence/dot-iu-cutter-v0.2-phase-alpha");
-            let mut dirs: Vec<_> = std::fs::read_dir(&root)
-                .unwrap()
-                .map(|e| e.unwrap().path())
+            let created: Vec<_> = listing()
+                .into_iter()
+                .filter(|d| !before.contains(d))
                 .collect();
-            dirs.sort();
-            let record = run_json(dirs.last().unwrap());
+            assert_eq!(created.len(), 1, "{at}: one new rollback folder");
+            let record = run_json(&created[0]);
             assert_eq!(record["kind"], "rollback");
             assert_eq!(record["status"], "running", "{at}");
             assert_eq!(

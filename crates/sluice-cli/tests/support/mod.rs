@@ -174,7 +174,8 @@ pub fn stderr_of(assert: &assert_cmd::assert::Assert) -> String {
     String::from_utf8(assert.get_output().stderr.clone()).unwrap()
 }
 
-/// The run folder the last apply wrote.
+/// The run folder the last apply wrote: by STAMP, then by the `-N` suffix sluice adds when
+/// several runs start in the same second (so `-10` comes after `-9`).
 pub fn last_run(ready: &Ready) -> PathBuf {
     let root = ready
         .tmp
@@ -184,7 +185,10 @@ pub fn last_run(ready: &Ready) -> PathBuf {
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
-    runs.sort();
+    runs.sort_by_key(|p| {
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        (name[..16.min(name.len())].to_string(), name.len(), name)
+    });
     runs.pop().unwrap()
 }
 
