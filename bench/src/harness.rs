@@ -8,8 +8,12 @@ use std::time::Instant;
 
 pub type Result<T> = std::result::Result<T, String>;
 
-pub fn err<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> String + '_ {
-    move |e| format!("{what}: {e}")
+/// An error with what was being done; PostgreSQL's own message for database errors.
+pub fn err<E: std::error::Error + 'static>(what: &str) -> impl FnOnce(E) -> String + '_ {
+    move |e| match (&e as &dyn std::error::Error).downcast_ref::<postgres::Error>() {
+        Some(pg) => format!("{what}: {}", sluice::target::pg_message(pg)),
+        None => format!("{what}: {e}"),
+    }
 }
 
 pub struct Bench {

@@ -26,13 +26,28 @@ pub fn child(args: &[String]) -> i32 {
     let run = || -> Result<()> {
         let mut client =
             postgres::Client::connect(&args[0], postgres::NoTls).map_err(err("connect"))?;
+        let mut aux =
+            postgres::Client::connect(&args[0], postgres::NoTls).map_err(err("connect"))?;
         let file = std::fs::File::create(&args[1]).map_err(err("create"))?;
-        sluice::probe::capture(&mut client, &probe(), file).map_err(err("capture"))?;
+        let capture = sluice::probe::capture(&mut client, Some(&mut aux), &probe(), file)
+            .map_err(err("capture"))?;
         if let Some(pre) = args.get(2) {
-            let diff = sluice::probe::compare_files(Path::new(pre), Path::new(&args[1]), 1)
+            let order = capture.key_order;
+            let diff = sluice::probe::compare_files(Path::new(pre), Path::new(&args[1]), 1, order)
                 .map_err(err("compare"))?;
             println!("{}", diff.changed);
         }
+        // the peak of this process's own memory (VmHWM), after exec: what sluice itself used
+        let status = std::fs::read_to_string("/proc/self/status").map_err(err("status"))?;
+        let peak = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .unwrap_or("0 kB")
+            .trim()
+            .trim_end_matches(" kB")
+            .trim()
+            .to_string();
+        println!("peak_kib={peak}");
         Ok(())
     };
     match run() {
@@ -44,7 +59,7 @@ pub fn child(args: &[String]) -> i32 {
     }
 }
 
-/// Runs a child and returns (seconds, peak RSS in KiB, stdout).
+/// Runs a child and returns (seconds, its own peak memory in KiB, its first output line).
 fn timed_child(args: &[&str]) -> Result<(f64, i64, String)> {
     let started = Instant::now();
     let out = std::process::Command::new(std::env::current_exe().map_err(err("self"))?)
@@ -59,14 +74,19 @@ fn timed_child(args: &[&str]) -> Result<(f64, i64, String)> {
             String::from_utf8_lossy(&out.stderr)
         ));
     }
-    // SAFETY: getrusage fills the struct we pass.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
-    Ok((
-        elapsed,
-        usage.ru_maxrss,
-        String::from_utf8_lossy(&out.stdout).trim().to_string(),
-    ))
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let peak = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("peak_kib="))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let first = stdout
+        .lines()
+        .find(|l| !l.starts_with("peak_kib="))
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    Ok((elapsed, peak, first))
 }
 
 pub fn run(bench: &Bench) -> Result<Outcome> {
@@ -79,10 +99,11 @@ pub fn run(bench: &Bench) -> Result<Outcome> {
     let mut c = bench.client(DB)?;
     c.batch_execute(&format!(
         "CREATE TABLE public.big (id bigint PRIMARY KEY, updated_at timestamptz NOT NULL, payload text);
-         INSERT INTO public.big SELECT g, timestamptz '2026-01-01' + (g % 1000) * interval '1 minute', md5(g::text) FROM generate_series(1, {rows}) g;
-         VACUUM ANALYZE public.big;"
+         INSERT INTO public.big SELECT g, timestamptz '2026-01-01' + (g % 1000) * interval '1 minute', md5(g::text) FROM generate_series(1, {rows}) g;"
     ))
     .map_err(err("build the table"))?;
+    c.batch_execute("VACUUM ANALYZE public.big")
+        .map_err(err("vacuum"))?;
     let change =
         "UPDATE public.big SET updated_at = updated_at + interval '1 second' WHERE id % 10 = 0";
     let undo =

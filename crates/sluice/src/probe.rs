@@ -4,6 +4,7 @@
 //! same snapshot; the comparison merges the two CSV files in one pass, never holding a table in
 //! memory.
 
+use crate::expect::TextRows;
 use crate::package::Probe;
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
@@ -26,6 +27,13 @@ pub struct ColumnStats {
 pub struct Capture {
     pub rows: i64,
     pub columns: Vec<ColumnStats>,
+    /// The order the CSV is in.
+    #[serde(default = "bytes_order")]
+    pub key_order: KeyOrder,
+}
+
+fn bytes_order() -> KeyOrder {
+    KeyOrder::Bytes
 }
 
 /// How rows differ between two captures, matched by key.
@@ -72,7 +80,40 @@ pub fn quote_qualified(name: &str) -> String {
         .join(".")
 }
 
-fn select_sql(probe: &Probe) -> String {
+/// The order rows are captured in, which the comparison must follow. Integer keys use their
+/// own order (the primary key's index, no sort); uuid keys too (their text sorts like their
+/// bytes); anything else is sorted by `key::text COLLATE "C"`, which is byte order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyOrder {
+    Numeric,
+    Bytes,
+}
+
+/// Reads the key columns' types and picks the order.
+fn key_order(
+    tx: &mut postgres::Transaction<'_>,
+    probe: &Probe,
+) -> Result<(KeyOrder, bool), postgres::Error> {
+    let rows = tx.query(
+        "SELECT a.atttypid::regtype::text FROM pg_attribute a
+          WHERE a.attrelid = $1::text::regclass AND a.attname = ANY($2) AND a.attnum > 0 AND NOT a.attisdropped",
+        &[&quote_qualified(&probe.table), &probe.key],
+    )?;
+    let types: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    let all = |set: &[&str]| {
+        types.len() == probe.key.len() && types.iter().all(|t| set.contains(&t.as_str()))
+    };
+    Ok(if all(&["smallint", "integer", "bigint"]) {
+        (KeyOrder::Numeric, true)
+    } else if all(&["uuid"]) {
+        (KeyOrder::Bytes, true)
+    } else {
+        (KeyOrder::Bytes, false)
+    })
+}
+
+fn select_sql(probe: &Probe, native_order: bool) -> String {
     let cols: Vec<String> = probe
         .key
         .iter()
@@ -82,7 +123,13 @@ fn select_sql(probe: &Probe) -> String {
     let order: Vec<String> = probe
         .key
         .iter()
-        .map(|k| format!("{}::text COLLATE \"C\"", quote_ident(k)))
+        .map(|k| {
+            if native_order {
+                quote_ident(k)
+            } else {
+                format!("{}::text COLLATE \"C\"", quote_ident(k))
+            }
+        })
         .collect();
     format!(
         "SELECT {} FROM {} ORDER BY {}",
@@ -108,28 +155,7 @@ fn stats_sql(probe: &Probe) -> String {
     )
 }
 
-/// Captures a probe into `out` (a CSV with a header) and returns its statistics, both from one
-/// REPEATABLE READ READ ONLY snapshot.
-pub fn capture(
-    client: &mut postgres::Client,
-    probe: &Probe,
-    out: std::fs::File,
-) -> Result<Capture, ProbeError> {
-    let query_err = |e: postgres::Error| ProbeError::Query {
-        probe: probe.id.clone(),
-        message: crate::target::pg_message(&e),
-    };
-    let io_err = |e: std::io::Error| ProbeError::Io {
-        probe: probe.id.clone(),
-        message: e.to_string(),
-    };
-    let mut tx = client
-        .build_transaction()
-        .isolation_level(postgres::IsolationLevel::RepeatableRead)
-        .read_only(true)
-        .start()
-        .map_err(query_err)?;
-    let rows = crate::target::text_query_tx(&mut tx, &stats_sql(probe)).map_err(query_err)?;
+fn read_stats(probe: &Probe, rows: &TextRows) -> Capture {
     let row = rows.rows.first().cloned().unwrap_or_default();
     let num = |i: usize| {
         row.get(i)
@@ -150,26 +176,100 @@ pub fn capture(
             nulls: num(4 + 4 * i),
         })
         .collect();
-    let mut writer = BufWriter::with_capacity(1 << 16, out);
-    let mut reader = tx
-        .copy_out(&format!(
-            "COPY ({}) TO STDOUT WITH (FORMAT csv, HEADER)",
-            select_sql(probe)
-        ))
-        .map_err(query_err)?;
-    std::io::copy(&mut reader, &mut writer).map_err(io_err)?;
-    drop(reader);
-    let file = writer.into_inner().map_err(|e| io_err(e.into_error()))?;
-    file.sync_all().map_err(io_err)?;
-    tx.rollback().map_err(query_err)?;
-    Ok(Capture {
+    Capture {
         rows: num(0),
         columns,
-    })
+        key_order: KeyOrder::Bytes,
+    }
+}
+
+/// The statistics, on a second session that shares the capture's snapshot.
+fn stats_in_snapshot(
+    client: &mut postgres::Client,
+    snapshot: &str,
+    sql: &str,
+) -> Result<TextRows, postgres::Error> {
+    client.batch_execute(&format!(
+        "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '{}'",
+        snapshot.replace('\'', "")
+    ))?;
+    let rows = crate::target::text_query(client, sql);
+    let end = client.batch_execute("ROLLBACK");
+    let rows = rows?;
+    end?;
+    Ok(rows)
+}
+
+/// Captures a probe into `out` (a CSV with a header, in key order) and returns its statistics,
+/// both from one REPEATABLE READ READ ONLY snapshot. With a second session the statistics are
+/// computed on it, in the same snapshot, while the rows stream.
+pub fn capture(
+    client: &mut postgres::Client,
+    second: Option<&mut postgres::Client>,
+    probe: &Probe,
+    out: std::fs::File,
+) -> Result<Capture, ProbeError> {
+    let query_err = |e: postgres::Error| ProbeError::Query {
+        probe: probe.id.clone(),
+        message: crate::target::pg_message(&e),
+    };
+    let io_err = |e: std::io::Error| ProbeError::Io {
+        probe: probe.id.clone(),
+        message: e.to_string(),
+    };
+    let mut tx = client
+        .build_transaction()
+        .isolation_level(postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .map_err(query_err)?;
+    let (order, native) = key_order(&mut tx, probe).map_err(query_err)?;
+    let stats = stats_sql(probe);
+    let stream = |tx: &mut postgres::Transaction<'_>| -> Result<(), ProbeError> {
+        let mut writer = BufWriter::with_capacity(1 << 16, out);
+        let mut reader = tx
+            .copy_out(&format!(
+                "COPY ({}) TO STDOUT WITH (FORMAT csv, HEADER)",
+                select_sql(probe, native)
+            ))
+            .map_err(query_err)?;
+        std::io::copy(&mut reader, &mut writer).map_err(io_err)?;
+        drop(reader);
+        let file = writer.into_inner().map_err(|e| io_err(e.into_error()))?;
+        file.sync_all().map_err(io_err)
+    };
+    let rows = match second {
+        Some(other) => {
+            let snapshot: String = tx
+                .query_one("SELECT pg_export_snapshot()", &[])
+                .map_err(query_err)?
+                .get(0);
+            std::thread::scope(|scope| {
+                let stats_job = scope.spawn(|| stats_in_snapshot(other, &snapshot, &stats));
+                let streamed = stream(&mut tx);
+                let stats = stats_job.join().unwrap_or_else(|_| Ok(TextRows::default()));
+                streamed.and_then(|_| stats.map_err(query_err))
+            })?
+        }
+        None => {
+            let rows = crate::target::text_query_tx(&mut tx, &stats).map_err(query_err)?;
+            stream(&mut tx)?;
+            rows
+        }
+    };
+    tx.rollback().map_err(query_err)?;
+    let mut capture = read_stats(probe, &rows);
+    capture.key_order = order;
+    Ok(capture)
 }
 
 /// Compares two captures of the same probe by merging their key-ordered CSV files.
-pub fn compare_files(pre: &Path, post: &Path, key_len: usize) -> Result<RowDiff, csv::Error> {
+pub fn compare_files(
+    pre: &Path,
+    post: &Path,
+    key_len: usize,
+    order: KeyOrder,
+) -> Result<RowDiff, csv::Error> {
     let mut a = csv::Reader::from_path(pre)?;
     let mut b = csv::Reader::from_path(post)?;
     let mut ra = csv::ByteRecord::new();
@@ -179,7 +279,7 @@ pub fn compare_files(pre: &Path, post: &Path, key_len: usize) -> Result<RowDiff,
     let mut diff = RowDiff::default();
     while has_a || has_b {
         let order = match (has_a, has_b) {
-            (true, true) => compare_keys(&ra, &rb, key_len),
+            (true, true) => compare_keys(&ra, &rb, key_len, order),
             (true, false) => Ordering::Less,
             _ => Ordering::Greater,
         };
@@ -206,16 +306,30 @@ pub fn compare_files(pre: &Path, post: &Path, key_len: usize) -> Result<RowDiff,
     Ok(diff)
 }
 
-/// Key order as PostgreSQL sorted it: `key::text COLLATE "C"` is byte order.
-fn compare_keys(a: &csv::ByteRecord, b: &csv::ByteRecord, key_len: usize) -> Ordering {
+/// Key order as PostgreSQL sorted the capture.
+fn compare_keys(
+    a: &csv::ByteRecord,
+    b: &csv::ByteRecord,
+    key_len: usize,
+    order: KeyOrder,
+) -> Ordering {
     (0..key_len)
         .map(|i| {
-            a.get(i)
-                .unwrap_or_default()
-                .cmp(b.get(i).unwrap_or_default())
+            let (x, y) = (a.get(i).unwrap_or_default(), b.get(i).unwrap_or_default());
+            match order {
+                KeyOrder::Bytes => x.cmp(y),
+                KeyOrder::Numeric => parse_int(x).cmp(&parse_int(y)).then(x.cmp(y)),
+            }
         })
         .find(|o| *o != Ordering::Equal)
         .unwrap_or(Ordering::Equal)
+}
+
+fn parse_int(field: &[u8]) -> i64 {
+    std::str::from_utf8(field)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(i64::MIN)
 }
 
 /// Builds the summary and judges it against `expect_changed`.
@@ -362,15 +476,27 @@ mod tests {
         // keys in byte order, as ORDER BY id::text COLLATE "C" gives them: 1, 10, 2, 3
         let pre = csv_file(tmp.path(), "pre.csv", "id,u\n1,a\n10,b\n2,c\n3,d\n");
         let post = csv_file(tmp.path(), "post.csv", "id,u\n1,a\n10,x\n3,d\n4,e\n");
-        let diff = compare_files(&pre, &post, 1).unwrap();
+        let want = RowDiff {
+            changed: 1,
+            added: 1,
+            removed: 1,
+            unchanged: 2,
+        };
         assert_eq!(
-            diff,
-            RowDiff {
-                changed: 1,
-                added: 1,
-                removed: 1,
-                unchanged: 2
-            }
+            compare_files(&pre, &post, 1, KeyOrder::Bytes).unwrap(),
+            want
+        );
+        // the same rows in integer order, as ORDER BY id gives them
+        let pre = csv_file(tmp.path(), "pre-n.csv", "id,u\n1,a\n2,c\n3,d\n10,b\n");
+        let post = csv_file(tmp.path(), "post-n.csv", "id,u\n1,a\n3,d\n4,e\n10,x\n");
+        assert_eq!(
+            compare_files(&pre, &post, 1, KeyOrder::Numeric).unwrap(),
+            want
+        );
+        // byte order would misread the integer order
+        assert_ne!(
+            compare_files(&pre, &post, 1, KeyOrder::Bytes).unwrap(),
+            want
         );
     }
 

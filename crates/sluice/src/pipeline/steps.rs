@@ -12,9 +12,12 @@ use std::time::Instant;
 use StepResult::{Failed, Passed, Skipped};
 
 /// What earlier steps hand to later ones.
+#[derive(Default)]
 struct State {
     lock_session: Option<postgres::Client>,
     client: Option<postgres::Client>,
+    /// A second working session: probe statistics run on it in the capture's snapshot.
+    aux: Option<postgres::Client>,
     tools: Option<ClientTools>,
     backup_done: Option<Instant>,
     pre_schema: Option<Snapshot>,
@@ -28,15 +31,7 @@ pub(super) fn run_all(
     target: &Target,
     opts: &ApplyOptions,
 ) -> Result<(), GateFailure> {
-    let mut st = State {
-        lock_session: None,
-        client: None,
-        tools: None,
-        backup_done: None,
-        pre_schema: None,
-        pre_probes: Vec::new(),
-        parsed: None,
-    };
+    let mut st = State::default();
     let digest = run.record.digest.clone();
     run.step("exclusive-run", |run| {
         exclusive_run(run, pkg, target, &mut st)
@@ -89,6 +84,12 @@ fn exclusive_run(run: &mut Run, pkg: &Package, target: &Target, st: &mut State) 
         Ok(true) => {
             run.log("lock", serde_json::json!({ "advisory_lock_key": key }));
             st.lock_session = Some(lock);
+            // probe statistics run beside the row stream when a third session can be had
+            st.aux = if pkg.probes.is_empty() {
+                None
+            } else {
+                target.connect().ok()
+            };
             st.client = Some(work);
             Passed(format!(
                 "session advisory lock {key} held for package {}",
@@ -345,11 +346,7 @@ fn capture_probe(
     probe: &crate::package::Probe,
     when: &str,
 ) -> Result<crate::probe::Capture, String> {
-    let (_, file) = run
-        .dir
-        .create_file(&format!("probes/{}.{when}.csv", probe.id))
-        .map_err(|e| e.to_string())?;
-    crate::probe::capture(client(st), probe, file).map_err(|e| e.to_string())
+    capture_probe_as(run, st, probe, &format!("probes/{}.{when}.csv", probe.id))
 }
 
 fn run_checks(client: &mut postgres::Client, checks: &[Check]) -> Vec<CheckResult> {
@@ -546,6 +543,7 @@ fn probes(run: &mut Run, pkg: &Package, st: &mut State) -> StepResult {
             &dir.join(format!("probes/{}.pre.csv", probe.id)),
             &dir.join(format!("probes/{}.post.csv", probe.id)),
             probe.key.len(),
+            post.key_order,
         ) {
             Ok(r) => r,
             Err(e) => return Failed(format!("probe {}: {e}", probe.id)),
@@ -585,15 +583,7 @@ pub(super) fn run_rollback(
     target: &Target,
     opts: &super::RollbackOptions,
 ) -> Result<(), GateFailure> {
-    let mut st = State {
-        lock_session: None,
-        client: None,
-        tools: None,
-        backup_done: None,
-        pre_schema: None,
-        pre_probes: Vec::new(),
-        parsed: None,
-    };
+    let mut st = State::default();
     let digest = run.record.digest.clone();
     let apply_options = ApplyOptions {
         environment: opts.environment.clone(),
@@ -763,13 +753,15 @@ fn restore_script(
         };
         // what the table holds now, after the rollback, against what it held before the apply
         let now_rel = format!("probes/{}.after-rollback.csv", probe.id);
-        if let Err(e) = capture_probe_as(run, st, probe, &now_rel) {
-            return Failed(e);
-        }
+        let now = match capture_probe_as(run, st, probe, &now_rel) {
+            Ok(c) => c,
+            Err(e) => return Failed(e),
+        };
         let rows = match crate::probe::compare_files(
             &pre_path,
             &run.dir.path().join(&now_rel),
             probe.key.len(),
+            now.key_order,
         ) {
             Ok(r) => r,
             Err(e) => return Failed(format!("probe {}: {e}", probe.id)),
@@ -808,5 +800,6 @@ fn capture_probe_as(
     rel: &str,
 ) -> Result<crate::probe::Capture, String> {
     let (_, file) = run.dir.create_file(rel).map_err(|e| e.to_string())?;
-    crate::probe::capture(client(st), probe, file).map_err(|e| e.to_string())
+    let work = st.client.as_mut().expect("connected by exclusive-run");
+    crate::probe::capture(work, st.aux.as_mut(), probe, file).map_err(|e| e.to_string())
 }
