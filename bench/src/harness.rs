@@ -36,7 +36,9 @@ pub struct Outcome {
 impl Bench {
     pub fn start(full: bool) -> Result<Bench> {
         let explicit = std::env::var_os("SLUICE_PG_BINDIR").map(std::path::PathBuf::from);
-        let bins = sluice::cluster::find_server(explicit.as_deref(), None)
+        // the seed's production version when it is installed, else whatever is found
+        let bins = sluice::cluster::find_server(explicit.as_deref(), Some(16))
+            .or_else(|_| sluice::cluster::find_server(explicit.as_deref(), None))
             .map_err(err("server binaries"))?;
         let mut options = ClusterOptions::new(bins);
         // room for the 10,000-table catalog and its locks, and a bit of memory for sorts

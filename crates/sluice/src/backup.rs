@@ -43,18 +43,7 @@ fn inspect(bindir: &Path) -> Option<ClientTools> {
     if !bindir.join("pg_dump").is_file() || !bindir.join("pg_restore").is_file() {
         return None;
     }
-    let out = crate::target::child_command(bindir.join("pg_dump"))
-        .arg("--version")
-        .output()
-        .ok()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let version = text
-        .split(')')
-        .nth(1)?
-        .split_whitespace()
-        .next()?
-        .to_string();
-    let major = version.split('.').next()?.parse().ok()?;
+    let (version, major) = crate::cluster::program_version(&bindir.join("pg_dump"))?;
     Some(ClientTools {
         bindir: bindir.to_path_buf(),
         version,

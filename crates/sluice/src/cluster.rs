@@ -38,6 +38,15 @@ pub enum ClusterError {
     Io(#[from] std::io::Error),
 }
 
+/// The version a PostgreSQL program prints (`postgres (PostgreSQL) 16.13 …` → `16.13`, 16).
+pub fn program_version(program: &Path) -> Option<(String, u32)> {
+    let out = crate::target::child_command(program).arg("--version").output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let version = text.split(')').nth(1)?.split_whitespace().next()?.to_string();
+    let major = version.split('.').next()?.parse().ok()?;
+    Some((version, major))
+}
+
 /// Reads `postgres --version` of a bindir.
 pub fn inspect(bindir: &Path, found_by: &str) -> Option<ServerBinaries> {
     for tool in ["initdb", "pg_ctl", "postgres"] {
@@ -45,18 +54,7 @@ pub fn inspect(bindir: &Path, found_by: &str) -> Option<ServerBinaries> {
             return None;
         }
     }
-    let out = crate::target::child_command(bindir.join("postgres"))
-        .arg("--version")
-        .output()
-        .ok()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let version = text
-        .split(')')
-        .nth(1)?
-        .split_whitespace()
-        .next()?
-        .to_string();
-    let major = version.split('.').next()?.parse().ok()?;
+    let (version, major) = program_version(&bindir.join("postgres"))?;
     Some(ServerBinaries {
         bindir: bindir.to_path_buf(),
         version,

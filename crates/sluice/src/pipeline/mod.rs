@@ -212,58 +212,49 @@ pub(crate) enum StepResult {
     Failed(String),
 }
 
-/// Runs the apply pipeline on a target.
-pub fn apply(
+/// What distinguishes one kind of run from another when it starts.
+struct RunKind<'a> {
+    /// `apply`, `rehearsal-apply` or `rollback`: run.json's kind and the ledger's.
+    kind: &'a str,
+    table: &'static [Step],
+    /// The environment part of the folder name (`production`, `production-rollback`).
+    folder: String,
+    start: serde_json::Value,
+}
+
+/// Opens the evidence folder and the record, runs `steps`, and closes the run.
+fn execute(
     pkg: &Package,
     target: &Target,
-    options: &ApplyOptions,
+    who: (&str, &str, &Path),
+    spec: RunKind,
     observer: &dyn Observer,
+    steps: impl FnOnce(&mut Run) -> Result<(), GateFailure>,
 ) -> Result<ApplyOutcome, PipelineError> {
+    let (environment, operator, evidence_root) = who;
     let digest = crate::digest::package_digest(pkg);
     let (started_at, stamp) = now_utc();
-    let dir = RunDir::create(
-        &options.evidence_root,
-        &pkg.info.id,
-        &stamp,
-        &options.environment,
-    )?;
+    let dir = RunDir::create(evidence_root, &pkg.info.id, &stamp, &spec.folder)?;
     copy_package(pkg, &dir)?;
-    let record = RunRecord::new(
-        "apply",
-        pkg,
-        digest,
-        &options.environment,
-        &options.operator,
-        target,
-        started_at,
-    );
-    let mut run = Run {
-        table: gate::STEPS,
-        dir,
-        record,
-        observer,
-        stamp,
-    };
+    let record = RunRecord::new(spec.kind, pkg, digest, environment, operator, target, started_at);
+    let mut run = Run { table: spec.table, dir, record, observer, stamp };
     run.save();
-    run.log(
-        "run.start",
-        serde_json::json!({ "package": pkg.info.id, "environment": options.environment }),
-    );
-    let failure = steps::run_all(&mut run, pkg, target, options).err();
-    let exit_code = run.finish(
-        failure.as_ref(),
-        if options.rehearsal {
-            "rehearsal-apply"
-        } else {
-            "apply"
-        },
-    );
-    Ok(ApplyOutcome {
-        exit_code,
-        run_dir: run.dir.path().to_path_buf(),
-        record: run.record,
-        failure,
-    })
+    run.log("run.start", spec.start);
+    let failure = steps(&mut run).err();
+    let exit_code = run.finish(failure.as_ref(), spec.kind);
+    Ok(ApplyOutcome { exit_code, run_dir: run.dir.path().to_path_buf(), record: run.record, failure })
+}
+
+/// Runs the apply pipeline on a target.
+pub fn apply(pkg: &Package, target: &Target, options: &ApplyOptions, observer: &dyn Observer) -> Result<ApplyOutcome, PipelineError> {
+    let spec = RunKind {
+        kind: if options.rehearsal { "rehearsal-apply" } else { "apply" },
+        table: gate::STEPS,
+        folder: options.environment.clone(),
+        start: serde_json::json!({ "package": pkg.info.id, "environment": options.environment }),
+    };
+    let who = (options.environment.as_str(), options.operator.as_str(), options.evidence_root.as_path());
+    execute(pkg, target, who, spec, observer, |run| steps::run_all(run, pkg, target, options))
 }
 
 /// What the operator asked of a rollback.
@@ -279,47 +270,17 @@ pub struct RollbackOptions {
 }
 
 /// Runs the gated rollback of SPEC §6; it gets its own evidence folder and ledger line.
-pub fn rollback(
-    pkg: &Package,
-    target: &Target,
-    options: &RollbackOptions,
-    observer: &dyn Observer,
-) -> Result<ApplyOutcome, PipelineError> {
-    let digest = crate::digest::package_digest(pkg);
-    let (started_at, stamp) = now_utc();
-    let dir = RunDir::create(
-        &options.evidence_root,
-        &pkg.info.id,
-        &stamp,
-        &format!("{}-rollback", options.environment),
-    )?;
-    copy_package(pkg, &dir)?;
-    let mut record = RunRecord::new(
-        "rollback",
-        pkg,
-        digest,
-        &options.environment,
-        &options.operator,
-        target,
-        started_at,
-    );
-    record.rolls_back = Some(options.run_dir.display().to_string());
-    let mut run = Run {
+pub fn rollback(pkg: &Package, target: &Target, options: &RollbackOptions, observer: &dyn Observer) -> Result<ApplyOutcome, PipelineError> {
+    let spec = RunKind {
+        kind: "rollback",
         table: gate::ROLLBACK_STEPS,
-        dir,
-        record,
-        observer,
-        stamp,
+        folder: format!("{}-rollback", options.environment),
+        start: serde_json::json!({ "kind": "rollback", "run": options.run_dir, "failed_check": options.failed_check }),
     };
-    run.save();
-    run.log("run.start", serde_json::json!({ "kind": "rollback", "run": options.run_dir, "failed_check": options.failed_check }));
-    let failure = steps::run_rollback(&mut run, pkg, target, options).err();
-    let exit_code = run.finish(failure.as_ref(), "rollback");
-    Ok(ApplyOutcome {
-        exit_code,
-        run_dir: run.dir.path().to_path_buf(),
-        record: run.record,
-        failure,
+    let who = (options.environment.as_str(), options.operator.as_str(), options.evidence_root.as_path());
+    execute(pkg, target, who, spec, observer, |run| {
+        run.record.rolls_back = Some(options.run_dir.display().to_string());
+        steps::run_rollback(run, pkg, target, options)
     })
 }
 
