@@ -233,3 +233,16 @@ fn lint_with_target_reports_the_trigger_that_bumps_updated_at() {
         .code(3)
         .stdout(predicate::str::contains("add a [[probe]] on this table"));
 }
+
+#[test]
+fn review_shows_the_approvals_verified_so_far() {
+    let (cluster, _conninfo) = support::fixture_target();
+    let ready = ready_package(&cluster);
+    let before = sluice().arg("review").arg(&ready.dir).assert().success();
+    let md = String::from_utf8(before.get_output().stdout.clone()).unwrap();
+    assert!(md.contains("so far: 0 of 2"), "{md}");
+    approve_all(&ready);
+    let after = sluice().arg("review").arg(&ready.dir).assert().success();
+    let md = String::from_utf8(after.get_output().stdout.clone()).unwrap();
+    assert!(md.contains("so far: 2 of 2 required approvals: alice@example.com (pass), bob@example.com (pass)"), "{md}");
+}

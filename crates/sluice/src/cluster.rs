@@ -40,9 +40,17 @@ pub enum ClusterError {
 
 /// The version a PostgreSQL program prints (`postgres (PostgreSQL) 16.13 …` → `16.13`, 16).
 pub fn program_version(program: &Path) -> Option<(String, u32)> {
-    let out = crate::target::child_command(program).arg("--version").output().ok()?;
+    let out = crate::target::child_command(program)
+        .arg("--version")
+        .output()
+        .ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
-    let version = text.split(')').nth(1)?.split_whitespace().next()?.to_string();
+    let version = text
+        .split(')')
+        .nth(1)?
+        .split_whitespace()
+        .next()?
+        .to_string();
     let major = version.split('.').next()?.parse().ok()?;
     Some((version, major))
 }

@@ -236,25 +236,59 @@ fn execute(
     let (started_at, stamp) = now_utc();
     let dir = RunDir::create(evidence_root, &pkg.info.id, &stamp, &spec.folder)?;
     copy_package(pkg, &dir)?;
-    let record = RunRecord::new(spec.kind, pkg, digest, environment, operator, target, started_at);
-    let mut run = Run { table: spec.table, dir, record, observer, stamp };
+    let record = RunRecord::new(
+        spec.kind,
+        pkg,
+        digest,
+        environment,
+        operator,
+        target,
+        started_at,
+    );
+    let mut run = Run {
+        table: spec.table,
+        dir,
+        record,
+        observer,
+        stamp,
+    };
     run.save();
     run.log("run.start", spec.start);
     let failure = steps(&mut run).err();
     let exit_code = run.finish(failure.as_ref(), spec.kind);
-    Ok(ApplyOutcome { exit_code, run_dir: run.dir.path().to_path_buf(), record: run.record, failure })
+    Ok(ApplyOutcome {
+        exit_code,
+        run_dir: run.dir.path().to_path_buf(),
+        record: run.record,
+        failure,
+    })
 }
 
 /// Runs the apply pipeline on a target.
-pub fn apply(pkg: &Package, target: &Target, options: &ApplyOptions, observer: &dyn Observer) -> Result<ApplyOutcome, PipelineError> {
+pub fn apply(
+    pkg: &Package,
+    target: &Target,
+    options: &ApplyOptions,
+    observer: &dyn Observer,
+) -> Result<ApplyOutcome, PipelineError> {
     let spec = RunKind {
-        kind: if options.rehearsal { "rehearsal-apply" } else { "apply" },
+        kind: if options.rehearsal {
+            "rehearsal-apply"
+        } else {
+            "apply"
+        },
         table: gate::STEPS,
         folder: options.environment.clone(),
         start: serde_json::json!({ "package": pkg.info.id, "environment": options.environment }),
     };
-    let who = (options.environment.as_str(), options.operator.as_str(), options.evidence_root.as_path());
-    execute(pkg, target, who, spec, observer, |run| steps::run_all(run, pkg, target, options))
+    let who = (
+        options.environment.as_str(),
+        options.operator.as_str(),
+        options.evidence_root.as_path(),
+    );
+    execute(pkg, target, who, spec, observer, |run| {
+        steps::run_all(run, pkg, target, options)
+    })
 }
 
 /// What the operator asked of a rollback.
@@ -270,14 +304,23 @@ pub struct RollbackOptions {
 }
 
 /// Runs the gated rollback of SPEC §6; it gets its own evidence folder and ledger line.
-pub fn rollback(pkg: &Package, target: &Target, options: &RollbackOptions, observer: &dyn Observer) -> Result<ApplyOutcome, PipelineError> {
+pub fn rollback(
+    pkg: &Package,
+    target: &Target,
+    options: &RollbackOptions,
+    observer: &dyn Observer,
+) -> Result<ApplyOutcome, PipelineError> {
     let spec = RunKind {
         kind: "rollback",
         table: gate::ROLLBACK_STEPS,
         folder: format!("{}-rollback", options.environment),
         start: serde_json::json!({ "kind": "rollback", "run": options.run_dir, "failed_check": options.failed_check }),
     };
-    let who = (options.environment.as_str(), options.operator.as_str(), options.evidence_root.as_path());
+    let who = (
+        options.environment.as_str(),
+        options.operator.as_str(),
+        options.evidence_root.as_path(),
+    );
     execute(pkg, target, who, spec, observer, |run| {
         run.record.rolls_back = Some(options.run_dir.display().to_string());
         steps::run_rollback(run, pkg, target, options)

@@ -321,17 +321,13 @@ fn status(out: &mut String, r: &Review) {
     let a = &r.approvals;
     let _ = writeln!(
         out,
-        "- approvals: {} required from `{}`; operator may approve: {}; present in `approvals/`: {}",
+        "- approvals: {} required from `{}`; operator may approve: {}; so far: {}",
         a.required,
         a.allowed_signers
             .as_ref()
             .map_or("(none)".into(), |f| f.rel.display().to_string()),
         a.operator_may_approve,
-        if r.approvals_present.is_empty() {
-            "none yet".to_string()
-        } else {
-            r.approvals_present.join(", ")
-        }
+        cell(&r.approvals_present.summary)
     );
     let _ = writeln!(
         out,

@@ -67,17 +67,22 @@ pub struct Review {
     pub backup: crate::package::BackupPolicy,
     pub schema_diff: crate::package::SchemaDiffPolicy,
     pub approvals: crate::package::ApprovalPolicy,
-    /// Files in the package's `approvals/` folder (verified by the apply's approvals gate).
-    pub approvals_present: Vec<String>,
+    /// The approvals in `approvals/`, verified as the apply's approvals gate would (without an
+    /// operator: separation of duties is judged at apply).
+    pub approvals_present: crate::approval::ApprovalVerdict,
     pub rehearsal: crate::package::RehearsalPolicy,
     pub live: Option<LiveEvaluation>,
 }
 
 /// Builds the review of a package.
 pub fn build(pkg: &Package, lint: LintReport) -> Review {
+    let digest = digest::package_digest(pkg);
+    let approvals_dir = pkg.dir.join("approvals");
+    let approvals_present =
+        crate::approval::evaluate(&pkg.approvals, &pkg.info.id, &digest, None, &approvals_dir);
     Review {
         package: pkg.info.clone(),
-        digest: digest::package_digest(pkg),
+        digest,
         target: pkg.target.clone(),
         migration: pkg.migration.clone(),
         migration_sql: pkg.migration_text().to_string(),
@@ -94,22 +99,10 @@ pub fn build(pkg: &Package, lint: LintReport) -> Review {
         backup: pkg.backup.clone(),
         schema_diff: pkg.schema_diff.clone(),
         approvals: pkg.approvals.clone(),
-        approvals_present: list_folder(&pkg.dir.join("approvals")),
+        approvals_present,
         rehearsal: pkg.rehearsal.clone(),
         live: None,
     }
-}
-
-fn list_folder(dir: &std::path::Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
 }
 
 fn ids(checks: &[Check]) -> String {
