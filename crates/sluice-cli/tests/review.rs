@@ -244,5 +244,10 @@ fn review_shows_the_approvals_verified_so_far() {
     approve_all(&ready);
     let after = sluice().arg("review").arg(&ready.dir).assert().success();
     let md = String::from_utf8(after.get_output().stdout.clone()).unwrap();
-    assert!(md.contains("so far: 2 of 2 required approvals: alice@example.com (pass), bob@example.com (pass)"), "{md}");
+    assert!(
+        md.contains(
+            "so far: 2 of 2 required approvals: alice@example.com (pass), bob@example.com (pass)"
+        ),
+        "{md}"
+    );
 }

@@ -206,7 +206,9 @@ fn action(step: &str, pkg: &Package, lint: &LintReport) -> Vec<String> {
             let mut lines = vec![
                 "BEGIN".to_string(),
                 format!("SET LOCAL lock_timeout = {}; SET LOCAL statement_timeout = {}", m.lock_timeout_ms, m.statement_timeout_ms),
-                format!("{} statement(s) of {} (its own BEGIN/COMMIT set aside)", lint.migration.operations.len().max(1), m.file.rel.display()),
+                format!("the statements of {} in file order ({} operation(s); its own BEGIN/COMMIT set aside)",
+                    m.file.rel.display(),
+                    lint.migration.operations.len()),
             ];
             if let Some(expect) = &m.expect {
                 lines.push(format!("last statement's row must be: {expect}"));
