@@ -33,24 +33,22 @@ fn finding(out: &mut String, f: &Finding) {
     }
 }
 
-/// The lint report as the terminal shows it: operations one per line, the scope proof, the
-/// hazards, and a verdict line.
-pub fn lint(report: &LintReport, passed: bool) -> String {
-    let mut out = String::new();
-    let m = &report.migration;
+/// A file's operations, one per line in the SPEC §5 notation (pasteable into `[scope]`), with
+/// the line:column of their statement.
+fn operations(out: &mut String, title: &str, file: &sluice::lint::FileLint) {
     let _ = writeln!(
         out,
-        "operations ({}) in {}:",
-        m.operations.len(),
-        m.file.display()
+        "{title} ({}) in {}:",
+        file.operations.len(),
+        file.file.display()
     );
-    let width = m
+    let width = file
         .operations
         .iter()
         .map(|d| d.operation.to_string().len())
         .max()
         .unwrap_or(0);
-    for d in &m.operations {
+    for d in &file.operations {
         let _ = writeln!(
             out,
             "  {:<width$}  {}:{}",
@@ -59,6 +57,14 @@ pub fn lint(report: &LintReport, passed: bool) -> String {
             d.location.column
         );
     }
+}
+
+/// The lint report as the terminal shows it: operations one per line, the scope proof, the
+/// hazards, and a verdict line.
+pub fn lint(report: &LintReport, passed: bool) -> String {
+    let mut out = String::new();
+    let m = &report.migration;
+    operations(&mut out, "operations", m);
     match &report.scope {
         None => {
             let _ = writeln!(
@@ -94,27 +100,7 @@ pub fn lint(report: &LintReport, passed: bool) -> String {
         }
     }
     if let Some(r) = &report.rollback {
-        let _ = writeln!(
-            out,
-            "rollback operations ({}) in {}:",
-            r.operations.len(),
-            r.file.display()
-        );
-        let width = r
-            .operations
-            .iter()
-            .map(|d| d.operation.to_string().len())
-            .max()
-            .unwrap_or(0);
-        for d in &r.operations {
-            let _ = writeln!(
-                out,
-                "  {:<width$}  {}:{}",
-                d.operation.to_string(),
-                d.location.line,
-                d.location.column
-            );
-        }
+        operations(&mut out, "rollback operations", r);
     }
     let findings: Vec<&Finding> = report.findings().collect();
     if findings.is_empty() {
