@@ -55,10 +55,21 @@ pub fn create_dir_private(dir: &Path) -> Result<(), EvidenceError> {
                 }
             }
             Ok(_) => {}
-            Err(_) => std::fs::DirBuilder::new()
-                .mode(0o700)
-                .create(&current)
-                .map_err(io_err(&current))?,
+            Err(_) => match std::fs::DirBuilder::new().mode(0o700).create(&current) {
+                Ok(()) => {}
+                // another run created it a moment ago: fine if it is a real folder
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    if !std::fs::symlink_metadata(&current).is_ok_and(|m| m.is_dir()) {
+                        return Err(EvidenceError::Symlink(current));
+                    }
+                }
+                Err(e) => {
+                    return Err(EvidenceError::Io {
+                        path: current,
+                        source: e,
+                    })
+                }
+            },
         }
     }
     Ok(())
@@ -115,11 +126,7 @@ impl RunDir {
         create_dir_private(root)?;
         let package_dir = root.join(package_id);
         create_dir_private(&package_dir)?;
-        let dir = free_run_dir(&package_dir, &format!("{stamp}-{}", safe_name(environment)))?;
-        std::fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&dir)
-            .map_err(io_err(&dir))?;
+        let dir = create_run_dir(&package_dir, &format!("{stamp}-{}", safe_name(environment)))?;
         for sub in ["backup", "schema", "counts", "probes", "package"] {
             create_dir_private(&dir.join(sub))?;
         }
@@ -257,19 +264,29 @@ impl Drop for FileLock<'_> {
     }
 }
 
-/// `NAME`, or `NAME-2`, `NAME-3`… when two runs start in the same second. A symlink in the way
-/// is refused, never followed or replaced.
-fn free_run_dir(parent: &Path, name: &str) -> Result<PathBuf, EvidenceError> {
+/// Creates `NAME`, or `NAME-2`, `NAME-3`… when other runs started in the same second — the
+/// creation itself decides (concurrent runs race on it, and the loser takes the next name). A
+/// symlink in the way is refused, never followed or replaced.
+fn create_run_dir(parent: &Path, name: &str) -> Result<PathBuf, EvidenceError> {
     for n in 1..1000 {
         let dir = if n == 1 {
             parent.join(name)
         } else {
             parent.join(format!("{name}-{n}"))
         };
-        match std::fs::symlink_metadata(&dir) {
-            Ok(meta) if meta.file_type().is_symlink() => return Err(EvidenceError::Symlink(dir)),
-            Ok(_) => continue,
-            Err(_) => return Ok(dir),
+        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                if std::fs::symlink_metadata(&dir).is_ok_and(|m| m.file_type().is_symlink()) {
+                    return Err(EvidenceError::Symlink(dir));
+                }
+            }
+            Err(e) => {
+                return Err(EvidenceError::Io {
+                    path: dir,
+                    source: e,
+                })
+            }
         }
     }
     Err(EvidenceError::Exists(parent.join(name)))
