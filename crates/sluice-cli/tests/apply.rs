@@ -185,20 +185,12 @@ fn approvals_refuses_too_few_or_the_operators_own() {
     let stderr = refused_before(&ready, &conninfo, "approvals");
     assert!(stderr.contains("0 of 2"), "{stderr}");
     approve_all(&ready);
-    let mut cmd = sluice();
-    cmd.arg("apply")
-        .arg(&ready.dir)
-        .args([
-            "--target",
-            &conninfo,
-            "--environment",
-            "production",
-            "--operator",
-            "alice@example.com",
-            "--yes",
-            "--evidence",
-        ])
-        .arg(ready.tmp.path().join("evidence"));
+    let mut cmd = apply_as(
+        &ready,
+        &conninfo,
+        "alice@example.com",
+        &ready.tmp.path().join("evidence"),
+    );
     let before = fingerprint(&conninfo);
     let assert = cmd.assert().code(3);
     let stderr = stderr_of(&assert);

@@ -279,20 +279,7 @@ fn a_full_evidence_filesystem_fails_the_backup_before_any_change() {
     }
     let _unmount = Unmount(evidence.clone());
     let before = fingerprint(&conninfo);
-    let output = sluice()
-        .arg("apply")
-        .arg(&ready.dir)
-        .args([
-            "--target",
-            &conninfo,
-            "--environment",
-            "production",
-            "--operator",
-            "carol@example.com",
-            "--yes",
-            "--evidence",
-        ])
-        .arg(&evidence)
+    let output = apply_as(&ready, &conninfo, "carol@example.com", &evidence)
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -341,20 +328,7 @@ fn an_unwritable_evidence_folder_is_refused_before_anything() {
         None
     };
     let before = fingerprint(&conninfo);
-    let output = sluice()
-        .arg("apply")
-        .arg(&ready.dir)
-        .args([
-            "--target",
-            &conninfo,
-            "--environment",
-            "production",
-            "--operator",
-            "carol@example.com",
-            "--yes",
-            "--evidence",
-        ])
-        .arg(&evidence)
+    let output = apply_as(&ready, &conninfo, "carol@example.com", &evidence)
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);

@@ -193,21 +193,13 @@ fn a_password_never_leaves_the_process_it_was_given_to() {
         approve_all(&ready);
         let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let watcher = watch_pg_dump(done.clone());
-        let mut cmd = sluice();
-        cmd.arg("--json")
-            .arg("apply")
-            .arg(&ready.dir)
-            .args([
-                "--target",
-                &target,
-                "--environment",
-                "production",
-                "--operator",
-                "carol@example.com",
-                "--yes",
-                "--evidence",
-            ])
-            .arg(ready.tmp.path().join("evidence"));
+        let mut cmd = apply_as(
+            &ready,
+            &target,
+            "carol@example.com",
+            &ready.tmp.path().join("evidence"),
+        );
+        cmd.arg("--json");
         if let Some(pw) = env {
             cmd.env("PGPASSWORD", pw);
         }

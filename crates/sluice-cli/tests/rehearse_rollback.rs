@@ -335,3 +335,52 @@ fn a_real_rollback_returns_the_schema_and_its_restore_script_returns_the_data() 
         "schema and data are exactly as before the apply"
     );
 }
+
+fn schema_only(conninfo: &str) -> String {
+    let mut client = postgres::Client::connect(conninfo, postgres::NoTls).unwrap();
+    serde_json::to_string(&sluice::catalog::snapshot(&mut client, &[]).unwrap()).unwrap()
+}
+
+#[test]
+fn a_rollback_that_leaves_a_column_behind_exits_6_at_schema_equals_pre() {
+    let (cluster, conninfo) = fixture_target();
+    let ready = ready_package(&cluster);
+    edit_pinned(&ready.dir, ROLLBACK, |sql| {
+        sql.replacen("ALTER TABLE public.tac_logical_unit  DROP COLUMN IF EXISTS canonical_address_format_version;", "", 1)
+            .replacen("ALTER TABLE public.tac_logical_unit DROP COLUMN IF EXISTS canonical_address_format_version;", "", 1)
+    });
+    let run = applied_with_failing_verify(&ready, &conninfo);
+    let assert = rollback_cmd(&ready, &conninfo, &run, "V-α-3", "production")
+        .assert()
+        .code(6);
+    let stderr = stderr_of(&assert);
+    assert!(
+        stderr.contains("error[schema-equals-pre]")
+            && stderr.contains("public.tac_logical_unit.canonical_address_format_version"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_rollback_statement_that_fails_rolls_the_rollback_back_and_exits_6() {
+    let (cluster, conninfo) = fixture_target();
+    let ready = ready_package(&cluster);
+    edit_pinned(&ready.dir, ROLLBACK, |sql| {
+        sql.replacen("COMMIT;", "DROP TABLE public.no_such_table;\nCOMMIT;", 1)
+    });
+    let run = applied_with_failing_verify(&ready, &conninfo);
+    let after_apply = schema_only(&conninfo);
+    let assert = rollback_cmd(&ready, &conninfo, &run, "V-α-3", "production")
+        .assert()
+        .code(6);
+    let stderr = stderr_of(&assert);
+    assert!(
+        stderr.contains("error[rollback-atomic]") && stderr.contains("no_such_table"),
+        "{stderr}"
+    );
+    assert_eq!(
+        after_apply,
+        schema_only(&conninfo),
+        "a failed rollback left part of itself behind"
+    );
+}

@@ -140,10 +140,6 @@ impl RunDir {
         &self.dir
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
     /// Writes a new file inside the run folder.
     pub fn write(&self, rel: &str, bytes: &[u8]) -> Result<PathBuf, EvidenceError> {
         let path = self.dir.join(rel);

@@ -2,7 +2,7 @@
 //! PostgreSQL's parser) become the `file:line:col` a person reads.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// A text file sluice read, kept whole so that any byte offset into it can be located.
 #[derive(Debug, Clone)]
@@ -58,10 +58,6 @@ impl SourceFile {
             .find('\n')
             .map_or(self.text.len(), |i| offset + i);
         self.text[start..end].trim_end_matches('\r')
-    }
-
-    pub fn display_path(&self) -> &Path {
-        &self.path
     }
 }
 

@@ -126,8 +126,18 @@ pub fn approve_all(ready: &Ready) {
     }
 }
 
-/// `sluice apply` on the ready package, with its own evidence folder.
+/// `sluice apply --yes` on the ready package to `production`, with its own evidence folder.
 pub fn apply_cmd(ready: &Ready, conninfo: &str) -> Command {
+    apply_as(
+        ready,
+        conninfo,
+        "carol@example.com",
+        &ready.tmp.path().join("evidence"),
+    )
+}
+
+/// The same, by another operator or into another evidence folder.
+pub fn apply_as(ready: &Ready, conninfo: &str, operator: &str, evidence: &Path) -> Command {
     let mut cmd = sluice();
     cmd.arg("apply")
         .arg(&ready.dir)
@@ -137,11 +147,11 @@ pub fn apply_cmd(ready: &Ready, conninfo: &str) -> Command {
             "--environment",
             "production",
             "--operator",
-            "carol@example.com",
+            operator,
             "--yes",
             "--evidence",
         ])
-        .arg(ready.tmp.path().join("evidence"));
+        .arg(evidence);
     cmd
 }
 

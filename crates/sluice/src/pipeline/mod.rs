@@ -350,8 +350,3 @@ fn copy_package(pkg: &Package, dir: &RunDir) -> Result<(), EvidenceError> {
     }
     Ok(())
 }
-
-/// Where evidence goes by default: `./evidence`.
-pub fn default_evidence_root() -> PathBuf {
-    Path::new("evidence").to_path_buf()
-}

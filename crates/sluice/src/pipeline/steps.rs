@@ -23,6 +23,9 @@ struct State {
     pre_schema: Option<Snapshot>,
     pre_probes: Vec<crate::probe::Capture>,
     parsed: Option<lint::ParsedMigration>,
+    /// The migration's operations as the scope gate derived them; the schema diff is judged
+    /// against them.
+    operations: Vec<crate::sql::Operation>,
 }
 
 pub(super) fn run_all(
@@ -187,6 +190,12 @@ fn scope(pkg: &Package, st: &mut State) -> StepResult {
         Err(e) => return Failed(e.to_string()),
     };
     st.parsed = lint::parse_migration(pkg).ok();
+    st.operations = report
+        .migration
+        .operations
+        .iter()
+        .map(|d| d.operation.clone())
+        .collect();
     let errors: Vec<String> = report
         .findings()
         .filter(|f| f.severity == crate::sql::Severity::Error)
@@ -467,16 +476,7 @@ fn schema_diff(run: &mut Run, pkg: &Package, st: &mut State) -> StepResult {
     };
     let pre = st.pre_schema.clone().expect("pre snapshot taken");
     let diff = catalog::diff::diff(&pre, &post);
-    let ops: Vec<crate::sql::Operation> = lint::lint(pkg, None)
-        .map(|r| {
-            r.migration
-                .operations
-                .into_iter()
-                .map(|d| d.operation)
-                .collect()
-        })
-        .unwrap_or_default();
-    let judged = catalog::diff::judge(&diff, &ops, &pkg.schema_diff);
+    let judged = catalog::diff::judge(&diff, &st.operations, &pkg.schema_diff);
     let written = run
         .dir
         .write_json("schema/post.json", &post)

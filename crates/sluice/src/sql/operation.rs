@@ -1,7 +1,7 @@
 //! Operations: what a statement does, in the notation of SPEC §5 (`add_column S.T.C`, …), derived
 //! from the parse tree. The same notation is what `[scope].operations` declares.
 
-use super::names::{dotted, qualify, relation, relation_schema, strings, SearchPath};
+use super::names::{dotted, relation, relation_schema, strings, SearchPath};
 use pg_query::protobuf::{AlterTableType, ConstrType, ObjectType};
 use pg_query::NodeEnum;
 use serde::Serialize;
@@ -332,11 +332,6 @@ fn drop_stmt(
             Operation::new(kind, name)
         })
         .collect()
-}
-
-/// Makes `schema.name` for a name that may be unqualified.
-pub fn qualified(schema: &str, name: &str, path: &SearchPath) -> String {
-    qualify(schema, name, path)
 }
 
 #[cfg(test)]
