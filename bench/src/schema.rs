@@ -1,6 +1,6 @@
 //! schema-snapshot-diff: a catalog of N tables (8 columns, 2 indexes and a foreign key each) and a
 //! change that adds 10 columns and 2 tables. sluice: pre snapshot + post snapshot + structural
-//! diff. Baseline (the seed's C-03 / V-α-16): `pg_dump --schema-only` before and after + `diff`.
+//! diff, on two sessions as `sluice apply` takes it. Baseline (the seed's C-03 / V-α-16): `pg_dump --schema-only` before and after + `diff`.
 
 use crate::harness::{err, median, report, seconds, Bench, Outcome, Result};
 use sluice::catalog::{self, ObjectKind};
@@ -61,12 +61,17 @@ pub fn run(bench: &Bench) -> Result<Outcome> {
     let mut c = bench.client(DB)?;
     let (mut ours, mut theirs, mut named, mut objects) = (Vec::new(), Vec::new(), 0, 0);
     for _ in 0..bench.runs {
+        // fresh sessions, as `sluice apply` opens them: the working one and the second one
+        // that shares the snapshot's queries (their catalog caches start cold)
         let started = Instant::now();
-        let pre = catalog::snapshot(&mut c, &[]).map_err(err("pre snapshot"))?;
+        let (mut work, mut helper) = (bench.client(DB)?, bench.client(DB)?);
+        let pre = catalog::snapshot_with(&mut work, Some(&mut helper), &[])
+            .map_err(err("pre snapshot"))?;
         let mut elapsed = seconds(started);
         c.batch_execute(CHANGE).map_err(err("change"))?;
         let started = Instant::now();
-        let post = catalog::snapshot(&mut c, &[]).map_err(err("post snapshot"))?;
+        let post = catalog::snapshot_with(&mut work, Some(&mut helper), &[])
+            .map_err(err("post snapshot"))?;
         let diff = catalog::diff(&pre, &post);
         elapsed += seconds(started);
         named = named_objects(&diff);

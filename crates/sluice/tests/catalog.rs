@@ -61,6 +61,9 @@ fn a_snapshot_taken_twice_is_equal_and_serializes_identically() {
     let first = snap(&mut c);
     let second = snap(&mut c);
     assert_eq!(first, second);
+    let mut helper = connect(&conninfo);
+    let shared = catalog::snapshot_with(&mut c, Some(&mut helper), &[]).unwrap();
+    assert_eq!(shared, first, "two sessions read the same snapshot as one");
     let a = serde_json::to_string_pretty(&first).unwrap();
     let b = serde_json::to_string_pretty(&second).unwrap();
     assert_eq!(a, b);
@@ -440,6 +443,10 @@ fn every_object_kind_is_read_and_extension_members_are_left_out() {
         serde_json::to_string(&first).unwrap(),
         serde_json::to_string(&second).unwrap()
     );
+    // Shared between two sessions in one exported snapshot, it is the same snapshot.
+    let mut helper = cluster.connect("postgres").unwrap();
+    let shared = catalog::snapshot_with(&mut c, Some(&mut helper), &[]).unwrap();
+    assert_eq!(shared, first);
 
     let ty = |key: &str| first.types.iter().find(|t| t.key == key).unwrap();
     assert_eq!(ty("app.mood").kind, "enum");

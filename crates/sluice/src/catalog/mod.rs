@@ -15,6 +15,7 @@
 //! `s.seq`, type `s.type`, extension `name`.
 
 pub mod diff;
+mod query;
 
 pub use diff::{diff, judge, DiffVerdict, ObjectChange, ObjectKind, SchemaDiff};
 
@@ -22,6 +23,7 @@ use postgres::{Client, IsolationLevel, Row, Transaction};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 
 /// The structure of a database's user objects. Every list is sorted by `key`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -314,6 +316,21 @@ impl Snapshot {
             + self.views.len()
     }
 
+    /// Adds the objects of `other` (another share of the same snapshot).
+    fn absorb(&mut self, other: Snapshot) {
+        self.extensions.extend(other.extensions);
+        self.schemas.extend(other.schemas);
+        self.types.extend(other.types);
+        self.tables.extend(other.tables);
+        self.columns.extend(other.columns);
+        self.sequences.extend(other.sequences);
+        self.indexes.extend(other.indexes);
+        self.constraints.extend(other.constraints);
+        self.triggers.extend(other.triggers);
+        self.functions.extend(other.functions);
+        self.views.extend(other.views);
+    }
+
     /// Sorts every list by key (byte order, independent of the server's collation).
     fn sort(&mut self) {
         fn by_key<T: Keyed>(v: &mut [T]) {
@@ -341,7 +358,12 @@ const PINNED_SETTINGS: &str = "SET LOCAL search_path = ''; \
      SET LOCAL IntervalStyle = 'postgres'; \
      SET LOCAL TimeZone = 'UTC'; \
      SET LOCAL extra_float_digits = 3; \
-     SET LOCAL bytea_output = 'hex'";
+     SET LOCAL bytea_output = 'hex'; \
+     SET LOCAL jit = off";
+
+/// With two sessions sharing the work, the server's own parallel workers would only compete
+/// with them for the same cores.
+const NO_PARALLEL_WORKERS: &str = "SET LOCAL max_parallel_workers_per_gather = 0";
 
 /// Opens the read-only snapshot transaction; dropping it rolls back.
 fn read_only(client: &mut Client) -> Result<Transaction<'_>, postgres::Error> {
@@ -354,32 +376,24 @@ fn read_only(client: &mut Client) -> Result<Transaction<'_>, postgres::Error> {
     Ok(tx)
 }
 
-/// The condition that keeps a schema (alias `n`, a `pg_namespace` row) in the snapshot: not a
-/// system schema (every `pg_*` name is reserved: pg_catalog, pg_toast, pg_temp_N,
-/// pg_toast_temp_N), not information_schema, not in `$1` (the ignored schemas), not created by
-/// an extension.
-const SCHEMA_KEPT: &str = "n.nspname <> 'information_schema' \
-     AND n.nspname !~ '^pg_' \
-     AND NOT (n.nspname = ANY ($1::text[])) \
-     AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e \
-                     WHERE e.classid = 'pg_catalog.pg_namespace'::pg_catalog.regclass \
-                       AND e.objid = n.oid AND e.deptype = 'e')";
-
-/// The condition that an object (catalog `catalog`, OID expression `oid`) is not a member of an
-/// extension.
-fn not_extension_member(catalog: &str, oid: &str) -> String {
-    format!(
-        "NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e \
-          WHERE e.classid = 'pg_catalog.{catalog}'::pg_catalog.regclass \
-            AND e.objid = {oid} AND e.deptype = 'e')"
-    )
-}
-
 /// Takes a snapshot of the database `client` is connected to, leaving out the schemas in
 /// `ignore_schemas`. Reads only; one query per object kind, in one REPEATABLE READ READ ONLY
 /// transaction that is rolled back.
 pub fn snapshot(
     client: &mut Client,
+    ignore_schemas: &[String],
+) -> Result<Snapshot, postgres::Error> {
+    snapshot_with(client, None, ignore_schemas)
+}
+
+/// [`snapshot`], with the work shared with a `helper` session when one is given: the helper
+/// imports the exported snapshot of the main session's transaction, so both read the same
+/// moment, and the two take the kinds' queries (the per-table kinds split in halves) in turn,
+/// costliest first. The result is the same as on one session. A server that cannot export a
+/// snapshot gets the one-session snapshot.
+pub fn snapshot_with(
+    client: &mut Client,
+    helper: Option<&mut Client>,
     ignore_schemas: &[String],
 ) -> Result<Snapshot, postgres::Error> {
     let mut tx = read_only(client)?;
@@ -389,568 +403,73 @@ pub fn snapshot(
             &[],
         )?
         .get(0);
-    let version = version as u32;
-    let ignore = ignore_schemas;
-    let mut snap = Snapshot {
-        server_version_num: version,
-        ..Snapshot::default()
+    let ctx = query::Context {
+        version: version as u32,
+        ignore: ignore_schemas,
     };
-
-    snap.extensions = tx
-        .query(
-            "SELECT x.extname::text, x.extversion, n.nspname::text \
-               FROM pg_catalog.pg_extension x \
-               JOIN pg_catalog.pg_namespace n ON n.oid = x.extnamespace",
-            &[],
-        )?
-        .iter()
-        .map(|r| Extension {
-            key: r.get(0),
-            version: r.get(1),
-            schema: r.get(2),
-        })
-        .collect();
-
-    snap.schemas = tx
-        .query(
-            &format!(
-                "SELECT n.nspname::text, pg_catalog.pg_get_userbyid(n.nspowner)::text \
-                   FROM pg_catalog.pg_namespace n WHERE {SCHEMA_KEPT}"
-            ),
-            &[&ignore],
-        )?
-        .iter()
-        .map(|r| Schema {
-            key: r.get(0),
-            owner: r.get(1),
-        })
-        .collect();
-
-    snap.types = tx
-        .query(&types_sql(), &[&ignore])?
-        .iter()
-        .map(type_from_row)
-        .collect();
-    snap.tables = tx
-        .query(&tables_sql(), &[&ignore])?
-        .iter()
-        .map(table_from_row)
-        .collect();
-    snap.columns = tx
-        .query(&columns_sql(version), &[&ignore])?
-        .iter()
-        .map(column_from_row)
-        .collect();
-    snap.sequences = tx
-        .query(&sequences_sql(), &[&ignore])?
-        .iter()
-        .map(sequence_from_row)
-        .collect();
-    snap.indexes = tx
-        .query(&indexes_sql(), &[&ignore])?
-        .iter()
-        .map(index_from_row)
-        .collect();
-    snap.constraints = tx
-        .query(&constraints_sql(), &[&ignore])?
-        .iter()
-        .map(constraint_from_row)
-        .collect();
-    snap.triggers = tx
-        .query(&triggers_sql(version), &[&ignore])?
-        .iter()
-        .map(trigger_from_row)
-        .collect();
-    snap.functions = tx
-        .query(&functions_sql(version), &[&ignore])?
-        .iter()
-        .map(function_from_row)
-        .collect();
-    snap.views = tx
-        .query(&views_sql(), &[&ignore])?
-        .iter()
-        .map(view_from_row)
-        .collect();
-
+    let mut snap = match helper {
+        None => take_slices(&mut tx, &query::plan(1), &AtomicUsize::new(0), &ctx)?,
+        Some(helper) => {
+            tx.batch_execute(NO_PARALLEL_WORKERS)?;
+            let exported = match tx.query_one("SELECT pg_catalog.pg_export_snapshot()", &[]) {
+                Ok(row) => row.get::<_, String>(0),
+                Err(_) => {
+                    tx.rollback()?;
+                    return snapshot_with(client, None, ignore_schemas);
+                }
+            };
+            let mut other = read_only_in(helper, &exported)?;
+            let plan = query::plan(2);
+            let next = AtomicUsize::new(0);
+            let (mine, theirs) = std::thread::scope(|scope| {
+                let theirs = scope.spawn(|| take_slices(&mut other, &plan, &next, &ctx));
+                let mine = take_slices(&mut tx, &plan, &next, &ctx);
+                let theirs = theirs
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                (mine, theirs)
+            });
+            other.rollback()?;
+            let mut snap = mine?;
+            snap.absorb(theirs?);
+            snap
+        }
+    };
     tx.rollback()?;
+    snap.server_version_num = version as u32;
     snap.sort();
     Ok(snap)
 }
 
-/// `schema.name` of a relation, in SQL (aliases `rel` of pg_class).
-fn qualified_relname(rel: &str) -> String {
-    format!(
-        "(SELECT qn.nspname::text || '.' || {rel}.relname::text \
-            FROM pg_catalog.pg_namespace qn WHERE qn.oid = {rel}.relnamespace)"
-    )
-}
-
-fn tables_sql() -> String {
-    let parent = qualified_relname("p");
-    format!(
-        "SELECT n.nspname::text, c.relname::text, c.relkind::text, c.relpersistence::text, \
-                pg_catalog.pg_get_userbyid(c.relowner)::text, am.amname::text, ts.spcname::text, \
-                coalesce(c.reloptions, '{{}}')::text[], \
-                CASE WHEN c.relispartition THEN \
-                  (SELECT {parent} FROM pg_catalog.pg_inherits i \
-                     JOIN pg_catalog.pg_class p ON p.oid = i.inhparent \
-                    WHERE i.inhrelid = c.oid LIMIT 1) END, \
-                CASE WHEN c.relispartition THEN pg_catalog.pg_get_expr(c.relpartbound, c.oid) END, \
-                CASE WHEN c.relkind = 'p' THEN pg_catalog.pg_get_partkeydef(c.oid) END, \
-                CASE WHEN c.relispartition THEN '{{}}'::text[] ELSE \
-                  ARRAY(SELECT {parent} FROM pg_catalog.pg_inherits i \
-                          JOIN pg_catalog.pg_class p ON p.oid = i.inhparent \
-                         WHERE i.inhrelid = c.oid ORDER BY i.inhseqno) END, \
-                c.relrowsecurity, c.relforcerowsecurity, c.relreplident::text \
-           FROM pg_catalog.pg_class c \
-           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-           LEFT JOIN pg_catalog.pg_am am ON am.oid = c.relam \
-           LEFT JOIN pg_catalog.pg_tablespace ts ON ts.oid = c.reltablespace \
-          WHERE c.relkind IN ('r', 'p', 'f') AND {SCHEMA_KEPT} AND {}",
-        not_extension_member("pg_class", "c.oid")
-    )
-}
-
-fn table_from_row(r: &Row) -> Table {
-    let schema: String = r.get(0);
-    let name: String = r.get(1);
-    let kind: String = r.get(2);
-    let persistence: String = r.get(3);
-    let replident: String = r.get(14);
-    Table {
-        key: format!("{schema}.{name}"),
-        kind: match kind.as_str() {
-            "r" => "table",
-            "p" => "partitioned_table",
-            "f" => "foreign_table",
-            other => other,
-        }
-        .to_string(),
-        persistence: match persistence.as_str() {
-            "p" => "permanent",
-            "u" => "unlogged",
-            "t" => "temporary",
-            other => other,
-        }
-        .to_string(),
-        owner: r.get(4),
-        access_method: r.get(5),
-        tablespace: r.get(6),
-        options: r.get(7),
-        partition_of: r.get(8),
-        partition_bound: r.get(9),
-        partition_key: r.get(10),
-        inherits: r.get(11),
-        row_security: r.get(12),
-        force_row_security: r.get(13),
-        replica_identity: match replident.as_str() {
-            "d" => "default",
-            "n" => "nothing",
-            "f" => "full",
-            "i" => "index",
-            other => other,
-        }
-        .to_string(),
-        schema,
-        name,
+/// Runs slices of `plan`, taking the next untaken one each time, until none is left.
+fn take_slices(
+    tx: &mut Transaction<'_>,
+    plan: &[query::Slice],
+    next: &AtomicUsize,
+    ctx: &query::Context<'_>,
+) -> Result<Snapshot, postgres::Error> {
+    let mut part = Snapshot::default();
+    while let Some(slice) = plan.get(next.fetch_add(1, AtomicOrdering::Relaxed)) {
+        query::fetch(tx, *slice, ctx, &mut part)?;
     }
+    Ok(part)
 }
 
-fn columns_sql(version: u32) -> String {
-    // pg_attribute.attcompression exists from PostgreSQL 14.
-    let compression = if version >= 140000 {
-        "CASE a.attcompression WHEN 'p' THEN 'pglz' WHEN 'l' THEN 'lz4' END"
-    } else {
-        "NULL::text"
-    };
-    // PostgreSQL 18 records NOT NULL as pg_constraint rows (contype 'n') that can be NOT VALID;
-    // attnotnull stays true for those.
-    let not_null_not_valid = if version >= 180000 {
-        "EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k \
-                  WHERE k.conrelid = a.attrelid AND k.contype = 'n' \
-                    AND k.conkey[1] = a.attnum AND NOT k.convalidated)"
-    } else {
-        "false"
-    };
-    format!(
-        "SELECT n.nspname::text, c.relname::text, a.attname::text, \
-                pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull, {not_null_not_valid}, \
-                CASE WHEN a.attgenerated = '' THEN pg_catalog.pg_get_expr(d.adbin, d.adrelid) END, \
-                CASE a.attidentity WHEN 'a' THEN 'always' WHEN 'd' THEN 'by default' END, \
-                CASE a.attgenerated \
-                  WHEN 's' THEN 'GENERATED ALWAYS AS (' || pg_catalog.pg_get_expr(d.adbin, d.adrelid) || ') STORED' \
-                  WHEN 'v' THEN 'GENERATED ALWAYS AS (' || pg_catalog.pg_get_expr(d.adbin, d.adrelid) || ') VIRTUAL' END, \
-                CASE WHEN a.attcollation <> 0 AND a.attcollation <> t.typcollation THEN \
-                  pg_catalog.quote_ident(cn.nspname) || '.' || pg_catalog.quote_ident(co.collname) END, \
-                {compression}, \
-                CASE WHEN a.attstorage <> t.typstorage THEN \
-                  CASE a.attstorage WHEN 'p' THEN 'plain' WHEN 'e' THEN 'external' \
-                                    WHEN 'x' THEN 'extended' WHEN 'm' THEN 'main' END END \
-           FROM pg_catalog.pg_attribute a \
-           JOIN pg_catalog.pg_class c ON c.oid = a.attrelid \
-           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-           JOIN pg_catalog.pg_type t ON t.oid = a.atttypid \
-           LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
-           LEFT JOIN pg_catalog.pg_collation co ON co.oid = a.attcollation \
-           LEFT JOIN pg_catalog.pg_namespace cn ON cn.oid = co.collnamespace \
-          WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'f') \
-            AND {SCHEMA_KEPT} AND {}",
-        not_extension_member("pg_class", "c.oid")
-    )
-}
-
-fn column_from_row(r: &Row) -> Column {
-    let schema: String = r.get(0);
-    let table: String = r.get(1);
-    let name: String = r.get(2);
-    Column {
-        key: format!("{schema}.{table}.{name}"),
-        data_type: r.get(3),
-        not_null: r.get(4),
-        not_null_not_valid: r.get(5),
-        default: r.get(6),
-        identity: r.get(7),
-        generated: r.get(8),
-        collation: r.get(9),
-        compression: r.get(10),
-        storage: r.get(11),
-        schema,
-        table,
-        name,
-    }
-}
-
-fn sequences_sql() -> String {
-    format!(
-        "SELECT n.nspname::text, c.relname::text, pg_catalog.format_type(s.seqtypid, NULL), \
-                s.seqstart, s.seqincrement, s.seqmin, s.seqmax, s.seqcache, s.seqcycle, \
-                (SELECT tn.nspname::text || '.' || tc.relname::text || '.' || ta.attname::text \
-                   FROM pg_catalog.pg_depend d \
-                   JOIN pg_catalog.pg_class tc ON tc.oid = d.refobjid \
-                   JOIN pg_catalog.pg_namespace tn ON tn.oid = tc.relnamespace \
-                   JOIN pg_catalog.pg_attribute ta ON ta.attrelid = d.refobjid AND ta.attnum = d.refobjsubid \
-                  WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid = c.oid \
-                    AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass \
-                    AND d.refobjsubid > 0 AND d.deptype IN ('a', 'i') \
-                  ORDER BY 1 LIMIT 1), \
-                pg_catalog.pg_get_userbyid(c.relowner)::text \
-           FROM pg_catalog.pg_sequence s \
-           JOIN pg_catalog.pg_class c ON c.oid = s.seqrelid \
-           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-          WHERE {SCHEMA_KEPT} AND {}",
-        not_extension_member("pg_class", "c.oid")
-    )
-}
-
-fn sequence_from_row(r: &Row) -> Sequence {
-    let schema: String = r.get(0);
-    let name: String = r.get(1);
-    Sequence {
-        key: format!("{schema}.{name}"),
-        data_type: r.get(2),
-        start: r.get(3),
-        increment: r.get(4),
-        min: r.get(5),
-        max: r.get(6),
-        cache: r.get(7),
-        cycle: r.get(8),
-        owned_by: r.get(9),
-        owner: r.get(10),
-        schema,
-        name,
-    }
-}
-
-fn indexes_sql() -> String {
-    let parent = qualified_relname("p");
-    format!(
-        "SELECT n.nspname::text, ic.relname::text, c.relname::text, \
-                pg_catalog.pg_get_indexdef(i.indexrelid), i.indisunique, i.indisprimary, \
-                (SELECT k.conname::text FROM pg_catalog.pg_constraint k \
-                  WHERE k.conindid = i.indexrelid AND k.conrelid = i.indrelid \
-                    AND k.contype IN ('p', 'u', 'x') ORDER BY 1 LIMIT 1), \
-                i.indisvalid, i.indisready, \
-                (SELECT {parent} FROM pg_catalog.pg_inherits h \
-                   JOIN pg_catalog.pg_class p ON p.oid = h.inhparent \
-                  WHERE h.inhrelid = i.indexrelid LIMIT 1) \
-           FROM pg_catalog.pg_index i \
-           JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid \
-           JOIN pg_catalog.pg_class c ON c.oid = i.indrelid \
-           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-          WHERE c.relkind IN ('r', 'p', 'f', 'm') AND {SCHEMA_KEPT} AND {}",
-        not_extension_member("pg_class", "c.oid")
-    )
-}
-
-fn index_from_row(r: &Row) -> Index {
-    let schema: String = r.get(0);
-    let name: String = r.get(1);
-    Index {
-        key: format!("{schema}.{name}"),
-        table: r.get(2),
-        definition: r.get(3),
-        unique: r.get(4),
-        primary: r.get(5),
-        constraint: r.get(6),
-        valid: r.get(7),
-        ready: r.get(8),
-        parent: r.get(9),
-        schema,
-        name,
-    }
-}
-
-fn constraints_sql() -> String {
-    let index = qualified_relname("x");
-    format!(
-        "SELECT n.nspname::text, c.relname::text, k.conname::text, k.contype::text, \
-                pg_catalog.pg_get_constraintdef(k.oid), k.convalidated, \
-                CASE WHEN k.contype IN ('p', 'u', 'x') AND k.conindid <> 0 THEN \
-                  (SELECT {index} FROM pg_catalog.pg_class x WHERE x.oid = k.conindid) END, \
-                CASE WHEN k.conparentid <> 0 THEN \
-                  (SELECT pn.nspname::text || '.' || pc.relname::text || '.' || pk.conname::text \
-                     FROM pg_catalog.pg_constraint pk \
-                     JOIN pg_catalog.pg_class pc ON pc.oid = pk.conrelid \
-                     JOIN pg_catalog.pg_namespace pn ON pn.oid = pc.relnamespace \
-                    WHERE pk.oid = k.conparentid) END \
-           FROM pg_catalog.pg_constraint k \
-           JOIN pg_catalog.pg_class c ON c.oid = k.conrelid \
-           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-          WHERE k.contype <> 'n' AND {SCHEMA_KEPT} AND {}",
-        not_extension_member("pg_class", "c.oid")
-    )
-}
-
-fn constraint_from_row(r: &Row) -> Constraint {
-    let schema: String = r.get(0);
-    let table: String = r.get(1);
-    let name: String = r.get(2);
-    let contype: String = r.get(3);
-    Constraint {
-        key: format!("{schema}.{table}.{name}"),
-        constraint_type: match contype.as_str() {
-            "c" => "check",
-            "f" => "foreign_key",
-            "p" => "primary_key",
-            "u" => "unique",
-            "x" => "exclusion",
-            "t" => "trigger",
-            other => other,
-        }
-        .to_string(),
-        definition: r.get(4),
-        validated: r.get(5),
-        index: r.get(6),
-        parent: r.get(7),
-        schema,
-        table,
-        name,
-    }
-}
-
-fn triggers_sql(version: u32) -> String {
-    // pg_trigger.tgparentid exists from PostgreSQL 13.
-    let parent = if version >= 130000 {
-        "CASE WHEN t.tgparentid <> 0 THEN \
-           (SELECT pn.nspname::text || '.' || pc.relname::text || '.' || pt.tgname::text \
-              FROM pg_catalog.pg_trigger pt \
-              JOIN pg_catalog.pg_class pc ON pc.oid = pt.tgrelid \
-              JOIN pg_catalog.pg_namespace pn ON pn.oid = pc.relnamespace \
-             WHERE pt.oid = t.tgparentid) END"
-    } else {
-        "NULL::text"
-    };
-    format!(
-        "SELECT n.nspname::text, c.relname::text, t.tgname::text, \
-                pg_catalog.pg_get_triggerdef(t.oid), t.tgenabled::text, {parent} \
-           FROM pg_catalog.pg_trigger t \
-           JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid \
-           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-          WHERE NOT t.tgisinternal AND {SCHEMA_KEPT} AND {}",
-        not_extension_member("pg_class", "c.oid")
-    )
-}
-
-fn trigger_from_row(r: &Row) -> Trigger {
-    let schema: String = r.get(0);
-    let table: String = r.get(1);
-    let name: String = r.get(2);
-    let enabled: String = r.get(4);
-    Trigger {
-        key: format!("{schema}.{table}.{name}"),
-        definition: r.get(3),
-        enabled: match enabled.as_str() {
-            "O" => "origin",
-            "D" => "disabled",
-            "R" => "replica",
-            "A" => "always",
-            other => other,
-        }
-        .to_string(),
-        parent: r.get(5),
-        schema,
-        table,
-        name,
-    }
-}
-
-fn functions_sql(version: u32) -> String {
-    // PostgreSQL 14 added SQL-standard bodies (BEGIN ATOMIC …), kept in prosqlbody with an
-    // empty prosrc.
-    let body = if version >= 140000 {
-        "CASE WHEN p.prosqlbody IS NOT NULL THEN pg_catalog.pg_get_function_sqlbody(p.oid) \
-              ELSE p.prosrc END"
-    } else {
-        "p.prosrc"
-    };
-    format!(
-        "SELECT n.nspname::text, p.proname::text, pg_catalog.oidvectortypes(p.proargtypes), \
-                p.prokind::text, pg_catalog.pg_get_function_arguments(p.oid), \
-                pg_catalog.pg_get_function_result(p.oid), l.lanname::text, p.provolatile::text, \
-                p.proisstrict, p.prosecdef, p.proleakproof, p.proparallel::text, \
-                coalesce(p.proconfig, '{{}}')::text[], pg_catalog.pg_get_userbyid(p.proowner)::text, \
-                {body} \
-           FROM pg_catalog.pg_proc p \
-           JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace \
-           JOIN pg_catalog.pg_language l ON l.oid = p.prolang \
-          WHERE {SCHEMA_KEPT} AND {}",
-        not_extension_member("pg_proc", "p.oid")
-    )
-}
-
-fn function_from_row(r: &Row) -> Function {
-    let schema: String = r.get(0);
-    let name: String = r.get(1);
-    let args: String = r.get(2);
-    let kind: String = r.get(3);
-    let volatility: String = r.get(7);
-    let parallel: String = r.get(11);
-    let body: Option<String> = r.get(14);
-    Function {
-        key: format!("{schema}.{name}({args})"),
-        kind: match kind.as_str() {
-            "f" => "function",
-            "p" => "procedure",
-            "a" => "aggregate",
-            "w" => "window",
-            other => other,
-        }
-        .to_string(),
-        arguments: r.get(4),
-        result: r.get(5),
-        language: r.get(6),
-        volatility: match volatility.as_str() {
-            "i" => "immutable",
-            "s" => "stable",
-            "v" => "volatile",
-            other => other,
-        }
-        .to_string(),
-        strict: r.get(8),
-        security_definer: r.get(9),
-        leakproof: r.get(10),
-        parallel: match parallel.as_str() {
-            "s" => "safe",
-            "r" => "restricted",
-            "u" => "unsafe",
-            other => other,
-        }
-        .to_string(),
-        config: r.get(12),
-        owner: r.get(13),
-        body_sha256: hex::encode(Sha256::digest(body.unwrap_or_default().as_bytes())),
-        schema,
-        name,
-    }
-}
-
-fn views_sql() -> String {
-    format!(
-        "SELECT n.nspname::text, c.relname::text, c.relkind = 'm', \
-                pg_catalog.pg_get_viewdef(c.oid, true), coalesce(c.reloptions, '{{}}')::text[], \
-                pg_catalog.pg_get_userbyid(c.relowner)::text \
-           FROM pg_catalog.pg_class c \
-           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-          WHERE c.relkind IN ('v', 'm') AND {SCHEMA_KEPT} AND {}",
-        not_extension_member("pg_class", "c.oid")
-    )
-}
-
-fn view_from_row(r: &Row) -> View {
-    let schema: String = r.get(0);
-    let name: String = r.get(1);
-    View {
-        key: format!("{schema}.{name}"),
-        materialized: r.get(2),
-        definition: r.get(3),
-        options: r.get(4),
-        owner: r.get(5),
-        schema,
-        name,
-    }
-}
-
-fn types_sql() -> String {
-    format!(
-        "SELECT n.nspname::text, t.typname::text, t.typtype::text, \
-                pg_catalog.pg_get_userbyid(t.typowner)::text, \
-                CASE WHEN t.typtype = 'e' THEN \
-                  ARRAY(SELECT e.enumlabel::text FROM pg_catalog.pg_enum e \
-                         WHERE e.enumtypid = t.oid ORDER BY e.enumsortorder) \
-                  ELSE '{{}}'::text[] END, \
-                CASE WHEN t.typtype = 'd' THEN pg_catalog.format_type(t.typbasetype, t.typtypmod) END, \
-                t.typtype = 'd' AND t.typnotnull, \
-                CASE WHEN t.typtype = 'd' THEN pg_catalog.pg_get_expr(t.typdefaultbin, 0) END, \
-                CASE WHEN t.typtype = 'd' THEN \
-                  ARRAY(SELECT k.conname::text || ': ' || pg_catalog.pg_get_constraintdef(k.oid) \
-                          FROM pg_catalog.pg_constraint k \
-                         WHERE k.contypid = t.oid AND k.contype <> 'n' ORDER BY k.conname) \
-                  ELSE '{{}}'::text[] END, \
-                CASE WHEN t.typtype = 'c' THEN \
-                  ARRAY(SELECT pg_catalog.quote_ident(a.attname) || ' ' \
-                               || pg_catalog.format_type(a.atttypid, a.atttypmod) \
-                          FROM pg_catalog.pg_attribute a \
-                         WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped \
-                         ORDER BY a.attnum) \
-                  ELSE '{{}}'::text[] END, \
-                CASE WHEN t.typtype = 'r' THEN \
-                  (SELECT pg_catalog.format_type(r.rngsubtype, NULL) FROM pg_catalog.pg_range r \
-                    WHERE r.rngtypid = t.oid) END \
-           FROM pg_catalog.pg_type t \
-           JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace \
-          WHERE (t.typtype IN ('e', 'd', 'r') \
-                 OR (t.typtype = 'c' AND EXISTS (SELECT 1 FROM pg_catalog.pg_class tc \
-                                                  WHERE tc.oid = t.typrelid AND tc.relkind = 'c'))) \
-            AND {SCHEMA_KEPT} AND {}",
-        not_extension_member("pg_type", "t.oid")
-    )
-}
-
-fn type_from_row(r: &Row) -> Type {
-    let schema: String = r.get(0);
-    let name: String = r.get(1);
-    let kind: String = r.get(2);
-    Type {
-        key: format!("{schema}.{name}"),
-        kind: match kind.as_str() {
-            "e" => "enum",
-            "d" => "domain",
-            "c" => "composite",
-            "r" => "range",
-            other => other,
-        }
-        .to_string(),
-        owner: r.get(3),
-        labels: r.get(4),
-        base_type: r.get(5),
-        not_null: r.get(6),
-        default: r.get(7),
-        constraints: r.get(8),
-        attributes: r.get(9),
-        subtype: r.get(10),
-        schema,
-        name,
-    }
+/// A read-only transaction on `client` in the snapshot another session exported.
+fn read_only_in<'c>(
+    client: &'c mut Client,
+    exported: &str,
+) -> Result<Transaction<'c>, postgres::Error> {
+    let mut tx = client
+        .build_transaction()
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()?;
+    tx.batch_execute(&format!(
+        "SET TRANSACTION SNAPSHOT '{}'; {PINNED_SETTINGS}; {NO_PARALLEL_WORKERS}",
+        exported.replace('\'', "")
+    ))?;
+    Ok(tx)
 }
 
 /// How many tables one row-count query counts (one `UNION ALL` arm each).
@@ -967,12 +486,12 @@ pub fn row_counts(
     let tables: Vec<(String, String)> = tx
         .query(
             &format!(
-                "SELECT n.nspname::text || '.' || c.relname::text, \
-                        pg_catalog.format('%I.%I', n.nspname, c.relname) \
+                "{}SELECT ns.nspname::text || '.' || c.relname::text, \
+                        pg_catalog.format('%I.%I', ns.nspname, c.relname) \
                    FROM pg_catalog.pg_class c \
-                   JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-                  WHERE c.relkind IN ('r', 'p') AND {SCHEMA_KEPT} AND {}",
-                not_extension_member("pg_class", "c.oid")
+                   JOIN ns ON ns.oid = c.relnamespace \
+                  WHERE c.relkind IN ('r', 'p') AND c.oid NOT IN (SELECT objid FROM ext)",
+                query::kept("pg_class")
             ),
             &[&ignore_schemas],
         )?

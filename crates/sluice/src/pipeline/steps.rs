@@ -16,7 +16,8 @@ use StepResult::{Failed, Passed, Skipped};
 struct State {
     lock_session: Option<postgres::Client>,
     client: Option<postgres::Client>,
-    /// A second working session: probe statistics run on it in the capture's snapshot.
+    /// A second working session, in the snapshot the working session exports: it takes half
+    /// of a catalog snapshot's queries, and computes probe statistics while rows stream.
     aux: Option<postgres::Client>,
     tools: Option<ClientTools>,
     backup_done: Option<Instant>,
@@ -68,6 +69,12 @@ fn client(st: &mut State) -> &mut postgres::Client {
     st.client.as_mut().expect("connected by exclusive-run")
 }
 
+/// A catalog snapshot on the working session, shared with the second session when there is one.
+fn snapshot(st: &mut State, ignore: &[String]) -> Result<Snapshot, postgres::Error> {
+    let work = st.client.as_mut().expect("connected by exclusive-run");
+    catalog::snapshot_with(work, st.aux.as_mut(), ignore)
+}
+
 /// The advisory lock key of a package: the first 8 bytes of sha256("sluice:" + id).
 pub fn lock_key(package_id: &str) -> i64 {
     let hash = crate::digest::sha256_hex(format!("sluice:{package_id}").as_bytes());
@@ -87,12 +94,9 @@ fn exclusive_run(run: &mut Run, pkg: &Package, target: &Target, st: &mut State) 
         Ok(true) => {
             run.log("lock", serde_json::json!({ "advisory_lock_key": key }));
             st.lock_session = Some(lock);
-            // probe statistics run beside the row stream when a third session can be had
-            st.aux = if pkg.probes.is_empty() {
-                None
-            } else {
-                target.connect().ok()
-            };
+            // a third session, when one can be had, shares the catalog snapshots' queries and
+            // computes probe statistics beside the row stream
+            st.aux = target.connect().ok();
             st.client = Some(work);
             Passed(format!(
                 "session advisory lock {key} held for package {}",
@@ -319,7 +323,7 @@ fn backup_restorable(run: &mut Run, pkg: &Package, target: &Target, st: &mut Sta
 
 fn pre_snapshots(run: &mut Run, pkg: &Package, st: &mut State) -> StepResult {
     let ignore = &pkg.schema_diff.ignore_schemas;
-    let snapshot = match catalog::snapshot(client(st), ignore) {
+    let snapshot = match snapshot(st, ignore) {
         Ok(s) => s,
         Err(e) => return Failed(format!("schema snapshot: {}", target::pg_message(&e))),
     };
@@ -466,7 +470,7 @@ fn verification(run: &mut Run, pkg: &Package, st: &mut State) -> StepResult {
 
 fn schema_diff(run: &mut Run, pkg: &Package, st: &mut State) -> StepResult {
     let ignore = &pkg.schema_diff.ignore_schemas;
-    let post = match catalog::snapshot(client(st), ignore) {
+    let post = match snapshot(st, ignore) {
         Ok(s) => s,
         Err(e) => return Failed(format!("schema snapshot: {}", target::pg_message(&e))),
     };

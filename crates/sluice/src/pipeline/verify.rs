@@ -60,8 +60,13 @@ pub fn verify(
                     dir.join("schema/post.json").display()
                 ),
             })?;
-            let live = catalog::snapshot(&mut client, &pkg.schema_diff.ignore_schemas)
-                .map_err(|e| target.query_error(&e))?;
+            let mut helper = target.connect().ok();
+            let live = catalog::snapshot_with(
+                &mut client,
+                helper.as_mut(),
+                &pkg.schema_diff.ignore_schemas,
+            )
+            .map_err(|e| target.query_error(&e))?;
             Some(catalog::diff::diff(&post, &live))
         }
         None => None,

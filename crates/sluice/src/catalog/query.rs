@@ -1,0 +1,703 @@
+//! The catalog queries behind a snapshot: one per kind of object (never one per table), each
+//! able to run as a share of its rows (by OID) so that two sessions in one exported snapshot can
+//! divide a large catalog between two server processes, and the mapping of their rows into the
+//! snapshot's model.
+//!
+//! Every query starts from the same two sets, computed once per query with hash joins rather
+//! than a probe per row: the kept schemas (`ns`) and the members of extensions (`ext`). Names of
+//! related objects (a partition's parent, an index's constraint) come from joins, not from
+//! correlated subqueries.
+
+use super::*;
+use postgres::types::ToSql;
+use postgres::Transaction;
+
+/// What every query needs to know.
+pub(super) struct Context<'a> {
+    /// `server_version_num`: the catalogs differ between major versions.
+    pub version: u32,
+    /// Schemas left out of the snapshot (the queries' `$1`).
+    pub ignore: &'a [String],
+}
+
+/// The kinds of object, one query each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Extensions,
+    Schemas,
+    Types,
+    Tables,
+    Columns,
+    Sequences,
+    Indexes,
+    Constraints,
+    Triggers,
+    Functions,
+    Views,
+}
+
+/// One unit of a snapshot's work: a kind's query, or share `share` of `shares` of its rows.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Slice {
+    kind: Kind,
+    share: u32,
+    shares: u32,
+}
+
+/// The kinds whose rows are numerous enough (one or more per table) to be split, costliest
+/// first: deparsing indexes and constraints is most of a snapshot's time.
+const SPLIT: [Kind; 3] = [Kind::Indexes, Kind::Columns, Kind::Constraints];
+
+/// The rest, roughly costliest first.
+const WHOLE: [Kind; 8] = [
+    Kind::Tables,
+    Kind::Types,
+    Kind::Triggers,
+    Kind::Functions,
+    Kind::Views,
+    Kind::Sequences,
+    Kind::Schemas,
+    Kind::Extensions,
+];
+
+/// The work of one snapshot, costliest first so that sessions taking slices in turn finish
+/// together; the per-table kinds are split into `shares` slices.
+pub(super) fn plan(shares: u32) -> Vec<Slice> {
+    let shares = shares.max(1);
+    let split = SPLIT.iter().flat_map(|&kind| {
+        (0..shares).map(move |share| Slice {
+            kind,
+            share,
+            shares,
+        })
+    });
+    let whole = WHOLE.iter().map(|&kind| Slice {
+        kind,
+        share: 0,
+        shares: 1,
+    });
+    split.chain(whole).collect()
+}
+
+/// Runs one slice and appends its objects to `into`, mapping rows as they arrive.
+pub(super) fn fetch(
+    tx: &mut Transaction<'_>,
+    slice: Slice,
+    ctx: &Context<'_>,
+    into: &mut Snapshot,
+) -> Result<(), postgres::Error> {
+    let v = ctx.version;
+    let share = |oid: &str| share_condition(oid, slice);
+    let i = ctx.ignore;
+    match slice.kind {
+        Kind::Extensions => stream(
+            tx,
+            &extensions_sql(),
+            None,
+            extension_from_row,
+            &mut into.extensions,
+        ),
+        Kind::Schemas => stream(
+            tx,
+            &schemas_sql(),
+            Some(i),
+            schema_from_row,
+            &mut into.schemas,
+        ),
+        Kind::Types => stream(tx, &types_sql(), Some(i), type_from_row, &mut into.types),
+        Kind::Tables => stream(tx, &tables_sql(), Some(i), table_from_row, &mut into.tables),
+        Kind::Columns => stream(
+            tx,
+            &columns_sql(v, &share("a.attrelid")),
+            Some(i),
+            column_from_row,
+            &mut into.columns,
+        ),
+        Kind::Sequences => stream(
+            tx,
+            &sequences_sql(),
+            Some(i),
+            sequence_from_row,
+            &mut into.sequences,
+        ),
+        Kind::Indexes => stream(
+            tx,
+            &indexes_sql(&share("i.indexrelid")),
+            Some(i),
+            index_from_row,
+            &mut into.indexes,
+        ),
+        Kind::Constraints => stream(
+            tx,
+            &constraints_sql(&share("k.oid")),
+            Some(i),
+            constraint_from_row,
+            &mut into.constraints,
+        ),
+        Kind::Triggers => stream(
+            tx,
+            &triggers_sql(v),
+            Some(i),
+            trigger_from_row,
+            &mut into.triggers,
+        ),
+        Kind::Functions => stream(
+            tx,
+            &functions_sql(v),
+            Some(i),
+            function_from_row,
+            &mut into.functions,
+        ),
+        Kind::Views => stream(tx, &views_sql(), Some(i), view_from_row, &mut into.views),
+    }
+}
+
+/// Runs `sql` (with the ignored schemas as `$1` when given) and maps each row as it arrives.
+fn stream<T>(
+    tx: &mut Transaction<'_>,
+    sql: &str,
+    ignore: Option<&[String]>,
+    map: fn(&Row) -> T,
+    out: &mut Vec<T>,
+) -> Result<(), postgres::Error> {
+    use postgres::fallible_iterator::FallibleIterator;
+    let params: Vec<&(dyn ToSql + Sync)> = match &ignore {
+        Some(ignore) => vec![ignore],
+        None => vec![],
+    };
+    let mut rows = tx.query_raw(sql, params)?;
+    while let Some(row) = rows.next()? {
+        out.push(map(&row));
+    }
+    Ok(())
+}
+
+/// `AND oid % shares = share`, or nothing for a whole kind.
+fn share_condition(oid: &str, slice: Slice) -> String {
+    if slice.shares <= 1 {
+        String::new()
+    } else {
+        format!(
+            " AND {oid}::pg_catalog.int8 % {} = {}",
+            slice.shares, slice.share
+        )
+    }
+}
+
+/// The condition that keeps a schema (alias `n`, a `pg_namespace` row) in the snapshot: not a
+/// system schema (every `pg_*` name is reserved: pg_catalog, pg_toast, pg_temp_N,
+/// pg_toast_temp_N), not information_schema, not in `$1` (the ignored schemas), not created by
+/// an extension.
+const SCHEMA_KEPT: &str = "n.nspname <> 'information_schema' \
+     AND n.nspname !~ '^pg_' \
+     AND NOT (n.nspname = ANY ($1::text[])) \
+     AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e \
+                     WHERE e.classid = 'pg_catalog.pg_namespace'::pg_catalog.regclass \
+                       AND e.objid = n.oid AND e.deptype = 'e')";
+
+/// The WITH clause every kind's query starts with: `ns` (oid, nspname) the kept schemas, and
+/// `ext` (objid) the objects of catalog `catalog` that belong to an extension (found through
+/// the index on the extension side of pg_depend).
+pub(super) fn kept(catalog: &str) -> String {
+    format!(
+        "WITH ns AS (SELECT n.oid, n.nspname FROM pg_catalog.pg_namespace n WHERE {SCHEMA_KEPT}), \
+              ext AS (SELECT e.objid FROM pg_catalog.pg_depend e \
+                       WHERE e.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass \
+                         AND e.classid = 'pg_catalog.{catalog}'::pg_catalog.regclass \
+                         AND e.deptype = 'e') "
+    )
+}
+
+fn extensions_sql() -> String {
+    "SELECT x.extname::text, x.extversion, n.nspname::text \
+       FROM pg_catalog.pg_extension x \
+       JOIN pg_catalog.pg_namespace n ON n.oid = x.extnamespace"
+        .to_string()
+}
+
+fn extension_from_row(r: &Row) -> Extension {
+    Extension {
+        key: r.get(0),
+        version: r.get(1),
+        schema: r.get(2),
+    }
+}
+
+fn schemas_sql() -> String {
+    format!(
+        "SELECT n.nspname::text, pg_catalog.pg_get_userbyid(n.nspowner)::text \
+           FROM pg_catalog.pg_namespace n WHERE {SCHEMA_KEPT}"
+    )
+}
+
+fn schema_from_row(r: &Row) -> Schema {
+    Schema {
+        key: r.get(0),
+        owner: r.get(1),
+    }
+}
+
+fn tables_sql() -> String {
+    format!(
+        "{}SELECT ns.nspname::text, c.relname::text, c.relkind::text, c.relpersistence::text, \
+                pg_catalog.pg_get_userbyid(c.relowner)::text, am.amname::text, ts.spcname::text, \
+                coalesce(c.reloptions, '{{}}')::text[], \
+                CASE WHEN c.relispartition THEN h.parents[1] END, \
+                CASE WHEN c.relispartition THEN pg_catalog.pg_get_expr(c.relpartbound, c.oid) END, \
+                CASE WHEN c.relkind = 'p' THEN pg_catalog.pg_get_partkeydef(c.oid) END, \
+                CASE WHEN c.relispartition THEN '{{}}'::text[] ELSE h.parents END, \
+                c.relrowsecurity, c.relforcerowsecurity, c.relreplident::text \
+           FROM pg_catalog.pg_class c \
+           JOIN ns ON ns.oid = c.relnamespace \
+           LEFT JOIN pg_catalog.pg_am am ON am.oid = c.relam \
+           LEFT JOIN pg_catalog.pg_tablespace ts ON ts.oid = c.reltablespace \
+           CROSS JOIN LATERAL ( \
+             SELECT ARRAY(SELECT pn.nspname::text || '.' || p.relname::text \
+                            FROM pg_catalog.pg_inherits i \
+                            JOIN pg_catalog.pg_class p ON p.oid = i.inhparent \
+                            JOIN pg_catalog.pg_namespace pn ON pn.oid = p.relnamespace \
+                           WHERE i.inhrelid = c.oid ORDER BY i.inhseqno) AS parents) h \
+          WHERE c.relkind IN ('r', 'p', 'f') AND c.oid NOT IN (SELECT objid FROM ext)",
+        kept("pg_class")
+    )
+}
+
+fn columns_sql(version: u32, share: &str) -> String {
+    // pg_attribute.attcompression exists from PostgreSQL 14.
+    let compression = if version >= 140000 {
+        "CASE a.attcompression WHEN 'p' THEN 'pglz' WHEN 'l' THEN 'lz4' END"
+    } else {
+        "NULL::text"
+    };
+    // PostgreSQL 18 records NOT NULL as pg_constraint rows (contype 'n') that can be NOT VALID;
+    // attnotnull stays true for those.
+    let not_null_not_valid = if version >= 180000 {
+        "(a.attrelid, a.attnum) IN (SELECT k.conrelid, k.conkey[1] FROM pg_catalog.pg_constraint k \
+                                     WHERE k.contype = 'n' AND NOT k.convalidated)"
+    } else {
+        "false"
+    };
+    format!(
+        "{}SELECT ns.nspname::text, c.relname::text, a.attname::text, \
+                pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull, {not_null_not_valid}, \
+                CASE WHEN a.attgenerated = '' THEN pg_catalog.pg_get_expr(d.adbin, d.adrelid) END, \
+                CASE a.attidentity WHEN 'a' THEN 'always' WHEN 'd' THEN 'by default' END, \
+                CASE a.attgenerated \
+                  WHEN 's' THEN 'GENERATED ALWAYS AS (' || pg_catalog.pg_get_expr(d.adbin, d.adrelid) || ') STORED' \
+                  WHEN 'v' THEN 'GENERATED ALWAYS AS (' || pg_catalog.pg_get_expr(d.adbin, d.adrelid) || ') VIRTUAL' END, \
+                CASE WHEN a.attcollation <> 0 AND a.attcollation <> t.typcollation THEN \
+                  pg_catalog.quote_ident(cn.nspname) || '.' || pg_catalog.quote_ident(co.collname) END, \
+                {compression}, \
+                CASE WHEN a.attstorage <> t.typstorage THEN \
+                  CASE a.attstorage WHEN 'p' THEN 'plain' WHEN 'e' THEN 'external' \
+                                    WHEN 'x' THEN 'extended' WHEN 'm' THEN 'main' END END \
+           FROM pg_catalog.pg_attribute a \
+           JOIN pg_catalog.pg_class c ON c.oid = a.attrelid \
+           JOIN ns ON ns.oid = c.relnamespace \
+           JOIN pg_catalog.pg_type t ON t.oid = a.atttypid \
+           LEFT JOIN pg_catalog.pg_attrdef d \
+                  ON a.atthasdef AND d.adrelid = a.attrelid AND d.adnum = a.attnum \
+           LEFT JOIN pg_catalog.pg_collation co ON co.oid = a.attcollation \
+           LEFT JOIN pg_catalog.pg_namespace cn ON cn.oid = co.collnamespace \
+          WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'f') \
+            AND c.oid NOT IN (SELECT objid FROM ext){share}",
+        kept("pg_class")
+    )
+}
+
+fn sequences_sql() -> String {
+    format!(
+        "{}SELECT ns.nspname::text, c.relname::text, pg_catalog.format_type(s.seqtypid, NULL), \
+                s.seqstart, s.seqincrement, s.seqmin, s.seqmax, s.seqcache, s.seqcycle, \
+                (SELECT tn.nspname::text || '.' || tc.relname::text || '.' || ta.attname::text \
+                   FROM pg_catalog.pg_depend d \
+                   JOIN pg_catalog.pg_class tc ON tc.oid = d.refobjid \
+                   JOIN pg_catalog.pg_namespace tn ON tn.oid = tc.relnamespace \
+                   JOIN pg_catalog.pg_attribute ta ON ta.attrelid = d.refobjid AND ta.attnum = d.refobjsubid \
+                  WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid = c.oid \
+                    AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass \
+                    AND d.refobjsubid > 0 AND d.deptype IN ('a', 'i') \
+                  ORDER BY 1 LIMIT 1), \
+                pg_catalog.pg_get_userbyid(c.relowner)::text \
+           FROM pg_catalog.pg_sequence s \
+           JOIN pg_catalog.pg_class c ON c.oid = s.seqrelid \
+           JOIN ns ON ns.oid = c.relnamespace \
+          WHERE c.oid NOT IN (SELECT objid FROM ext)",
+        kept("pg_class")
+    )
+}
+
+fn indexes_sql(share: &str) -> String {
+    format!(
+        "{}SELECT ns.nspname::text, ic.relname::text, c.relname::text, \
+                pg_catalog.pg_get_indexdef(i.indexrelid), i.indisunique, i.indisprimary, \
+                k.conname::text, i.indisvalid, i.indisready, \
+                pn.nspname::text || '.' || p.relname::text \
+           FROM pg_catalog.pg_index i \
+           JOIN pg_catalog.pg_class c ON c.oid = i.indrelid \
+           JOIN ns ON ns.oid = c.relnamespace \
+           JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid \
+           LEFT JOIN pg_catalog.pg_constraint k \
+                  ON k.conrelid = i.indrelid AND k.conindid = i.indexrelid \
+                 AND k.contype IN ('p', 'u', 'x') \
+           LEFT JOIN pg_catalog.pg_inherits h ON h.inhrelid = i.indexrelid \
+           LEFT JOIN pg_catalog.pg_class p ON p.oid = h.inhparent \
+           LEFT JOIN pg_catalog.pg_namespace pn ON pn.oid = p.relnamespace \
+          WHERE c.relkind IN ('r', 'p', 'f', 'm') AND c.oid NOT IN (SELECT objid FROM ext){share}",
+        kept("pg_class")
+    )
+}
+
+fn constraints_sql(share: &str) -> String {
+    format!(
+        "{}SELECT ns.nspname::text, c.relname::text, k.conname::text, k.contype::text, \
+                pg_catalog.pg_get_constraintdef(k.oid), k.convalidated, \
+                xn.nspname::text || '.' || x.relname::text, \
+                pn.nspname::text || '.' || pc.relname::text || '.' || pk.conname::text \
+           FROM pg_catalog.pg_constraint k \
+           JOIN pg_catalog.pg_class c ON c.oid = k.conrelid \
+           JOIN ns ON ns.oid = c.relnamespace \
+           LEFT JOIN pg_catalog.pg_class x \
+                  ON k.contype IN ('p', 'u', 'x') AND k.conindid <> 0 AND x.oid = k.conindid \
+           LEFT JOIN pg_catalog.pg_namespace xn ON xn.oid = x.relnamespace \
+           LEFT JOIN pg_catalog.pg_constraint pk ON k.conparentid <> 0 AND pk.oid = k.conparentid \
+           LEFT JOIN pg_catalog.pg_class pc ON pc.oid = pk.conrelid \
+           LEFT JOIN pg_catalog.pg_namespace pn ON pn.oid = pc.relnamespace \
+          WHERE k.contype <> 'n' AND c.oid NOT IN (SELECT objid FROM ext){share}",
+        kept("pg_class")
+    )
+}
+
+fn triggers_sql(version: u32) -> String {
+    // pg_trigger.tgparentid exists from PostgreSQL 13.
+    let parent = if version >= 130000 {
+        "CASE WHEN t.tgparentid <> 0 THEN \
+           (SELECT pn.nspname::text || '.' || pc.relname::text || '.' || pt.tgname::text \
+              FROM pg_catalog.pg_trigger pt \
+              JOIN pg_catalog.pg_class pc ON pc.oid = pt.tgrelid \
+              JOIN pg_catalog.pg_namespace pn ON pn.oid = pc.relnamespace \
+             WHERE pt.oid = t.tgparentid) END"
+    } else {
+        "NULL::text"
+    };
+    format!(
+        "{}SELECT ns.nspname::text, c.relname::text, t.tgname::text, \
+                pg_catalog.pg_get_triggerdef(t.oid), t.tgenabled::text, {parent} \
+           FROM pg_catalog.pg_trigger t \
+           JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid \
+           JOIN ns ON ns.oid = c.relnamespace \
+          WHERE NOT t.tgisinternal AND c.oid NOT IN (SELECT objid FROM ext)",
+        kept("pg_class")
+    )
+}
+
+fn functions_sql(version: u32) -> String {
+    // PostgreSQL 14 added SQL-standard bodies (BEGIN ATOMIC …), kept in prosqlbody with an
+    // empty prosrc.
+    let body = if version >= 140000 {
+        "CASE WHEN p.prosqlbody IS NOT NULL THEN pg_catalog.pg_get_function_sqlbody(p.oid) \
+              ELSE p.prosrc END"
+    } else {
+        "p.prosrc"
+    };
+    format!(
+        "{}SELECT ns.nspname::text, p.proname::text, pg_catalog.oidvectortypes(p.proargtypes), \
+                p.prokind::text, pg_catalog.pg_get_function_arguments(p.oid), \
+                pg_catalog.pg_get_function_result(p.oid), l.lanname::text, p.provolatile::text, \
+                p.proisstrict, p.prosecdef, p.proleakproof, p.proparallel::text, \
+                coalesce(p.proconfig, '{{}}')::text[], pg_catalog.pg_get_userbyid(p.proowner)::text, \
+                {body} \
+           FROM pg_catalog.pg_proc p \
+           JOIN ns ON ns.oid = p.pronamespace \
+           JOIN pg_catalog.pg_language l ON l.oid = p.prolang \
+          WHERE p.oid NOT IN (SELECT objid FROM ext)",
+        kept("pg_proc")
+    )
+}
+
+fn views_sql() -> String {
+    format!(
+        "{}SELECT ns.nspname::text, c.relname::text, c.relkind = 'm', \
+                pg_catalog.pg_get_viewdef(c.oid, true), coalesce(c.reloptions, '{{}}')::text[], \
+                pg_catalog.pg_get_userbyid(c.relowner)::text \
+           FROM pg_catalog.pg_class c \
+           JOIN ns ON ns.oid = c.relnamespace \
+          WHERE c.relkind IN ('v', 'm') AND c.oid NOT IN (SELECT objid FROM ext)",
+        kept("pg_class")
+    )
+}
+
+fn types_sql() -> String {
+    format!(
+        "{}SELECT ns.nspname::text, t.typname::text, t.typtype::text, \
+                pg_catalog.pg_get_userbyid(t.typowner)::text, \
+                CASE WHEN t.typtype = 'e' THEN \
+                  ARRAY(SELECT e.enumlabel::text FROM pg_catalog.pg_enum e \
+                         WHERE e.enumtypid = t.oid ORDER BY e.enumsortorder) \
+                  ELSE '{{}}'::text[] END, \
+                CASE WHEN t.typtype = 'd' THEN pg_catalog.format_type(t.typbasetype, t.typtypmod) END, \
+                t.typtype = 'd' AND t.typnotnull, \
+                CASE WHEN t.typtype = 'd' THEN pg_catalog.pg_get_expr(t.typdefaultbin, 0) END, \
+                CASE WHEN t.typtype = 'd' THEN \
+                  ARRAY(SELECT k.conname::text || ': ' || pg_catalog.pg_get_constraintdef(k.oid) \
+                          FROM pg_catalog.pg_constraint k \
+                         WHERE k.contypid = t.oid AND k.contype <> 'n' ORDER BY k.conname) \
+                  ELSE '{{}}'::text[] END, \
+                CASE WHEN t.typtype = 'c' THEN \
+                  ARRAY(SELECT pg_catalog.quote_ident(a.attname) || ' ' \
+                               || pg_catalog.format_type(a.atttypid, a.atttypmod) \
+                          FROM pg_catalog.pg_attribute a \
+                         WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped \
+                         ORDER BY a.attnum) \
+                  ELSE '{{}}'::text[] END, \
+                CASE WHEN t.typtype = 'r' THEN \
+                  (SELECT pg_catalog.format_type(r.rngsubtype, NULL) FROM pg_catalog.pg_range r \
+                    WHERE r.rngtypid = t.oid) END \
+           FROM pg_catalog.pg_type t \
+           JOIN ns ON ns.oid = t.typnamespace \
+           LEFT JOIN pg_catalog.pg_class tc ON tc.oid = t.typrelid \
+          WHERE (t.typtype IN ('e', 'd', 'r') OR (t.typtype = 'c' AND tc.relkind = 'c')) \
+            AND t.oid NOT IN (SELECT objid FROM ext)",
+        kept("pg_type")
+    )
+}
+
+fn table_from_row(r: &Row) -> Table {
+    let schema: String = r.get(0);
+    let name: String = r.get(1);
+    let kind: String = r.get(2);
+    let persistence: String = r.get(3);
+    let replident: String = r.get(14);
+    Table {
+        key: format!("{schema}.{name}"),
+        kind: match kind.as_str() {
+            "r" => "table",
+            "p" => "partitioned_table",
+            "f" => "foreign_table",
+            other => other,
+        }
+        .to_string(),
+        persistence: match persistence.as_str() {
+            "p" => "permanent",
+            "u" => "unlogged",
+            "t" => "temporary",
+            other => other,
+        }
+        .to_string(),
+        owner: r.get(4),
+        access_method: r.get(5),
+        tablespace: r.get(6),
+        options: r.get(7),
+        partition_of: r.get(8),
+        partition_bound: r.get(9),
+        partition_key: r.get(10),
+        inherits: r.get(11),
+        row_security: r.get(12),
+        force_row_security: r.get(13),
+        replica_identity: match replident.as_str() {
+            "d" => "default",
+            "n" => "nothing",
+            "f" => "full",
+            "i" => "index",
+            other => other,
+        }
+        .to_string(),
+        schema,
+        name,
+    }
+}
+
+fn column_from_row(r: &Row) -> Column {
+    let schema: String = r.get(0);
+    let table: String = r.get(1);
+    let name: String = r.get(2);
+    Column {
+        key: format!("{schema}.{table}.{name}"),
+        data_type: r.get(3),
+        not_null: r.get(4),
+        not_null_not_valid: r.get(5),
+        default: r.get(6),
+        identity: r.get(7),
+        generated: r.get(8),
+        collation: r.get(9),
+        compression: r.get(10),
+        storage: r.get(11),
+        schema,
+        table,
+        name,
+    }
+}
+
+fn sequence_from_row(r: &Row) -> Sequence {
+    let schema: String = r.get(0);
+    let name: String = r.get(1);
+    Sequence {
+        key: format!("{schema}.{name}"),
+        data_type: r.get(2),
+        start: r.get(3),
+        increment: r.get(4),
+        min: r.get(5),
+        max: r.get(6),
+        cache: r.get(7),
+        cycle: r.get(8),
+        owned_by: r.get(9),
+        owner: r.get(10),
+        schema,
+        name,
+    }
+}
+
+fn index_from_row(r: &Row) -> Index {
+    let schema: String = r.get(0);
+    let name: String = r.get(1);
+    Index {
+        key: format!("{schema}.{name}"),
+        table: r.get(2),
+        definition: r.get(3),
+        unique: r.get(4),
+        primary: r.get(5),
+        constraint: r.get(6),
+        valid: r.get(7),
+        ready: r.get(8),
+        parent: r.get(9),
+        schema,
+        name,
+    }
+}
+
+fn constraint_from_row(r: &Row) -> Constraint {
+    let schema: String = r.get(0);
+    let table: String = r.get(1);
+    let name: String = r.get(2);
+    let contype: String = r.get(3);
+    Constraint {
+        key: format!("{schema}.{table}.{name}"),
+        constraint_type: match contype.as_str() {
+            "c" => "check",
+            "f" => "foreign_key",
+            "p" => "primary_key",
+            "u" => "unique",
+            "x" => "exclusion",
+            "t" => "trigger",
+            other => other,
+        }
+        .to_string(),
+        definition: r.get(4),
+        validated: r.get(5),
+        index: r.get(6),
+        parent: r.get(7),
+        schema,
+        table,
+        name,
+    }
+}
+
+fn trigger_from_row(r: &Row) -> Trigger {
+    let schema: String = r.get(0);
+    let table: String = r.get(1);
+    let name: String = r.get(2);
+    let enabled: String = r.get(4);
+    Trigger {
+        key: format!("{schema}.{table}.{name}"),
+        definition: r.get(3),
+        enabled: match enabled.as_str() {
+            "O" => "origin",
+            "D" => "disabled",
+            "R" => "replica",
+            "A" => "always",
+            other => other,
+        }
+        .to_string(),
+        parent: r.get(5),
+        schema,
+        table,
+        name,
+    }
+}
+
+fn function_from_row(r: &Row) -> Function {
+    let schema: String = r.get(0);
+    let name: String = r.get(1);
+    let args: String = r.get(2);
+    let kind: String = r.get(3);
+    let volatility: String = r.get(7);
+    let parallel: String = r.get(11);
+    let body: Option<String> = r.get(14);
+    Function {
+        key: format!("{schema}.{name}({args})"),
+        kind: match kind.as_str() {
+            "f" => "function",
+            "p" => "procedure",
+            "a" => "aggregate",
+            "w" => "window",
+            other => other,
+        }
+        .to_string(),
+        arguments: r.get(4),
+        result: r.get(5),
+        language: r.get(6),
+        volatility: match volatility.as_str() {
+            "i" => "immutable",
+            "s" => "stable",
+            "v" => "volatile",
+            other => other,
+        }
+        .to_string(),
+        strict: r.get(8),
+        security_definer: r.get(9),
+        leakproof: r.get(10),
+        parallel: match parallel.as_str() {
+            "s" => "safe",
+            "r" => "restricted",
+            "u" => "unsafe",
+            other => other,
+        }
+        .to_string(),
+        config: r.get(12),
+        owner: r.get(13),
+        body_sha256: hex::encode(Sha256::digest(body.unwrap_or_default().as_bytes())),
+        schema,
+        name,
+    }
+}
+
+fn view_from_row(r: &Row) -> View {
+    let schema: String = r.get(0);
+    let name: String = r.get(1);
+    View {
+        key: format!("{schema}.{name}"),
+        materialized: r.get(2),
+        definition: r.get(3),
+        options: r.get(4),
+        owner: r.get(5),
+        schema,
+        name,
+    }
+}
+
+fn type_from_row(r: &Row) -> Type {
+    let schema: String = r.get(0);
+    let name: String = r.get(1);
+    let kind: String = r.get(2);
+    Type {
+        key: format!("{schema}.{name}"),
+        kind: match kind.as_str() {
+            "e" => "enum",
+            "d" => "domain",
+            "c" => "composite",
+            "r" => "range",
+            other => other,
+        }
+        .to_string(),
+        owner: r.get(3),
+        labels: r.get(4),
+        base_type: r.get(5),
+        not_null: r.get(6),
+        default: r.get(7),
+        constraints: r.get(8),
+        attributes: r.get(9),
+        subtype: r.get(10),
+        schema,
+        name,
+    }
+}
