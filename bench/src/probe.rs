@@ -1,10 +1,11 @@
 //! probe: a table of N rows `(id bigint, updated_at timestamptz, payload text)` and a change that
-//! touches 10% of them. sluice: pre capture + post capture + comparison, each capture in a child
+//! touches 10% of them. sluice: pre capture + post capture compared as it streams, each in a child
 //! process whose peak memory is measured. Baseline (the seed's C-04/C-08/§5): COPY … ORDER BY id
 //! to CSV before and after, `diff | wc -l`, and the min/max/distinct queries.
 
 use crate::harness::{err, median, report, Bench, Outcome, Result};
 use sluice::package::Probe;
+use sluice::probe::{Earlier, KeyOrder};
 use std::path::Path;
 use std::time::Instant;
 
@@ -20,8 +21,9 @@ fn probe() -> Probe {
     }
 }
 
-/// `sluice-bench probe-child CONNINFO OUT_CSV [PRE_CSV]`: one capture (and the comparison when a
-/// pre capture is given), in its own process so that its peak memory can be read.
+/// `sluice-bench probe-child CONNINFO OUT_CSV [PRE_CSV PRE_ORDER]`: one capture (printing its key
+/// order), or one capture compared with a pre capture as it streams (printing the changed rows),
+/// in its own process so that its peak memory can be read.
 pub fn child(args: &[String]) -> i32 {
     let run = || -> Result<()> {
         let mut client =
@@ -29,13 +31,36 @@ pub fn child(args: &[String]) -> i32 {
         let mut aux =
             postgres::Client::connect(&args[0], postgres::NoTls).map_err(err("connect"))?;
         let file = std::fs::File::create(&args[1]).map_err(err("create"))?;
-        let capture = sluice::probe::capture(&mut client, Some(&mut aux), &probe(), file)
-            .map_err(err("capture"))?;
-        if let Some(pre) = args.get(2) {
-            let order = capture.key_order;
-            let diff = sluice::probe::compare_files(Path::new(pre), Path::new(&args[1]), 1, order)
-                .map_err(err("compare"))?;
-            println!("{}", diff.changed);
+        match (args.get(2), args.get(3)) {
+            (Some(pre), Some(order)) => {
+                let order = if order == "numeric" {
+                    KeyOrder::Numeric
+                } else {
+                    KeyOrder::Bytes
+                };
+                let earlier = Earlier {
+                    csv: Path::new(pre),
+                    order,
+                };
+                let (_, diff) = sluice::probe::capture_compared(
+                    &mut client,
+                    Some(&mut aux),
+                    &probe(),
+                    file,
+                    earlier,
+                )
+                .map_err(err("capture"))?;
+                println!("{}", diff.changed);
+            }
+            _ => {
+                let capture = sluice::probe::capture(&mut client, Some(&mut aux), &probe(), file)
+                    .map_err(err("capture"))?;
+                let order = match capture.key_order {
+                    KeyOrder::Numeric => "numeric",
+                    KeyOrder::Bytes => "bytes",
+                };
+                println!("{order}");
+            }
         }
         // the peak of this process's own memory (VmHWM), after exec: what sluice itself used
         let status = std::fs::read_to_string("/proc/self/status").map_err(err("status"))?;
@@ -114,12 +139,13 @@ pub fn run(bench: &Bench) -> Result<Outcome> {
     let (mut ours, mut theirs, mut changed, mut peak_kib) =
         (Vec::new(), Vec::new(), String::new(), 0);
     for _ in 0..bench.runs {
-        let (t1, rss1, _) = timed_child(&[&conninfo, pre.to_str().unwrap_or_default()])?;
+        let (t1, rss1, order) = timed_child(&[&conninfo, pre.to_str().unwrap_or_default()])?;
         c.batch_execute(change).map_err(err("change"))?;
         let (t2, rss2, out) = timed_child(&[
             &conninfo,
             post.to_str().unwrap_or_default(),
             pre.to_str().unwrap_or_default(),
+            &order,
         ])?;
         c.batch_execute(undo).map_err(err("undo"))?;
         ours.push(t1 + t2);

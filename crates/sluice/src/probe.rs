@@ -90,11 +90,24 @@ pub enum KeyOrder {
     Bytes,
 }
 
-/// Reads the key columns' types and picks the order.
+/// How a capture's rows are sorted in SQL, so that they come in [`KeyOrder`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SortBy {
+    /// The key's own order: the primary key's index, no sort.
+    Native,
+    /// `key::text COLLATE "C"`: byte order of the text.
+    Text,
+    /// `key::text::numeric`: integer order for a key that is no longer of an integer type.
+    Number,
+}
+
+/// Reads the key columns' types and picks the order: `required` (the order of the capture this
+/// one will be compared with) when given, else the cheapest the types allow.
 fn key_order(
     tx: &mut postgres::Transaction<'_>,
     probe: &Probe,
-) -> Result<(KeyOrder, bool), postgres::Error> {
+    required: Option<KeyOrder>,
+) -> Result<(KeyOrder, SortBy), postgres::Error> {
     let rows = tx.query(
         "SELECT a.atttypid::regtype::text FROM pg_attribute a
           WHERE a.attrelid = $1::text::regclass AND a.attname = ANY($2) AND a.attnum > 0 AND NOT a.attisdropped",
@@ -104,16 +117,20 @@ fn key_order(
     let all = |set: &[&str]| {
         types.len() == probe.key.len() && types.iter().all(|t| set.contains(&t.as_str()))
     };
-    Ok(if all(&["smallint", "integer", "bigint"]) {
-        (KeyOrder::Numeric, true)
-    } else if all(&["uuid"]) {
-        (KeyOrder::Bytes, true)
-    } else {
-        (KeyOrder::Bytes, false)
+    let integers = all(&["smallint", "integer", "bigint"]);
+    let uuids = all(&["uuid"]);
+    Ok(match required {
+        Some(KeyOrder::Numeric) if integers => (KeyOrder::Numeric, SortBy::Native),
+        Some(KeyOrder::Numeric) => (KeyOrder::Numeric, SortBy::Number),
+        Some(KeyOrder::Bytes) if uuids => (KeyOrder::Bytes, SortBy::Native),
+        Some(KeyOrder::Bytes) => (KeyOrder::Bytes, SortBy::Text),
+        None if integers => (KeyOrder::Numeric, SortBy::Native),
+        None if uuids => (KeyOrder::Bytes, SortBy::Native),
+        None => (KeyOrder::Bytes, SortBy::Text),
     })
 }
 
-fn select_sql(probe: &Probe, native_order: bool) -> String {
+fn select_sql(probe: &Probe, sort: SortBy) -> String {
     let cols: Vec<String> = probe
         .key
         .iter()
@@ -123,12 +140,10 @@ fn select_sql(probe: &Probe, native_order: bool) -> String {
     let order: Vec<String> = probe
         .key
         .iter()
-        .map(|k| {
-            if native_order {
-                quote_ident(k)
-            } else {
-                format!("{}::text COLLATE \"C\"", quote_ident(k))
-            }
+        .map(|k| match sort {
+            SortBy::Native => quote_ident(k),
+            SortBy::Text => format!("{}::text COLLATE \"C\"", quote_ident(k)),
+            SortBy::Number => format!("{}::text::numeric", quote_ident(k)),
         })
         .collect();
     format!(
@@ -139,19 +154,35 @@ fn select_sql(probe: &Probe, native_order: bool) -> String {
     )
 }
 
+/// The statistics query: per watched column, its values grouped (the planner may hash them,
+/// where `count(DISTINCT …)` always sorts) and the groups summed up into rows, min, max,
+/// distinct (non-null groups) and nulls. The row count is the first column's.
 fn stats_sql(probe: &Probe) -> String {
-    let parts: Vec<String> = probe
+    let table = quote_qualified(&probe.table);
+    if probe.columns.is_empty() {
+        return format!("SELECT count(*) FROM {table}");
+    }
+    let per_column: Vec<String> = probe
         .columns
         .iter()
-        .map(|c| {
-            let q = quote_ident(c);
-            format!("min({q})::text, max({q})::text, count(DISTINCT {q}), count(*) FILTER (WHERE {q} IS NULL)")
+        .enumerate()
+        .map(|(i, c)| {
+            format!(
+                "(SELECT coalesce(sum(n), 0)::bigint AS rows, min(x)::text AS min, max(x)::text AS max, \
+                         count(x) AS distinct_values, \
+                         coalesce(sum(n) FILTER (WHERE x IS NULL), 0)::bigint AS nulls \
+                    FROM (SELECT {} AS x, count(*) AS n FROM {table} GROUP BY 1) g) s{i}",
+                quote_ident(c)
+            )
         })
         .collect();
+    let fields: Vec<String> = (0..probe.columns.len())
+        .map(|i| format!("s{i}.min, s{i}.max, s{i}.distinct_values, s{i}.nulls"))
+        .collect();
     format!(
-        "SELECT count(*), {} FROM {}",
-        parts.join(", "),
-        quote_qualified(&probe.table)
+        "SELECT s0.rows, {} FROM {}",
+        fields.join(", "),
+        per_column.join(" CROSS JOIN ")
     )
 }
 
@@ -183,6 +214,15 @@ fn read_stats(probe: &Probe, rows: &TextRows) -> Capture {
     }
 }
 
+/// Session settings that shape the text of values (timestamps in UTC, ISO dates), pinned in
+/// both sessions of a capture so that captures and statistics read the same whatever the
+/// role's or database's own settings are.
+const PINNED_SETTINGS: &str = "SET LOCAL TimeZone = 'UTC'; \
+     SET LOCAL DateStyle = 'ISO, YMD'; \
+     SET LOCAL IntervalStyle = 'postgres'; \
+     SET LOCAL extra_float_digits = 1; \
+     SET LOCAL bytea_output = 'hex'";
+
 /// The statistics, on a second session that shares the capture's snapshot.
 fn stats_in_snapshot(
     client: &mut postgres::Client,
@@ -190,7 +230,7 @@ fn stats_in_snapshot(
     sql: &str,
 ) -> Result<TextRows, postgres::Error> {
     client.batch_execute(&format!(
-        "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '{}'",
+        "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '{}'; {PINNED_SETTINGS}",
         snapshot.replace('\'', "")
     ))?;
     let rows = crate::target::text_query(client, sql);
@@ -198,6 +238,15 @@ fn stats_in_snapshot(
     let rows = rows?;
     end?;
     Ok(rows)
+}
+
+/// A capture taken before, that a new capture is compared with while its rows stream.
+#[derive(Debug, Clone, Copy)]
+pub struct Earlier<'a> {
+    /// Its CSV file.
+    pub csv: &'a Path,
+    /// The order its rows are in; the new capture is taken in the same order.
+    pub order: KeyOrder,
 }
 
 /// Captures a probe into `out` (a CSV with a header, in key order) and returns its statistics,
@@ -209,13 +258,32 @@ pub fn capture(
     probe: &Probe,
     out: std::fs::File,
 ) -> Result<Capture, ProbeError> {
+    capture_streaming(client, second, probe, out, None).map(|(capture, _)| capture)
+}
+
+/// [`capture`], taken in the order of an `earlier` capture and compared with it as the rows
+/// stream: one pass, nothing held in memory, the file written as it is compared.
+pub fn capture_compared(
+    client: &mut postgres::Client,
+    second: Option<&mut postgres::Client>,
+    probe: &Probe,
+    out: std::fs::File,
+    earlier: Earlier<'_>,
+) -> Result<(Capture, RowDiff), ProbeError> {
+    capture_streaming(client, second, probe, out, Some(earlier))
+        .map(|(capture, diff)| (capture, diff.unwrap_or_default()))
+}
+
+fn capture_streaming(
+    client: &mut postgres::Client,
+    second: Option<&mut postgres::Client>,
+    probe: &Probe,
+    out: std::fs::File,
+    earlier: Option<Earlier<'_>>,
+) -> Result<(Capture, Option<RowDiff>), ProbeError> {
     let query_err = |e: postgres::Error| ProbeError::Query {
         probe: probe.id.clone(),
         message: crate::target::pg_message(&e),
-    };
-    let io_err = |e: std::io::Error| ProbeError::Io {
-        probe: probe.id.clone(),
-        message: e.to_string(),
     };
     let mut tx = client
         .build_transaction()
@@ -223,22 +291,11 @@ pub fn capture(
         .read_only(true)
         .start()
         .map_err(query_err)?;
-    let (order, native) = key_order(&mut tx, probe).map_err(query_err)?;
+    tx.batch_execute(PINNED_SETTINGS).map_err(query_err)?;
+    let (order, sort) = key_order(&mut tx, probe, earlier.map(|e| e.order)).map_err(query_err)?;
     let stats = stats_sql(probe);
-    let stream = |tx: &mut postgres::Transaction<'_>| -> Result<(), ProbeError> {
-        let mut writer = BufWriter::with_capacity(1 << 16, out);
-        let mut reader = tx
-            .copy_out(&format!(
-                "COPY ({}) TO STDOUT WITH (FORMAT csv, HEADER)",
-                select_sql(probe, native)
-            ))
-            .map_err(query_err)?;
-        std::io::copy(&mut reader, &mut writer).map_err(io_err)?;
-        drop(reader);
-        let file = writer.into_inner().map_err(|e| io_err(e.into_error()))?;
-        file.sync_all().map_err(io_err)
-    };
-    let rows = match second {
+    let stream = |tx: &mut postgres::Transaction<'_>| stream_rows(tx, probe, sort, out, earlier);
+    let (rows, diff) = match second {
         Some(other) => {
             let snapshot: String = tx
                 .query_one("SELECT pg_export_snapshot()", &[])
@@ -247,20 +304,85 @@ pub fn capture(
             std::thread::scope(|scope| {
                 let stats_job = scope.spawn(|| stats_in_snapshot(other, &snapshot, &stats));
                 let streamed = stream(&mut tx);
-                let stats = stats_job.join().unwrap_or_else(|_| Ok(TextRows::default()));
-                streamed.and_then(|_| stats.map_err(query_err))
+                let stats = stats_job
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                streamed.and_then(|diff| Ok((stats.map_err(query_err)?, diff)))
             })?
         }
         None => {
             let rows = crate::target::text_query_tx(&mut tx, &stats).map_err(query_err)?;
-            stream(&mut tx)?;
-            rows
+            (rows, stream(&mut tx)?)
         }
     };
     tx.rollback().map_err(query_err)?;
     let mut capture = read_stats(probe, &rows);
     capture.key_order = order;
-    Ok(capture)
+    Ok((capture, diff))
+}
+
+/// Streams the probe's rows into `out` with COPY, comparing them with `earlier` on the way.
+fn stream_rows(
+    tx: &mut postgres::Transaction<'_>,
+    probe: &Probe,
+    sort: SortBy,
+    out: std::fs::File,
+    earlier: Option<Earlier<'_>>,
+) -> Result<Option<RowDiff>, ProbeError> {
+    let io_err = |e: std::io::Error| ProbeError::Io {
+        probe: probe.id.clone(),
+        message: e.to_string(),
+    };
+    let mut writer = BufWriter::with_capacity(1 << 16, out);
+    let mut reader = tx
+        .copy_out(&format!(
+            "COPY ({}) TO STDOUT WITH (FORMAT csv, HEADER)",
+            select_sql(probe, sort)
+        ))
+        .map_err(|e| ProbeError::Query {
+            probe: probe.id.clone(),
+            message: crate::target::pg_message(&e),
+        })?;
+    let diff = match earlier {
+        None => {
+            std::io::copy(&mut reader, &mut writer).map_err(io_err)?;
+            None
+        }
+        Some(earlier) => {
+            let before = std::fs::File::open(earlier.csv).map_err(io_err)?;
+            let now = Tee {
+                from: &mut reader,
+                to: &mut writer,
+            };
+            let diff =
+                compare_readers(before, now, probe.key.len(), earlier.order).map_err(|e| {
+                    ProbeError::Io {
+                        probe: probe.id.clone(),
+                        message: format!("comparing with {}: {e}", earlier.csv.display()),
+                    }
+                })?;
+            Some(diff)
+        }
+    };
+    drop(reader);
+    let file = writer.into_inner().map_err(|e| io_err(e.into_error()))?;
+    file.sync_all().map_err(io_err)?;
+    Ok(diff)
+}
+
+/// A reader that writes what it reads to `to`: the rows go to the evidence file as they are
+/// compared.
+struct Tee<'a, R, W> {
+    from: &'a mut R,
+    to: &'a mut W,
+}
+
+impl<R: std::io::Read, W: std::io::Write> std::io::Read for Tee<'_, R, W> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.from.read(buf)?;
+        self.to.write_all(&buf[..n])?;
+        Ok(n)
+    }
 }
 
 /// Compares two captures of the same probe by merging their key-ordered CSV files.
@@ -270,8 +392,27 @@ pub fn compare_files(
     key_len: usize,
     order: KeyOrder,
 ) -> Result<RowDiff, csv::Error> {
-    let mut a = csv::Reader::from_path(pre)?;
-    let mut b = csv::Reader::from_path(post)?;
+    compare_readers(
+        std::fs::File::open(pre)?,
+        std::fs::File::open(post)?,
+        key_len,
+        order,
+    )
+}
+
+/// Merges two key-ordered CSV streams (each with a header) in one pass.
+fn compare_readers<A: std::io::Read, B: std::io::Read>(
+    pre: A,
+    post: B,
+    key_len: usize,
+    order: KeyOrder,
+) -> Result<RowDiff, csv::Error> {
+    let mut a = csv::ReaderBuilder::new()
+        .buffer_capacity(1 << 16)
+        .from_reader(pre);
+    let mut b = csv::ReaderBuilder::new()
+        .buffer_capacity(1 << 16)
+        .from_reader(post);
     let mut ra = csv::ByteRecord::new();
     let mut rb = csv::ByteRecord::new();
     let mut has_a = a.read_byte_record(&mut ra)?;

@@ -6,6 +6,7 @@ use crate::catalog::{self, Snapshot};
 use crate::lint;
 use crate::migration::{self, MigrationRun};
 use crate::package::{Check, Package};
+use crate::probe::{Earlier, KeyOrder, RowDiff};
 use crate::review::{evaluate_check, CheckResult};
 use crate::target::{self, Target};
 use std::time::Instant;
@@ -339,7 +340,7 @@ fn pre_snapshots(run: &mut Run, pkg: &Package, st: &mut State) -> StepResult {
         return Failed(e.to_string());
     }
     for probe in &pkg.probes {
-        match capture_probe(run, st, probe, "pre") {
+        match capture_probe_as(run, st, probe, &format!("probes/{}.pre.csv", probe.id)) {
             Ok(c) => st.pre_probes.push(c),
             Err(e) => return Failed(e),
         }
@@ -351,15 +352,6 @@ fn pre_snapshots(run: &mut Run, pkg: &Package, st: &mut State) -> StepResult {
     );
     st.pre_schema = Some(snapshot);
     Passed(detail)
-}
-
-fn capture_probe(
-    run: &mut Run,
-    st: &mut State,
-    probe: &crate::package::Probe,
-    when: &str,
-) -> Result<crate::probe::Capture, String> {
-    capture_probe_as(run, st, probe, &format!("probes/{}.{when}.csv", probe.id))
 }
 
 fn run_checks(client: &mut postgres::Client, checks: &[Check]) -> Vec<CheckResult> {
@@ -538,19 +530,15 @@ fn probes(run: &mut Run, pkg: &Package, st: &mut State) -> StepResult {
     let mut lines = Vec::new();
     let mut failed = Vec::new();
     for (i, probe) in pkg.probes.iter().enumerate() {
-        let post = match capture_probe(run, st, probe, "post") {
-            Ok(c) => c,
-            Err(e) => return Failed(e),
+        let pre_csv = run.dir.path().join(format!("probes/{}.pre.csv", probe.id));
+        let earlier = Earlier {
+            csv: &pre_csv,
+            order: st.pre_probes[i].key_order,
         };
-        let dir = run.dir.path();
-        let rows = match crate::probe::compare_files(
-            &dir.join(format!("probes/{}.pre.csv", probe.id)),
-            &dir.join(format!("probes/{}.post.csv", probe.id)),
-            probe.key.len(),
-            post.key_order,
-        ) {
-            Ok(r) => r,
-            Err(e) => return Failed(format!("probe {}: {e}", probe.id)),
+        let rel = format!("probes/{}.post.csv", probe.id);
+        let (post, rows) = match capture_probe_compared(run, st, probe, &rel, earlier) {
+            Ok(compared) => compared,
+            Err(e) => return Failed(e),
         };
         let summary = crate::probe::summarize(probe, st.pre_probes[i].clone(), post, rows);
         if let Err(e) = run
@@ -757,18 +745,34 @@ fn restore_script(
         };
         // what the table holds now, after the rollback, against what it held before the apply
         let now_rel = format!("probes/{}.after-rollback.csv", probe.id);
-        let now = match capture_probe_as(run, st, probe, &now_rel) {
-            Ok(c) => c,
-            Err(e) => return Failed(e),
-        };
-        let rows = match crate::probe::compare_files(
-            &pre_path,
-            &run.dir.path().join(&now_rel),
-            probe.key.len(),
-            now.key_order,
-        ) {
-            Ok(r) => r,
-            Err(e) => return Failed(format!("probe {}: {e}", probe.id)),
+        let rows = match pre_order(&opts.run_dir, probe) {
+            // compared while it streams, in the order the pre capture was taken in
+            Some(order) => {
+                let earlier = Earlier {
+                    csv: &pre_path,
+                    order,
+                };
+                match capture_probe_compared(run, st, probe, &now_rel, earlier) {
+                    Ok((_, rows)) => rows,
+                    Err(e) => return Failed(e),
+                }
+            }
+            // the apply stopped before its summary: the order follows the key's type
+            None => {
+                let now = match capture_probe_as(run, st, probe, &now_rel) {
+                    Ok(c) => c,
+                    Err(e) => return Failed(e),
+                };
+                match crate::probe::compare_files(
+                    &pre_path,
+                    &run.dir.path().join(&now_rel),
+                    probe.key.len(),
+                    now.key_order,
+                ) {
+                    Ok(r) => r,
+                    Err(e) => return Failed(format!("probe {}: {e}", probe.id)),
+                }
+            }
         };
         if rows.changed == 0 && rows.removed == 0 {
             lines.push(format!(
@@ -797,6 +801,15 @@ fn restore_script(
     }
 }
 
+/// The order of an apply's pre capture, from its probe summary.
+fn pre_order(apply_dir: &std::path::Path, probe: &crate::package::Probe) -> Option<KeyOrder> {
+    let path = apply_dir.join(format!("probes/{}.summary.json", probe.id));
+    let text = std::fs::read_to_string(path).ok()?;
+    let summary: crate::probe::ProbeSummary = serde_json::from_str(&text).ok()?;
+    Some(summary.pre.key_order)
+}
+
+/// Captures a probe into the evidence file `rel`.
 fn capture_probe_as(
     run: &mut Run,
     st: &mut State,
@@ -806,4 +819,19 @@ fn capture_probe_as(
     let (_, file) = run.dir.create_file(rel).map_err(|e| e.to_string())?;
     let work = st.client.as_mut().expect("connected by exclusive-run");
     crate::probe::capture(work, st.aux.as_mut(), probe, file).map_err(|e| e.to_string())
+}
+
+/// Captures a probe into the evidence file `rel`, compared with an `earlier` capture as it
+/// streams.
+fn capture_probe_compared(
+    run: &mut Run,
+    st: &mut State,
+    probe: &crate::package::Probe,
+    rel: &str,
+    earlier: Earlier<'_>,
+) -> Result<(crate::probe::Capture, RowDiff), String> {
+    let (_, file) = run.dir.create_file(rel).map_err(|e| e.to_string())?;
+    let work = st.client.as_mut().expect("connected by exclusive-run");
+    crate::probe::capture_compared(work, st.aux.as_mut(), probe, file, earlier)
+        .map_err(|e| e.to_string())
 }
