@@ -5,7 +5,7 @@
 
 use crate::harness::{err, median, report, Bench, Outcome, Result};
 use sluice::package::Probe;
-use sluice::probe::{Earlier, KeyOrder};
+use sluice::probe::{Earlier, KeyOrder, Sessions};
 use std::path::Path;
 use std::time::Instant;
 
@@ -30,6 +30,12 @@ pub fn child(args: &[String]) -> i32 {
             postgres::Client::connect(&args[0], postgres::NoTls).map_err(err("connect"))?;
         let mut aux =
             postgres::Client::connect(&args[0], postgres::NoTls).map_err(err("connect"))?;
+        let rows: tokio_postgres::Config = args[0].parse().map_err(err("conninfo"))?;
+        let sessions = Sessions {
+            work: &mut client,
+            stats: Some(&mut aux),
+            rows: Some(&rows),
+        };
         let file = std::fs::File::create(&args[1]).map_err(err("create"))?;
         match (args.get(2), args.get(3)) {
             (Some(pre), Some(order)) => {
@@ -42,19 +48,13 @@ pub fn child(args: &[String]) -> i32 {
                     csv: Path::new(pre),
                     order,
                 };
-                let (_, diff) = sluice::probe::capture_compared(
-                    &mut client,
-                    Some(&mut aux),
-                    &probe(),
-                    file,
-                    earlier,
-                )
-                .map_err(err("capture"))?;
+                let (_, diff) = sluice::probe::capture_compared(sessions, &probe(), file, earlier)
+                    .map_err(err("capture"))?;
                 println!("{}", diff.changed);
             }
             _ => {
-                let capture = sluice::probe::capture(&mut client, Some(&mut aux), &probe(), file)
-                    .map_err(err("capture"))?;
+                let capture =
+                    sluice::probe::capture(sessions, &probe(), file).map_err(err("capture"))?;
                 let order = match capture.key_order {
                     KeyOrder::Numeric => "numeric",
                     KeyOrder::Bytes => "bytes",

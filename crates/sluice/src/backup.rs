@@ -190,7 +190,7 @@ pub fn dump(
     target: &Target,
     compress: u8,
     path: &Path,
-    mut file: std::fs::File,
+    file: std::fs::File,
     progress: &dyn Fn(u64),
 ) -> Result<DumpInfo, BackupError> {
     let env = tool_env(target).map_err(|source| BackupError::Io {
@@ -219,6 +219,7 @@ pub fn dump(
     let mut hasher = Sha256::new();
     let mut bytes = 0u64;
     let mut buf = vec![0u8; 1 << 16];
+    let mut file = crate::evidence::WriteBehind::new(file);
     let io = |source| BackupError::Io {
         path: path.to_path_buf(),
         source,
@@ -233,7 +234,7 @@ pub fn dump(
         bytes += n as u64;
         progress(bytes);
     }
-    file.sync_all().map_err(io)?;
+    file.finish().map_err(io)?;
     let out = child.wait_with_output().map_err(io)?;
     if !out.status.success() {
         return Err(BackupError::Dump(

@@ -75,6 +75,67 @@ pub fn create_dir_private(dir: &Path) -> Result<(), EvidenceError> {
     Ok(())
 }
 
+/// A file written as a stream (a dump, a probe capture) whose pages are handed to the disk
+/// every few MiB as it grows, so that the `fsync` at its end has little left to wait for and the
+/// disk works while the stream is still arriving.
+pub struct WriteBehind {
+    file: File,
+    written: u64,
+    handed: u64,
+}
+
+/// How much is written before it is handed to the disk.
+const WRITE_BEHIND: u64 = 16 << 20;
+
+impl WriteBehind {
+    pub fn new(file: File) -> Self {
+        WriteBehind {
+            file,
+            written: 0,
+            handed: 0,
+        }
+    }
+
+    /// Flushes everything to the disk (`fsync`) and gives the file back.
+    pub fn finish(self) -> std::io::Result<File> {
+        self.file.sync_all()?;
+        Ok(self.file)
+    }
+
+    /// Starts the write-back of what was written since the last time, without waiting for it.
+    fn hand_to_disk(&mut self) {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            // SAFETY: a valid open descriptor and a range of it; the call only schedules I/O.
+            unsafe {
+                libc::sync_file_range(
+                    self.file.as_raw_fd(),
+                    self.handed as libc::off64_t,
+                    (self.written - self.handed) as libc::off64_t,
+                    libc::SYNC_FILE_RANGE_WRITE,
+                );
+            }
+        }
+        self.handed = self.written;
+    }
+}
+
+impl Write for WriteBehind {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.written += n as u64;
+        if self.written - self.handed >= WRITE_BEHIND {
+            self.hand_to_disk();
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
 /// Opens a new file (mode 0600) that must not exist yet and must not be a symlink.
 pub fn create_file_private(path: &Path) -> Result<File, EvidenceError> {
     match std::fs::symlink_metadata(path) {

@@ -97,6 +97,49 @@ impl Target {
             })
     }
 
+    /// The same target for the async client a probe's rows stream over.
+    pub fn async_config(&self) -> tokio_postgres::Config {
+        let c = &self.config;
+        let mut out = tokio_postgres::Config::new();
+        for host in c.get_hosts() {
+            match host {
+                postgres::config::Host::Tcp(h) => out.host(h),
+                postgres::config::Host::Unix(p) => out.host_path(p),
+            };
+        }
+        for addr in c.get_hostaddrs() {
+            out.hostaddr(*addr);
+        }
+        for port in c.get_ports() {
+            out.port(*port);
+        }
+        if let Some(user) = c.get_user() {
+            out.user(user);
+        }
+        if let Some(password) = c.get_password() {
+            out.password(password);
+        }
+        if let Some(dbname) = c.get_dbname() {
+            out.dbname(dbname);
+        }
+        if let Some(options) = c.get_options() {
+            out.options(options);
+        }
+        if let Some(name) = c.get_application_name() {
+            out.application_name(name);
+        }
+        if let Some(timeout) = c.get_connect_timeout() {
+            out.connect_timeout(*timeout);
+        }
+        out.ssl_mode(c.get_ssl_mode())
+            .keepalives(c.get_keepalives())
+            .keepalives_idle(c.get_keepalives_idle())
+            .target_session_attrs(c.get_target_session_attrs())
+            .channel_binding(c.get_channel_binding())
+            .load_balance_hosts(c.get_load_balance_hosts());
+        out
+    }
+
     /// Every host, comma-separated, as libpq's `PGHOST` takes them (a socket folder is a host).
     pub fn hosts(&self) -> String {
         let hosts: Vec<String> = self

@@ -20,6 +20,8 @@ struct State {
     /// A second working session, in the snapshot the working session exports: it takes half
     /// of a catalog snapshot's queries, and computes probe statistics while rows stream.
     aux: Option<postgres::Client>,
+    /// The target for the connection each probe capture's rows stream over.
+    rows_config: Option<tokio_postgres::Config>,
     tools: Option<ClientTools>,
     backup_done: Option<Instant>,
     pre_schema: Option<Snapshot>,
@@ -98,6 +100,7 @@ fn exclusive_run(run: &mut Run, pkg: &Package, target: &Target, st: &mut State) 
             // a third session, when one can be had, shares the catalog snapshots' queries and
             // computes probe statistics beside the row stream
             st.aux = target.connect().ok();
+            st.rows_config = Some(target.async_config());
             st.client = Some(work);
             Passed(format!(
                 "session advisory lock {key} held for package {}",
@@ -809,6 +812,15 @@ fn pre_order(apply_dir: &std::path::Path, probe: &crate::package::Probe) -> Opti
     Some(summary.pre.key_order)
 }
 
+/// The sessions of a probe capture.
+fn sessions(st: &mut State) -> crate::probe::Sessions<'_> {
+    crate::probe::Sessions {
+        work: st.client.as_mut().expect("connected by exclusive-run"),
+        stats: st.aux.as_mut(),
+        rows: st.rows_config.as_ref(),
+    }
+}
+
 /// Captures a probe into the evidence file `rel`.
 fn capture_probe_as(
     run: &mut Run,
@@ -817,8 +829,7 @@ fn capture_probe_as(
     rel: &str,
 ) -> Result<crate::probe::Capture, String> {
     let (_, file) = run.dir.create_file(rel).map_err(|e| e.to_string())?;
-    let work = st.client.as_mut().expect("connected by exclusive-run");
-    crate::probe::capture(work, st.aux.as_mut(), probe, file).map_err(|e| e.to_string())
+    crate::probe::capture(sessions(st), probe, file).map_err(|e| e.to_string())
 }
 
 /// Captures a probe into the evidence file `rel`, compared with an `earlier` capture as it
@@ -831,7 +842,5 @@ fn capture_probe_compared(
     earlier: Earlier<'_>,
 ) -> Result<(crate::probe::Capture, RowDiff), String> {
     let (_, file) = run.dir.create_file(rel).map_err(|e| e.to_string())?;
-    let work = st.client.as_mut().expect("connected by exclusive-run");
-    crate::probe::capture_compared(work, st.aux.as_mut(), probe, file, earlier)
-        .map_err(|e| e.to_string())
+    crate::probe::capture_compared(sessions(st), probe, file, earlier).map_err(|e| e.to_string())
 }

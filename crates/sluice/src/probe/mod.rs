@@ -4,10 +4,14 @@
 //! same snapshot; the comparison merges the two CSV files in one pass, never holding a table in
 //! memory.
 
+mod binary;
+mod copy_stream;
+mod merge;
+
+use crate::evidence::WriteBehind;
 use crate::expect::TextRows;
 use crate::package::Probe;
 use serde::{Deserialize, Serialize};
-use std::cmp::Ordering;
 use std::fmt::Write as _;
 use std::io::BufWriter;
 use std::path::Path;
@@ -30,6 +34,10 @@ pub struct Capture {
     /// The order the CSV is in.
     #[serde(default = "bytes_order")]
     pub key_order: KeyOrder,
+    /// The rows were read with binary COPY and written as CSV by sluice (every column of a
+    /// type it formats itself), rather than with a text COPY.
+    #[serde(default)]
+    pub binary_copy: bool,
 }
 
 fn bytes_order() -> KeyOrder {
@@ -101,25 +109,36 @@ enum SortBy {
     Number,
 }
 
-/// Reads the key columns' types and picks the order: `required` (the order of the capture this
-/// one will be compared with) when given, else the cheapest the types allow.
-fn key_order(
+/// The types (`regtype` text) of the probe's key columns, then of its watched columns.
+fn column_types(
     tx: &mut postgres::Transaction<'_>,
     probe: &Probe,
-    required: Option<KeyOrder>,
-) -> Result<(KeyOrder, SortBy), postgres::Error> {
+) -> Result<Vec<Option<String>>, postgres::Error> {
+    let names: Vec<&String> = probe.key.iter().chain(&probe.columns).collect();
     let rows = tx.query(
-        "SELECT a.atttypid::regtype::text FROM pg_attribute a
+        "SELECT a.attname::text, a.atttypid::regtype::text FROM pg_attribute a
           WHERE a.attrelid = $1::text::regclass AND a.attname = ANY($2) AND a.attnum > 0 AND NOT a.attisdropped",
-        &[&quote_qualified(&probe.table), &probe.key],
+        &[&quote_qualified(&probe.table), &names],
     )?;
-    let types: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    let found: std::collections::HashMap<String, String> =
+        rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    Ok(names
+        .iter()
+        .map(|n| found.get(n.as_str()).cloned())
+        .collect())
+}
+
+/// Picks the order from the key columns' types: `required` (the order of the capture this one
+/// will be compared with) when given, else the cheapest the types allow.
+fn key_order(key_types: &[Option<String>], required: Option<KeyOrder>) -> (KeyOrder, SortBy) {
     let all = |set: &[&str]| {
-        types.len() == probe.key.len() && types.iter().all(|t| set.contains(&t.as_str()))
+        key_types
+            .iter()
+            .all(|t| t.as_deref().is_some_and(|t| set.contains(&t)))
     };
     let integers = all(&["smallint", "integer", "bigint"]);
     let uuids = all(&["uuid"]);
-    Ok(match required {
+    match required {
         Some(KeyOrder::Numeric) if integers => (KeyOrder::Numeric, SortBy::Native),
         Some(KeyOrder::Numeric) => (KeyOrder::Numeric, SortBy::Number),
         Some(KeyOrder::Bytes) if uuids => (KeyOrder::Bytes, SortBy::Native),
@@ -127,7 +146,7 @@ fn key_order(
         None if integers => (KeyOrder::Numeric, SortBy::Native),
         None if uuids => (KeyOrder::Bytes, SortBy::Native),
         None => (KeyOrder::Bytes, SortBy::Text),
-    })
+    }
 }
 
 fn select_sql(probe: &Probe, sort: SortBy) -> String {
@@ -154,35 +173,41 @@ fn select_sql(probe: &Probe, sort: SortBy) -> String {
     )
 }
 
-/// The statistics query: per watched column, its values grouped (the planner may hash them,
-/// where `count(DISTINCT …)` always sorts) and the groups summed up into rows, min, max,
-/// distinct (non-null groups) and nulls. The row count is the first column's.
+/// The statistics query: per watched column, its values grouped once (the planner may hash
+/// them, where `count(DISTINCT …)` always sorts the whole column), and from the groups the
+/// rows, the smallest and largest value (by the type's ordering, so booleans and uuids have
+/// them too), the distinct non-null values and the nulls. The row count is the first
+/// column's.
 fn stats_sql(probe: &Probe) -> String {
     let table = quote_qualified(&probe.table);
     if probe.columns.is_empty() {
         return format!("SELECT count(*) FROM {table}");
     }
-    let per_column: Vec<String> = probe
+    let groups: Vec<String> = probe
         .columns
         .iter()
         .enumerate()
         .map(|(i, c)| {
             format!(
-                "(SELECT coalesce(sum(n), 0)::bigint AS rows, min(x)::text AS min, max(x)::text AS max, \
-                         count(x) AS distinct_values, \
-                         coalesce(sum(n) FILTER (WHERE x IS NULL), 0)::bigint AS nulls \
-                    FROM (SELECT {} AS x, count(*) AS n FROM {table} GROUP BY 1) g) s{i}",
+                "g{i} AS MATERIALIZED (SELECT {} AS x, count(*) AS n FROM {table} GROUP BY 1)",
                 quote_ident(c)
             )
         })
         .collect();
     let fields: Vec<String> = (0..probe.columns.len())
-        .map(|i| format!("s{i}.min, s{i}.max, s{i}.distinct_values, s{i}.nulls"))
+        .map(|i| {
+            format!(
+                "(SELECT x::text FROM g{i} WHERE x IS NOT NULL ORDER BY x LIMIT 1), \
+                 (SELECT x::text FROM g{i} WHERE x IS NOT NULL ORDER BY x DESC LIMIT 1), \
+                 (SELECT count(x) FROM g{i}), \
+                 (SELECT coalesce(sum(n), 0) FROM g{i} WHERE x IS NULL)::bigint"
+            )
+        })
         .collect();
     format!(
-        "SELECT s0.rows, {} FROM {}",
-        fields.join(", "),
-        per_column.join(" CROSS JOIN ")
+        "WITH {} SELECT (SELECT coalesce(sum(n), 0) FROM g0)::bigint, {}",
+        groups.join(", "),
+        fields.join(", ")
     )
 }
 
@@ -211,6 +236,7 @@ fn read_stats(probe: &Probe, rows: &TextRows) -> Capture {
         rows: num(0),
         columns,
         key_order: KeyOrder::Bytes,
+        binary_copy: false,
     }
 }
 
@@ -223,14 +249,16 @@ const PINNED_SETTINGS: &str = "SET LOCAL TimeZone = 'UTC'; \
      SET LOCAL extra_float_digits = 1; \
      SET LOCAL bytea_output = 'hex'";
 
-/// The statistics, on a second session that shares the capture's snapshot.
+/// The statistics, on a second session that shares the capture's snapshot. It runs beside the
+/// row stream, so the server's parallel workers would only compete with it for the same cores.
 fn stats_in_snapshot(
     client: &mut postgres::Client,
     snapshot: &str,
     sql: &str,
 ) -> Result<TextRows, postgres::Error> {
     client.batch_execute(&format!(
-        "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '{}'; {PINNED_SETTINGS}",
+        "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '{}'; {PINNED_SETTINGS}; \
+         SET LOCAL max_parallel_workers_per_gather = 0",
         snapshot.replace('\'', "")
     ))?;
     let rows = crate::target::text_query(client, sql);
@@ -249,34 +277,41 @@ pub struct Earlier<'a> {
     pub order: KeyOrder,
 }
 
+/// The sessions a capture runs on, all in one exported REPEATABLE READ READ ONLY snapshot.
+pub struct Sessions<'a> {
+    /// Holds the capture's snapshot; streams the rows too when there is no `rows` connection.
+    pub work: &'a mut postgres::Client,
+    /// Computes the statistics while the rows stream.
+    pub stats: Option<&'a mut postgres::Client>,
+    /// A connection of the capture's own for the rows, opened for it: it hands them over in
+    /// large chunks instead of one message at a time.
+    pub rows: Option<&'a tokio_postgres::Config>,
+}
+
 /// Captures a probe into `out` (a CSV with a header, in key order) and returns its statistics,
-/// both from one REPEATABLE READ READ ONLY snapshot. With a second session the statistics are
-/// computed on it, in the same snapshot, while the rows stream.
+/// both from one REPEATABLE READ READ ONLY snapshot.
 pub fn capture(
-    client: &mut postgres::Client,
-    second: Option<&mut postgres::Client>,
+    sessions: Sessions<'_>,
     probe: &Probe,
     out: std::fs::File,
 ) -> Result<Capture, ProbeError> {
-    capture_streaming(client, second, probe, out, None).map(|(capture, _)| capture)
+    capture_streaming(sessions, probe, out, None).map(|(capture, _)| capture)
 }
 
 /// [`capture`], taken in the order of an `earlier` capture and compared with it as the rows
 /// stream: one pass, nothing held in memory, the file written as it is compared.
 pub fn capture_compared(
-    client: &mut postgres::Client,
-    second: Option<&mut postgres::Client>,
+    sessions: Sessions<'_>,
     probe: &Probe,
     out: std::fs::File,
     earlier: Earlier<'_>,
 ) -> Result<(Capture, RowDiff), ProbeError> {
-    capture_streaming(client, second, probe, out, Some(earlier))
+    capture_streaming(sessions, probe, out, Some(earlier))
         .map(|(capture, diff)| (capture, diff.unwrap_or_default()))
 }
 
 fn capture_streaming(
-    client: &mut postgres::Client,
-    second: Option<&mut postgres::Client>,
+    sessions: Sessions<'_>,
     probe: &Probe,
     out: std::fs::File,
     earlier: Option<Earlier<'_>>,
@@ -285,47 +320,81 @@ fn capture_streaming(
         probe: probe.id.clone(),
         message: crate::target::pg_message(&e),
     };
-    let mut tx = client
+    let mut tx = sessions
+        .work
         .build_transaction()
         .isolation_level(postgres::IsolationLevel::RepeatableRead)
         .read_only(true)
         .start()
         .map_err(query_err)?;
     tx.batch_execute(PINNED_SETTINGS).map_err(query_err)?;
-    let (order, sort) = key_order(&mut tx, probe, earlier.map(|e| e.order)).map_err(query_err)?;
+    let types = column_types(&mut tx, probe).map_err(query_err)?;
+    let (order, sort) = key_order(&types[..probe.key.len()], earlier.map(|e| e.order));
+    // binary COPY when sluice formats every column's type itself
+    let wires: Option<Vec<binary::Wire>> = types
+        .iter()
+        .map(|t| t.as_deref().and_then(binary::Wire::of))
+        .collect();
+    let binary_copy = wires.is_some();
+    let copy_sql = copy_sql(probe, sort, binary_copy);
     let stats = stats_sql(probe);
-    let stream = |tx: &mut postgres::Transaction<'_>| stream_rows(tx, probe, sort, out, earlier);
-    let (rows, diff) = match second {
-        Some(other) => {
-            let snapshot: String = tx
-                .query_one("SELECT pg_export_snapshot()", &[])
-                .map_err(query_err)?
-                .get(0);
-            std::thread::scope(|scope| {
-                let stats_job = scope.spawn(|| stats_in_snapshot(other, &snapshot, &stats));
-                let streamed = stream(&mut tx);
-                let stats = stats_job
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-                streamed.and_then(|diff| Ok((stats.map_err(query_err)?, diff)))
-            })?
-        }
-        None => {
-            let rows = crate::target::text_query_tx(&mut tx, &stats).map_err(query_err)?;
-            (rows, stream(&mut tx)?)
-        }
+    let exported: Option<String> = if sessions.stats.is_some() || sessions.rows.is_some() {
+        let row = tx
+            .query_one("SELECT pg_export_snapshot()", &[])
+            .map_err(query_err)?;
+        Some(row.get(0))
+    } else {
+        None
     };
+    let (rows, diff) = std::thread::scope(|scope| -> Result<_, ProbeError> {
+        let stats_job = match (sessions.stats, &exported) {
+            (Some(other), Some(id)) => Some(scope.spawn(|| stats_in_snapshot(other, id, &stats))),
+            _ => None,
+        };
+        let write = |raw: &mut dyn std::io::Read| write_rows(raw, probe, wires, out, earlier);
+        let streamed = match (sessions.rows, &exported) {
+            (Some(config), Some(id)) => {
+                copy_stream::read_copy(config, id, PINNED_SETTINGS, &copy_sql, |r| write(r))
+            }
+            _ => match tx.copy_out(&copy_sql) {
+                Ok(mut raw) => write(&mut raw),
+                Err(e) => Err(query_err(e)),
+            },
+        };
+        let rows = match stats_job {
+            Some(job) => job
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            None => crate::target::text_query_tx(&mut tx, &stats),
+        };
+        Ok((rows.map_err(query_err)?, streamed?))
+    })?;
     tx.rollback().map_err(query_err)?;
     let mut capture = read_stats(probe, &rows);
     capture.key_order = order;
+    capture.binary_copy = binary_copy;
     Ok((capture, diff))
 }
 
-/// Streams the probe's rows into `out` with COPY, comparing them with `earlier` on the way.
-fn stream_rows(
-    tx: &mut postgres::Transaction<'_>,
+/// The COPY of the probe's rows: binary when sluice formats every column, else CSV.
+fn copy_sql(probe: &Probe, sort: SortBy, binary: bool) -> String {
+    let format = if binary {
+        "FORMAT binary"
+    } else {
+        "FORMAT csv, HEADER"
+    };
+    format!(
+        "COPY ({}) TO STDOUT WITH ({format})",
+        select_sql(probe, sort)
+    )
+}
+
+/// Writes a COPY stream of the probe's rows into `out` as CSV — converting it from binary when
+/// `wires` gives every column's type — and compares it with `earlier` on the way.
+fn write_rows(
+    raw: &mut dyn std::io::Read,
     probe: &Probe,
-    sort: SortBy,
+    wires: Option<Vec<binary::Wire>>,
     out: std::fs::File,
     earlier: Option<Earlier<'_>>,
 ) -> Result<Option<RowDiff>, ProbeError> {
@@ -333,16 +402,14 @@ fn stream_rows(
         probe: probe.id.clone(),
         message: e.to_string(),
     };
-    let mut writer = BufWriter::with_capacity(1 << 16, out);
-    let mut reader = tx
-        .copy_out(&format!(
-            "COPY ({}) TO STDOUT WITH (FORMAT csv, HEADER)",
-            select_sql(probe, sort)
-        ))
-        .map_err(|e| ProbeError::Query {
-            probe: probe.id.clone(),
-            message: crate::target::pg_message(&e),
-        })?;
+    let mut writer = BufWriter::with_capacity(1 << 16, WriteBehind::new(out));
+    let mut reader: Box<dyn std::io::Read + '_> = match wires {
+        Some(wires) => {
+            let names = probe.key.iter().chain(&probe.columns).cloned().collect();
+            Box::new(binary::CsvFromBinary::new(raw, names, wires))
+        }
+        None => Box::new(raw),
+    };
     let diff = match earlier {
         None => {
             std::io::copy(&mut reader, &mut writer).map_err(io_err)?;
@@ -354,19 +421,17 @@ fn stream_rows(
                 from: &mut reader,
                 to: &mut writer,
             };
-            let diff =
-                compare_readers(before, now, probe.key.len(), earlier.order).map_err(|e| {
-                    ProbeError::Io {
-                        probe: probe.id.clone(),
-                        message: format!("comparing with {}: {e}", earlier.csv.display()),
-                    }
+            let diff = merge::compare_readers(before, now, probe.key.len(), earlier.order)
+                .map_err(|e| ProbeError::Io {
+                    probe: probe.id.clone(),
+                    message: format!("comparing with {}: {e}", earlier.csv.display()),
                 })?;
             Some(diff)
         }
     };
     drop(reader);
     let file = writer.into_inner().map_err(|e| io_err(e.into_error()))?;
-    file.sync_all().map_err(io_err)?;
+    file.finish().map_err(io_err)?;
     Ok(diff)
 }
 
@@ -391,86 +456,13 @@ pub fn compare_files(
     post: &Path,
     key_len: usize,
     order: KeyOrder,
-) -> Result<RowDiff, csv::Error> {
-    compare_readers(
+) -> std::io::Result<RowDiff> {
+    merge::compare_readers(
         std::fs::File::open(pre)?,
         std::fs::File::open(post)?,
         key_len,
         order,
     )
-}
-
-/// Merges two key-ordered CSV streams (each with a header) in one pass.
-fn compare_readers<A: std::io::Read, B: std::io::Read>(
-    pre: A,
-    post: B,
-    key_len: usize,
-    order: KeyOrder,
-) -> Result<RowDiff, csv::Error> {
-    let mut a = csv::ReaderBuilder::new()
-        .buffer_capacity(1 << 16)
-        .from_reader(pre);
-    let mut b = csv::ReaderBuilder::new()
-        .buffer_capacity(1 << 16)
-        .from_reader(post);
-    let mut ra = csv::ByteRecord::new();
-    let mut rb = csv::ByteRecord::new();
-    let mut has_a = a.read_byte_record(&mut ra)?;
-    let mut has_b = b.read_byte_record(&mut rb)?;
-    let mut diff = RowDiff::default();
-    while has_a || has_b {
-        let order = match (has_a, has_b) {
-            (true, true) => compare_keys(&ra, &rb, key_len, order),
-            (true, false) => Ordering::Less,
-            _ => Ordering::Greater,
-        };
-        match order {
-            Ordering::Less => {
-                diff.removed += 1;
-                has_a = a.read_byte_record(&mut ra)?;
-            }
-            Ordering::Greater => {
-                diff.added += 1;
-                has_b = b.read_byte_record(&mut rb)?;
-            }
-            Ordering::Equal => {
-                if ra == rb {
-                    diff.unchanged += 1;
-                } else {
-                    diff.changed += 1;
-                }
-                has_a = a.read_byte_record(&mut ra)?;
-                has_b = b.read_byte_record(&mut rb)?;
-            }
-        }
-    }
-    Ok(diff)
-}
-
-/// Key order as PostgreSQL sorted the capture.
-fn compare_keys(
-    a: &csv::ByteRecord,
-    b: &csv::ByteRecord,
-    key_len: usize,
-    order: KeyOrder,
-) -> Ordering {
-    (0..key_len)
-        .map(|i| {
-            let (x, y) = (a.get(i).unwrap_or_default(), b.get(i).unwrap_or_default());
-            match order {
-                KeyOrder::Bytes => x.cmp(y),
-                KeyOrder::Numeric => parse_int(x).cmp(&parse_int(y)).then(x.cmp(y)),
-            }
-        })
-        .find(|o| *o != Ordering::Equal)
-        .unwrap_or(Ordering::Equal)
-}
-
-fn parse_int(field: &[u8]) -> i64 {
-    std::str::from_utf8(field)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(i64::MIN)
 }
 
 /// Builds the summary and judges it against `expect_changed`.
@@ -604,42 +596,6 @@ pub fn restore_script(probe: &Probe, pre_csv: &str, run_dir: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn csv_file(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
-        let p = dir.join(name);
-        std::fs::write(&p, text).unwrap();
-        p
-    }
-
-    #[test]
-    fn merge_counts_changed_added_removed() {
-        let tmp = tempfile::tempdir().unwrap();
-        // keys in byte order, as ORDER BY id::text COLLATE "C" gives them: 1, 10, 2, 3
-        let pre = csv_file(tmp.path(), "pre.csv", "id,u\n1,a\n10,b\n2,c\n3,d\n");
-        let post = csv_file(tmp.path(), "post.csv", "id,u\n1,a\n10,x\n3,d\n4,e\n");
-        let want = RowDiff {
-            changed: 1,
-            added: 1,
-            removed: 1,
-            unchanged: 2,
-        };
-        assert_eq!(
-            compare_files(&pre, &post, 1, KeyOrder::Bytes).unwrap(),
-            want
-        );
-        // the same rows in integer order, as ORDER BY id gives them
-        let pre = csv_file(tmp.path(), "pre-n.csv", "id,u\n1,a\n2,c\n3,d\n10,b\n");
-        let post = csv_file(tmp.path(), "post-n.csv", "id,u\n1,a\n3,d\n4,e\n10,x\n");
-        assert_eq!(
-            compare_files(&pre, &post, 1, KeyOrder::Numeric).unwrap(),
-            want
-        );
-        // byte order would misread the integer order
-        assert_ne!(
-            compare_files(&pre, &post, 1, KeyOrder::Bytes).unwrap(),
-            want
-        );
-    }
 
     #[test]
     fn quoting() {
