@@ -35,6 +35,7 @@ pub fn child(args: &[String]) -> i32 {
             work: &mut client,
             stats: Some(&mut aux),
             rows: Some(&rows),
+            rows_from_bytes: sluice::probe::OWN_CONNECTION_FROM_BYTES,
         };
         let file = std::fs::File::create(&args[1]).map_err(err("create"))?;
         match (args.get(2), args.get(3)) {

@@ -61,17 +61,34 @@ fn candidates(explicit: Option<&Path>) -> Vec<PathBuf> {
     let configured = std::env::var_os("SLUICE_PG_DUMP_BINDIR")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from);
+    let mut seen = std::collections::HashSet::new();
     configured
         .into_iter()
         .chain(crate::cluster::candidates(None).into_iter().map(|(d, _)| d))
+        // one folder reached twice (PATH and pg_config, a symlink) is looked at once
+        .filter(|d| seen.insert(std::fs::canonicalize(d).unwrap_or_else(|_| d.clone())))
         .collect()
 }
 
 /// The newest client tools found; the `client-version` gate then compares with the server.
 pub fn find_tools(explicit: Option<&Path>) -> Result<ClientTools, BackupError> {
     let dirs = candidates(explicit);
+    // each candidate's `pg_dump --version` at once: one process start instead of one per folder
+    let found: Vec<Option<ClientTools>> = std::thread::scope(|scope| {
+        let probes: Vec<_> = dirs
+            .iter()
+            .map(|d| scope.spawn(move || inspect(d)))
+            .collect();
+        probes
+            .into_iter()
+            .map(|p| {
+                p.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    });
     let mut best: Option<ClientTools> = None;
-    for tools in dirs.iter().filter_map(|d| inspect(d)) {
+    for tools in found.into_iter().flatten() {
         // the first found wins among equals: the explicit or configured folder before PATH
         if best
             .as_ref()

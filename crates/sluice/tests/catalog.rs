@@ -62,7 +62,7 @@ fn a_snapshot_taken_twice_is_equal_and_serializes_identically() {
     let second = snap(&mut c);
     assert_eq!(first, second);
     let mut helper = connect(&conninfo);
-    let shared = catalog::snapshot_with(&mut c, Some(&mut helper), &[]).unwrap();
+    let shared = catalog::snapshot_sharing(&mut c, Some(&mut helper), &[], 0).unwrap();
     assert_eq!(shared, first, "two sessions read the same snapshot as one");
     let a = serde_json::to_string_pretty(&first).unwrap();
     let b = serde_json::to_string_pretty(&second).unwrap();
@@ -445,7 +445,7 @@ fn every_object_kind_is_read_and_extension_members_are_left_out() {
     );
     // Shared between two sessions in one exported snapshot, it is the same snapshot.
     let mut helper = cluster.connect("postgres").unwrap();
-    let shared = catalog::snapshot_with(&mut c, Some(&mut helper), &[]).unwrap();
+    let shared = catalog::snapshot_sharing(&mut c, Some(&mut helper), &[], 0).unwrap();
     assert_eq!(shared, first);
 
     let ty = |key: &str| first.types.iter().find(|t| t.key == key).unwrap();

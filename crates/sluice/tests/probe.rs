@@ -54,6 +54,7 @@ fn capture(cluster: &Cluster, p: &Probe, path: &Path) -> probe::Capture {
         work: &mut work,
         stats: Some(&mut stats),
         rows: Some(&rows),
+        rows_from_bytes: 0, // a connection of its own even for a small table
     };
     let file = std::fs::File::create(path).unwrap();
     probe::capture(sessions, p, file).unwrap()
@@ -185,6 +186,7 @@ fn a_capture_compared_with_an_earlier_one_follows_its_key_order() {
         work: &mut c,
         stats: None,
         rows: None,
+        rows_from_bytes: 0,
     };
     let (after, rows) = probe::capture_compared(sessions, &p, file, earlier).unwrap();
     assert_eq!(after.key_order, KeyOrder::Numeric);
@@ -197,4 +199,27 @@ fn a_capture_compared_with_an_earlier_one_follows_its_key_order() {
         probe::compare_files(&pre, &post, 1, KeyOrder::Numeric).unwrap(),
         rows
     );
+}
+
+#[test]
+fn rows_come_over_the_working_session_when_no_connection_of_their_own_can_be_had() {
+    let cluster = common::cluster();
+    let mut c = cluster.connect("postgres").unwrap();
+    c.batch_execute(EVERY_FORMATTED_TYPE).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let p = probe("public.wide", "id", &["label", "at"]);
+    // a connection that cannot be made: nothing listens on port 1
+    let mut unreachable = rows_config(&cluster);
+    unreachable.port(1);
+    let path = tmp.path().join("fallback.csv");
+    let sessions = Sessions {
+        work: &mut c,
+        stats: None,
+        rows: Some(&unreachable),
+        rows_from_bytes: 0,
+    };
+    let captured = probe::capture(sessions, &p, std::fs::File::create(&path).unwrap()).unwrap();
+    assert_eq!(captured.rows, 6);
+    let theirs = text_copy(&mut c, "SELECT id, label, at FROM public.wide ORDER BY id");
+    assert_eq!(std::fs::read(&path).unwrap(), theirs);
 }

@@ -386,23 +386,39 @@ pub fn snapshot(
     snapshot_with(client, None, ignore_schemas)
 }
 
-/// [`snapshot`], with the work shared with a `helper` session when one is given: the helper
-/// imports the exported snapshot of the main session's transaction, so both read the same
-/// moment, and the two take the kinds' queries (the per-table kinds split in halves) in turn,
-/// costliest first. The result is the same as on one session. A server that cannot export a
-/// snapshot gets the one-session snapshot.
+/// Catalogs of at least this many relations share a snapshot's work with the helper session;
+/// below it, the thread and the snapshot import cost more than they save.
+pub const SHARE_FROM_RELATIONS: i64 = 1_000;
+
+/// [`snapshot`], with the work shared with a `helper` session when one is given and the catalog
+/// holds at least [`SHARE_FROM_RELATIONS`] relations.
 pub fn snapshot_with(
     client: &mut Client,
     helper: Option<&mut Client>,
     ignore_schemas: &[String],
 ) -> Result<Snapshot, postgres::Error> {
+    snapshot_sharing(client, helper, ignore_schemas, SHARE_FROM_RELATIONS)
+}
+
+/// [`snapshot`], with the work shared with a `helper` session when one is given and the catalog
+/// holds at least `share_from` relations: the helper imports the exported snapshot of the main
+/// session's transaction, so both read the same moment, and the two take the kinds' queries
+/// (the per-table kinds split in halves) in turn, costliest first. The result is the same as on
+/// one session. A server that cannot export a snapshot gets the one-session snapshot.
+pub fn snapshot_sharing(
+    client: &mut Client,
+    helper: Option<&mut Client>,
+    ignore_schemas: &[String],
+    share_from: i64,
+) -> Result<Snapshot, postgres::Error> {
     let mut tx = read_only(client)?;
-    let version: i32 = tx
-        .query_one(
-            "SELECT pg_catalog.current_setting('server_version_num')::int",
-            &[],
-        )?
-        .get(0);
+    let facts = tx.query_one(
+        "SELECT pg_catalog.current_setting('server_version_num')::int, \
+                (SELECT count(*) FROM pg_catalog.pg_class)",
+        &[],
+    )?;
+    let (version, relations): (i32, i64) = (facts.get(0), facts.get(1));
+    let helper = helper.filter(|_| relations >= share_from);
     let ctx = query::Context {
         version: version as u32,
         ignore: ignore_schemas,
@@ -415,7 +431,7 @@ pub fn snapshot_with(
                 Ok(row) => row.get::<_, String>(0),
                 Err(_) => {
                     tx.rollback()?;
-                    return snapshot_with(client, None, ignore_schemas);
+                    return snapshot_sharing(client, None, ignore_schemas, share_from);
                 }
             };
             let mut other = read_only_in(helper, &exported)?;

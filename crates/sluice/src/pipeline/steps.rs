@@ -818,6 +818,7 @@ fn sessions(st: &mut State) -> crate::probe::Sessions<'_> {
         work: st.client.as_mut().expect("connected by exclusive-run"),
         stats: st.aux.as_mut(),
         rows: st.rows_config.as_ref(),
+        rows_from_bytes: crate::probe::OWN_CONNECTION_FROM_BYTES,
     }
 }
 

@@ -18,14 +18,14 @@ const IN_FLIGHT: usize = 8;
 
 type Chunk = Result<Vec<u8>, String>;
 
-/// Runs `copy_sql` in the exported `snapshot` on a new connection from `config` (after
-/// `settings`), sending its bytes to `chunks`; a failure is sent as the last chunk. Stops early,
-/// closing the connection, when the reader is gone.
+/// Connects to `config`, imports the exported `snapshot` (after `settings`), tells `ready`, then
+/// runs `copy_sql` and sends its bytes to `chunks`; a failure after `ready` is sent as the last
+/// chunk. Stops early, closing the connection, when the reader is gone.
 fn pump(
-    config: &tokio_postgres::Config,
-    snapshot: &str,
-    settings: &str,
-    copy_sql: &str,
+    config: tokio_postgres::Config,
+    begin: String,
+    copy_sql: String,
+    ready: SyncSender<Result<(), String>>,
     chunks: SyncSender<Chunk>,
 ) {
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -34,51 +34,53 @@ fn pump(
     {
         Ok(r) => r,
         Err(e) => {
-            let _ = chunks.send(Err(format!("cannot start the COPY's runtime: {e}")));
+            let _ = ready.send(Err(format!("cannot start the COPY's runtime: {e}")));
             return;
         }
     };
-    let result = runtime.block_on(async {
-        let (client, connection) = config
-            .connect(tokio_postgres::NoTls)
-            .await
-            .map_err(|e| crate::target::pg_message(&e))?;
-        let driver = tokio::spawn(connection);
-        let begin = format!(
-            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '{}'; {settings}",
-            snapshot.replace('\'', "")
-        );
-        client
-            .batch_execute(&begin)
-            .await
-            .map_err(|e| crate::target::pg_message(&e))?;
-        let stream = client
-            .copy_out(copy_sql)
-            .await
-            .map_err(|e| crate::target::pg_message(&e))?;
-        futures_util::pin_mut!(stream);
-        let mut batch = Vec::with_capacity(CHUNK);
-        while let Some(piece) = stream.next().await {
-            let piece = piece.map_err(|e| crate::target::pg_message(&e))?;
-            batch.extend_from_slice(&piece);
-            if batch.len() >= CHUNK {
-                let full = std::mem::replace(&mut batch, Vec::with_capacity(CHUNK));
-                if chunks.send(Ok(full)).is_err() {
-                    return Ok(()); // the reader stopped: dropping the connection ends the COPY
+    let pg = |e: tokio_postgres::Error| crate::target::pg_message(&e);
+    runtime.block_on(async {
+        let connected = async {
+            let (client, connection) = config.connect(tokio_postgres::NoTls).await.map_err(pg)?;
+            let driver = tokio::spawn(connection);
+            client.batch_execute(&begin).await.map_err(pg)?;
+            Ok::<_, String>((client, driver))
+        };
+        let (client, driver) = match connected.await {
+            Ok(c) => c,
+            Err(message) => {
+                let _ = ready.send(Err(message));
+                return;
+            }
+        };
+        if ready.send(Ok(())).is_err() {
+            return;
+        }
+        let streamed = async {
+            let stream = client.copy_out(copy_sql.as_str()).await.map_err(pg)?;
+            futures_util::pin_mut!(stream);
+            let mut batch = Vec::with_capacity(CHUNK);
+            while let Some(piece) = stream.next().await {
+                batch.extend_from_slice(&piece.map_err(pg)?);
+                if batch.len() >= CHUNK {
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(CHUNK));
+                    if chunks.send(Ok(full)).is_err() {
+                        return Ok(()); // the reader stopped: dropping the connection ends the COPY
+                    }
                 }
             }
-        }
-        if !batch.is_empty() && chunks.send(Ok(batch)).is_err() {
-            return Ok(());
+            if !batch.is_empty() {
+                let _ = chunks.send(Ok(batch));
+            }
+            Ok::<(), String>(())
+        };
+        if let Err(message) = streamed.await {
+            let _ = chunks.send(Err(message));
         }
         let _ = client.batch_execute("ROLLBACK").await;
         drop(client);
         let _ = driver.await;
-        Ok::<(), String>(())
     });
-    if let Err(message) = result {
-        let _ = chunks.send(Err(message));
-    }
 }
 
 /// The bytes of a COPY as they arrive from the connection's thread.
@@ -86,6 +88,7 @@ pub(super) struct ChunkReader {
     chunks: Receiver<Chunk>,
     current: Vec<u8>,
     at: usize,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Read for ChunkReader {
@@ -97,7 +100,13 @@ impl Read for ChunkReader {
                     self.at = 0;
                 }
                 Ok(Err(message)) => return Err(io::Error::other(message)),
-                Err(_) => return Ok(0), // the sender is done: end of the COPY
+                // the sender is gone: the end of the COPY, unless its thread died
+                Err(_) => {
+                    return match self.thread.take().map(|t| t.join()) {
+                        Some(Err(_)) => Err(io::Error::other("the COPY's thread failed")),
+                        _ => Ok(0),
+                    }
+                }
             }
         }
         let n = (self.current.len() - self.at).min(buf.len());
@@ -107,25 +116,34 @@ impl Read for ChunkReader {
     }
 }
 
-/// Runs `copy_sql` on its own connection in the exported `snapshot` and hands its bytes to
-/// `consume` as a reader, while they arrive.
-pub(super) fn read_copy<T>(
+/// Opens a connection of its own for `copy_sql`, in the exported `snapshot` with `settings`,
+/// and returns the reader of its bytes once the connection is in the snapshot — or why it could
+/// not get there (the caller can then run the COPY on its own session).
+pub(super) fn open(
     config: &tokio_postgres::Config,
     snapshot: &str,
     settings: &str,
     copy_sql: &str,
-    consume: impl FnOnce(&mut ChunkReader) -> T,
-) -> T {
-    let (sender, receiver) = sync_channel(IN_FLIGHT);
-    std::thread::scope(|scope| {
-        scope.spawn(move || pump(config, snapshot, settings, copy_sql, sender));
-        let mut reader = ChunkReader {
-            chunks: receiver,
+) -> Result<ChunkReader, String> {
+    let begin = format!(
+        "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '{}'; {settings}",
+        snapshot.replace('\'', "")
+    );
+    let (ready_tx, ready) = sync_channel(1);
+    let (sender, chunks) = sync_channel(IN_FLIGHT);
+    let (config, copy_sql) = (config.clone(), copy_sql.to_string());
+    let thread = std::thread::Builder::new()
+        .name("sluice-copy".into())
+        .spawn(move || pump(config, begin, copy_sql, ready_tx, sender))
+        .map_err(|e| format!("cannot start the COPY's thread: {e}"))?;
+    match ready.recv() {
+        Ok(Ok(())) => Ok(ChunkReader {
+            chunks,
             current: Vec::new(),
             at: 0,
-        };
-        let out = consume(&mut reader);
-        drop(reader); // lets the connection's thread stop if `consume` ended early
-        out
-    })
+            thread: Some(thread),
+        }),
+        Ok(Err(message)) => Err(message),
+        Err(_) => Err("the COPY's thread failed before connecting".into()),
+    }
 }

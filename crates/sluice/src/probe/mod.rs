@@ -284,9 +284,15 @@ pub struct Sessions<'a> {
     /// Computes the statistics while the rows stream.
     pub stats: Option<&'a mut postgres::Client>,
     /// A connection of the capture's own for the rows, opened for it: it hands them over in
-    /// large chunks instead of one message at a time.
+    /// large chunks instead of one message at a time. Used for tables of at least
+    /// `rows_from_bytes` on disk, where it pays for its connection.
     pub rows: Option<&'a tokio_postgres::Config>,
+    pub rows_from_bytes: i64,
 }
+
+/// Tables from this size on (8 MiB, some 100,000 narrow rows) stream over a connection of
+/// their own.
+pub const OWN_CONNECTION_FROM_BYTES: i64 = 8 << 20;
 
 /// Captures a probe into `out` (a CSV with a header, in key order) and returns its statistics,
 /// both from one REPEATABLE READ READ ONLY snapshot.
@@ -329,6 +335,13 @@ fn capture_streaming(
         .map_err(query_err)?;
     tx.batch_execute(PINNED_SETTINGS).map_err(query_err)?;
     let types = column_types(&mut tx, probe).map_err(query_err)?;
+    let table_bytes: i64 = tx
+        .query_one(
+            "SELECT pg_catalog.pg_table_size($1::text::regclass)",
+            &[&quote_qualified(&probe.table)],
+        )
+        .map_err(query_err)?
+        .get(0);
     let (order, sort) = key_order(&types[..probe.key.len()], earlier.map(|e| e.order));
     // binary COPY when sluice formats every column's type itself
     let wires: Option<Vec<binary::Wire>> = types
@@ -338,7 +351,8 @@ fn capture_streaming(
     let binary_copy = wires.is_some();
     let copy_sql = copy_sql(probe, sort, binary_copy);
     let stats = stats_sql(probe);
-    let exported: Option<String> = if sessions.stats.is_some() || sessions.rows.is_some() {
+    let own_rows = sessions.rows.is_some() && table_bytes >= sessions.rows_from_bytes;
+    let exported: Option<String> = if sessions.stats.is_some() || own_rows {
         let row = tx
             .query_one("SELECT pg_export_snapshot()", &[])
             .map_err(query_err)?;
@@ -351,12 +365,17 @@ fn capture_streaming(
             (Some(other), Some(id)) => Some(scope.spawn(|| stats_in_snapshot(other, id, &stats))),
             _ => None,
         };
-        let write = |raw: &mut dyn std::io::Read| write_rows(raw, probe, wires, out, earlier);
-        let streamed = match (sessions.rows, &exported) {
-            (Some(config), Some(id)) => {
-                copy_stream::read_copy(config, id, PINNED_SETTINGS, &copy_sql, |r| write(r))
+        let own_connection = match (sessions.rows, &exported) {
+            (Some(config), Some(id)) if own_rows => {
+                copy_stream::open(config, id, PINNED_SETTINGS, &copy_sql).ok()
             }
-            _ => match tx.copy_out(&copy_sql) {
+            _ => None,
+        };
+        let write = |raw: &mut dyn std::io::Read| write_rows(raw, probe, wires, out, earlier);
+        let streamed = match own_connection {
+            Some(mut chunks) => write(&mut chunks),
+            // no connection of its own: the rows come over the working session
+            None => match tx.copy_out(&copy_sql) {
                 Ok(mut raw) => write(&mut raw),
                 Err(e) => Err(query_err(e)),
             },
