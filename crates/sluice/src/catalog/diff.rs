@@ -18,7 +18,7 @@ use crate::package::SchemaDiffPolicy;
 use crate::sql::{OpKind, Operation};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 /// The kinds of object a snapshot holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -140,48 +140,63 @@ fn to_value<T: Serialize>(item: &T) -> Value {
     serde_json::to_value(item).expect("a snapshot object serializes")
 }
 
-/// The generic diff of one kind's keyed list.
+/// The generic diff of one kind's keyed list: a merge walk over the two lists in key order
+/// (snapshots keep them sorted; a list that is not gets sorted first).
 fn keyed_lists<T: Keyed + Serialize + PartialEq>(
     kind: ObjectKind,
     pre: &[T],
     post: &[T],
     out: &mut SchemaDiff,
 ) {
-    let before: BTreeMap<&str, &T> = pre.iter().map(|o| (o.key(), o)).collect();
-    let after: BTreeMap<&str, &T> = post.iter().map(|o| (o.key(), o)).collect();
-    for (key, b) in &before {
-        match after.get(key) {
-            None => out.removed.push(ObjectChange {
-                kind,
-                key: key.to_string(),
-                before: Some(to_value(b)),
-                after: None,
-                fields: vec![],
-            }),
-            Some(a) if a != b => {
-                let (bv, av) = (to_value(b), to_value(a));
-                out.changed.push(ObjectChange {
-                    kind,
-                    key: key.to_string(),
-                    fields: changed_fields(&bv, &av),
-                    before: Some(bv),
-                    after: Some(av),
-                })
+    let (before, after) = (in_key_order(pre), in_key_order(post));
+    let change = |key: &str, b: Option<&T>, a: Option<&T>| ObjectChange {
+        kind,
+        key: key.to_string(),
+        before: b.map(to_value),
+        after: a.map(to_value),
+        fields: vec![],
+    };
+    let (mut i, mut j) = (0, 0);
+    loop {
+        let side = match (before.get(i), after.get(j)) {
+            (Some(b), Some(a)) => b.key().cmp(a.key()),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => break,
+        };
+        match side {
+            std::cmp::Ordering::Less => {
+                out.removed
+                    .push(change(before[i].key(), Some(before[i]), None));
+                i += 1;
             }
-            Some(_) => {}
+            std::cmp::Ordering::Greater => {
+                out.added.push(change(after[j].key(), None, Some(after[j])));
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                let (b, a) = (before[i], after[j]);
+                if a != b {
+                    let mut changed = change(b.key(), Some(b), Some(a));
+                    if let (Some(bv), Some(av)) = (&changed.before, &changed.after) {
+                        changed.fields = changed_fields(bv, av);
+                    }
+                    out.changed.push(changed);
+                }
+                i += 1;
+                j += 1;
+            }
         }
     }
-    for (key, a) in &after {
-        if !before.contains_key(key) {
-            out.added.push(ObjectChange {
-                kind,
-                key: key.to_string(),
-                before: None,
-                after: Some(to_value(a)),
-                fields: vec![],
-            });
-        }
+}
+
+/// The list's items in key order: as they are when already sorted (a snapshot's lists are).
+fn in_key_order<T: Keyed>(list: &[T]) -> Vec<&T> {
+    let mut items: Vec<&T> = list.iter().collect();
+    if !items.windows(2).all(|w| w[0].key() <= w[1].key()) {
+        items.sort_by(|a, b| a.key().cmp(b.key()));
     }
+    items
 }
 
 /// The names of the fields whose values differ (a missing field counts as null).
@@ -983,6 +998,22 @@ mod tests {
         let v = judge(&d, &[], &policy(false));
         assert!(v.holds);
         assert!(v.explained.is_empty());
+    }
+
+    #[test]
+    fn lists_out_of_key_order_diff_like_sorted_ones() {
+        let pre = base();
+        let mut post = base();
+        post.columns[0].default = Some("'x'::text".into());
+        post.columns.push(column("s", "t", "added", "integer"));
+        let sorted = diff(&pre, &post);
+        let (mut pre_rev, mut post_rev) = (pre.clone(), post.clone());
+        pre_rev.columns.reverse();
+        post_rev.columns.reverse();
+        post_rev.indexes.reverse();
+        assert_eq!(diff(&pre_rev, &post_rev), sorted);
+        assert_eq!(sorted.added.len(), 1);
+        assert_eq!(sorted.changed.len(), 1);
     }
 
     #[test]
