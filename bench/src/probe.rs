@@ -47,7 +47,7 @@ pub fn child(args: &[String]) -> i32 {
                 };
                 let earlier = Earlier {
                     csv: Path::new(pre),
-                    order,
+                    order: Some(order),
                 };
                 let (_, diff) = sluice::probe::capture_compared(sessions, &probe(), file, earlier)
                     .map_err(err("capture"))?;

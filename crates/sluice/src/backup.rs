@@ -5,7 +5,6 @@
 //! command line.
 
 use crate::target::Target;
-use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -233,7 +232,6 @@ pub fn dump(
         .stdout
         .take()
         .ok_or_else(|| BackupError::Dump("no stdout".into()))?;
-    let mut hasher = Sha256::new();
     let mut bytes = 0u64;
     let mut buf = vec![0u8; 1 << 16];
     let mut file = crate::evidence::WriteBehind::new(file);
@@ -247,11 +245,10 @@ pub fn dump(
             break;
         }
         file.write_all(&buf[..n]).map_err(io)?;
-        hasher.update(&buf[..n]);
         bytes += n as u64;
         progress(bytes);
     }
-    file.finish().map_err(io)?;
+    let sha256 = file.finish().map_err(io)?;
     let out = child.wait_with_output().map_err(io)?;
     if !out.status.success() {
         return Err(BackupError::Dump(
@@ -265,7 +262,7 @@ pub fn dump(
     Ok(DumpInfo {
         path: path.to_path_buf(),
         bytes,
-        sha256: hex::encode(hasher.finalize()),
+        sha256,
         toc_entries,
         pg_dump: format!(
             "{} ({})",
@@ -277,6 +274,14 @@ pub fn dump(
 
 /// Runs `pg_restore --list` on a dump; the number of table-of-contents entries.
 pub fn restore_list(tools: &ClientTools, dump: &Path) -> Result<usize, BackupError> {
+    Ok(restore_listing(tools, dump)?
+        .lines()
+        .filter(|l| !l.starts_with(';') && !l.trim().is_empty())
+        .count())
+}
+
+/// The text of `pg_restore --list` of a dump that pg_restore reads, archive header included.
+pub fn restore_listing(tools: &ClientTools, dump: &Path) -> Result<String, BackupError> {
     let out = crate::target::child_command(tools.bindir.join("pg_restore"))
         .arg("--list")
         .arg(dump)
@@ -288,14 +293,11 @@ pub fn restore_list(tools: &ClientTools, dump: &Path) -> Result<usize, BackupErr
             String::from_utf8_lossy(&out.stderr).trim().to_string(),
         ));
     }
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
     if !text.contains("; Archive created at") {
         return Err(BackupError::NotRestorable(
             "no archive header in the listing".into(),
         ));
     }
-    Ok(text
-        .lines()
-        .filter(|l| !l.starts_with(';') && !l.trim().is_empty())
-        .count())
+    Ok(text)
 }

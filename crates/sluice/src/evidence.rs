@@ -7,6 +7,7 @@
 use crate::digest::sha256_hex;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
@@ -82,6 +83,9 @@ pub struct WriteBehind {
     file: File,
     written: u64,
     handed: u64,
+    /// The SHA-256 of what was written, so the file need not be read again to be listed in
+    /// SHA256SUMS.
+    hasher: Sha256,
 }
 
 /// How much is written before it is handed to the disk.
@@ -93,13 +97,14 @@ impl WriteBehind {
             file,
             written: 0,
             handed: 0,
+            hasher: Sha256::new(),
         }
     }
 
-    /// Flushes everything to the disk (`fsync`) and gives the file back.
-    pub fn finish(self) -> std::io::Result<File> {
+    /// Flushes everything to the disk (`fsync`); returns the SHA-256 (hex) of what was written.
+    pub fn finish(self) -> std::io::Result<String> {
         self.file.sync_all()?;
-        Ok(self.file)
+        Ok(hex::encode(self.hasher.finalize()))
     }
 
     /// Starts the write-back of what was written since the last time, without waiting for it.
@@ -124,6 +129,7 @@ impl WriteBehind {
 impl Write for WriteBehind {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let n = self.file.write(buf)?;
+        self.hasher.update(&buf[..n]);
         self.written += n as u64;
         if self.written - self.handed >= WRITE_BEHIND {
             self.hand_to_disk();
@@ -222,6 +228,9 @@ impl RunDir {
     /// Opens a new file for streaming into.
     pub fn create_file(&self, rel: &str) -> Result<(PathBuf, File), EvidenceError> {
         let path = self.dir.join(rel);
+        if let Some(parent) = path.parent() {
+            create_dir_private(parent)?;
+        }
         let file = create_file_private(&path)?;
         Ok((path, file))
     }
@@ -248,14 +257,20 @@ impl RunDir {
         file.sync_data().map_err(io_err(&path))
     }
 
-    /// Writes SHA256SUMS over every other file of the folder, sorted by path.
-    pub fn write_sums(&self) -> Result<String, EvidenceError> {
+    /// Writes SHA256SUMS over every other file of the folder, sorted by path. The files in
+    /// `streamed` (relative path → SHA-256) were hashed as they were written and are not read
+    /// again.
+    pub fn write_sums(&self, streamed: &BTreeMap<String, String>) -> Result<String, EvidenceError> {
         let mut lines = String::new();
         for rel in files_under(&self.dir).map_err(io_err(&self.dir))? {
             if rel == SUMS || rel.ends_with(".tmp~") {
                 continue;
             }
-            let hash = hash_file(&self.dir.join(&rel)).map_err(io_err(&self.dir.join(&rel)))?;
+            // a file streamed through `WriteBehind` was hashed as it was written
+            let hash = match streamed.get(&rel) {
+                Some(hash) => hash.clone(),
+                None => hash_file(&self.dir.join(&rel)).map_err(io_err(&self.dir.join(&rel)))?,
+            };
             lines.push_str(&format!("{hash}  {rel}\n"));
         }
         self.replace(SUMS, lines.as_bytes())?;
@@ -583,7 +598,7 @@ mod tests {
         let run = RunDir::create(root, "p", stamp, "test").unwrap();
         run.write("report.md", b"# report").unwrap();
         run.write("schema/pre.json", b"{}").unwrap();
-        let sums = run.write_sums().unwrap();
+        let sums = run.write_sums(&BTreeMap::new()).unwrap();
         run.append_to_ledger(LedgerEntry {
             sha256sums: sums,
             ..entry()

@@ -58,13 +58,7 @@ struct DumpFacts {
 }
 
 fn dump_facts(tools: &ClientTools, dump: &Path) -> Result<DumpFacts, RehearseError> {
-    backup::restore_list(tools, dump)?;
-    let out = crate::target::child_command(tools.bindir.join("pg_restore"))
-        .arg("--list")
-        .arg(dump)
-        .output()
-        .map_err(|e| RehearseError::Other(e.to_string()))?;
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = backup::restore_listing(tools, dump)?;
     let header = |key: &str| {
         text.lines()
             .find_map(|l| l.strip_prefix(key))
@@ -123,12 +117,15 @@ pub fn rehearse(
     let mut steps = Vec::new();
 
     let started = Instant::now();
-    let dump_path = match source {
+    // a fresh dump was hashed while it was written; a given one is hashed here
+    let (dump_path, backup_sha256) = match source {
         Source::Target(t) => fresh_backup(pkg, t, &tools, scratch.path(), observer)?,
-        Source::Backup(p) => p.to_path_buf(),
+        Source::Backup(p) => {
+            let sha256 = crate::evidence::hash_file(p)
+                .map_err(|e| RehearseError::Other(format!("{}: {e}", p.display())))?;
+            (p.to_path_buf(), sha256)
+        }
     };
-    let backup_sha256 = crate::evidence::hash_file(&dump_path)
-        .map_err(|e| RehearseError::Other(format!("{}: {e}", dump_path.display())))?;
     let facts = dump_facts(&tools, &dump_path)?;
     step(
         &mut steps,
@@ -176,7 +173,7 @@ pub fn rehearse(
     );
 
     let rehearsal_target = Target::resolve(Some(&cluster.conninfo(&dbname, &role)))?;
-    let cycle = run_cycle(pkg, &rehearsal_target, opts, observer, &mut steps);
+    let cycle = run_cycle(pkg, &rehearsal_target, opts, &tools, observer, &mut steps);
     let passed = cycle.is_ok() && steps.iter().all(|s| s.passed);
     if let Err(e) = &cycle {
         steps.push(RehearsalStep {
@@ -210,7 +207,7 @@ fn fresh_backup(
     tools: &ClientTools,
     dir: &Path,
     observer: &dyn Observer,
-) -> Result<PathBuf, RehearseError> {
+) -> Result<(PathBuf, String), RehearseError> {
     let mut client = target.connect()?;
     let facts = target::identity(&mut client).map_err(|e| target.query_error(&e))?;
     backup::check_version(tools, facts.server_major(), &facts.server_version)?;
@@ -221,8 +218,8 @@ fn fresh_backup(
     let file = crate::evidence::create_file_private(&path)
         .map_err(|e| RehearseError::Other(e.to_string()))?;
     let progress = |bytes: u64| observer.progress("pg_dump", bytes);
-    backup::dump(tools, target, pkg.backup.compress, &path, file, &progress)?;
-    Ok(path)
+    let info = backup::dump(tools, target, pkg.backup.compress, &path, file, &progress)?;
+    Ok((path, info.sha256))
 }
 
 fn restore(
@@ -308,6 +305,7 @@ fn run_cycle(
     pkg: &Package,
     target: &Target,
     opts: &RehearseOptions,
+    tools: &ClientTools,
     observer: &dyn Observer,
     steps: &mut Vec<RehearsalStep>,
 ) -> Result<Option<u128>, String> {
@@ -315,7 +313,8 @@ fn run_cycle(
         environment: "rehearsal".into(),
         operator: "sluice-rehearsal".into(),
         evidence_root: opts.evidence_root.clone(),
-        pg_dump_bindir: opts.pg_dump_bindir.clone(),
+        // the tools this rehearsal found, not a search again in each apply
+        pg_dump_bindir: Some(tools.bindir.clone()),
         rehearsal: true,
     };
     let started = Instant::now();
@@ -381,7 +380,7 @@ fn run_cycle(
     }
 
     let started = Instant::now();
-    let equal = schema_equals_pre(&mut client, pkg, &first.run_dir)?;
+    let equal = schema_equals_pre(&mut client, None, pkg, &first.run_dir)?;
     step(
         steps,
         "schema-equals-pre",
@@ -419,16 +418,18 @@ fn apply_detail(outcome: &pipeline::ApplyOutcome) -> String {
     }
 }
 
-/// The objects that differ between the live schema and a run's pre snapshot.
+/// The objects that differ between the live schema and a run's pre snapshot (the live one taken
+/// with a `helper` session sharing the work when there is one).
 pub fn schema_equals_pre(
     client: &mut postgres::Client,
+    helper: Option<&mut postgres::Client>,
     pkg: &Package,
     run_dir: &Path,
 ) -> Result<Vec<String>, String> {
     let text =
         std::fs::read_to_string(run_dir.join("schema/pre.json")).map_err(|e| e.to_string())?;
     let pre: Snapshot = serde_json::from_str(&text).map_err(|e| e.to_string())?;
-    let now = catalog::snapshot(client, &pkg.schema_diff.ignore_schemas)
+    let now = catalog::snapshot_with(client, helper, &pkg.schema_diff.ignore_schemas)
         .map_err(|e| target::pg_message(&e))?;
     let diff = catalog::diff::diff(&pre, &now);
     let mut out: Vec<String> = diff

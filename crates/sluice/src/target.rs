@@ -5,9 +5,10 @@
 use crate::expect::TextRows;
 use crate::package::TargetSpec;
 use crate::sql::hazards::TargetFacts;
-use postgres::{Client, Config, NoTls, SimpleQueryMessage};
+use postgres::{Client, NoTls, SimpleQueryMessage};
 use serde::Serialize;
 use std::str::FromStr;
+use tokio_postgres::Config;
 
 /// How long one read-only check may run before it is cancelled.
 pub const CHECK_TIMEOUT_MS: u64 = 60_000;
@@ -89,7 +90,7 @@ impl Target {
     }
 
     pub fn connect(&self) -> Result<Client, TargetError> {
-        self.config
+        postgres::Config::from(self.config.clone())
             .connect(NoTls)
             .map_err(|e| TargetError::Connect {
                 target: self.to_string(),
@@ -98,46 +99,8 @@ impl Target {
     }
 
     /// The same target for the async client a probe's rows stream over.
-    pub fn async_config(&self) -> tokio_postgres::Config {
-        let c = &self.config;
-        let mut out = tokio_postgres::Config::new();
-        for host in c.get_hosts() {
-            match host {
-                postgres::config::Host::Tcp(h) => out.host(h),
-                postgres::config::Host::Unix(p) => out.host_path(p),
-            };
-        }
-        for addr in c.get_hostaddrs() {
-            out.hostaddr(*addr);
-        }
-        for port in c.get_ports() {
-            out.port(*port);
-        }
-        if let Some(user) = c.get_user() {
-            out.user(user);
-        }
-        if let Some(password) = c.get_password() {
-            out.password(password);
-        }
-        if let Some(dbname) = c.get_dbname() {
-            out.dbname(dbname);
-        }
-        if let Some(options) = c.get_options() {
-            out.options(options);
-        }
-        if let Some(name) = c.get_application_name() {
-            out.application_name(name);
-        }
-        if let Some(timeout) = c.get_connect_timeout() {
-            out.connect_timeout(*timeout);
-        }
-        out.ssl_mode(c.get_ssl_mode())
-            .keepalives(c.get_keepalives())
-            .keepalives_idle(c.get_keepalives_idle())
-            .target_session_attrs(c.get_target_session_attrs())
-            .channel_binding(c.get_channel_binding())
-            .load_balance_hosts(c.get_load_balance_hosts());
-        out
+    pub fn async_config(&self) -> &Config {
+        &self.config
     }
 
     /// Every host, comma-separated, as libpq's `PGHOST` takes them (a socket folder is a host).
@@ -147,8 +110,8 @@ impl Target {
             .get_hosts()
             .iter()
             .map(|h| match h {
-                postgres::config::Host::Tcp(h) => h.clone(),
-                postgres::config::Host::Unix(p) => p.display().to_string(),
+                tokio_postgres::config::Host::Tcp(h) => h.clone(),
+                tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
             })
             .collect();
         if hosts.is_empty() {
@@ -340,6 +303,13 @@ pub fn compare_identity(spec: &TargetSpec, facts: &IdentityFacts) -> Vec<Identit
 /// Runs a query with the simple protocol and returns its text output.
 pub fn text_query(client: &mut Client, sql: &str) -> Result<TextRows, postgres::Error> {
     Ok(collect_text_rows(client.simple_query(sql)?))
+}
+
+/// `SET TRANSACTION SNAPSHOT` of the snapshot another session exported (the id
+/// `pg_export_snapshot()` returned), the first statement of a REPEATABLE READ transaction that
+/// is to read the same moment.
+pub fn import_snapshot_sql(exported: &str) -> String {
+    format!("SET TRANSACTION SNAPSHOT '{}'", exported.replace('\'', ""))
 }
 
 /// [`text_query`] inside a transaction.

@@ -108,6 +108,31 @@ fn a_binary_capture_is_byte_identical_to_postgres_own_csv() {
     );
     assert_eq!(captured.rows, 6);
 
+    // compared with itself when the earlier capture's order is unknown (an apply that stopped
+    // before its summary): the key's type gives the order, as it gave the earlier one's
+    let again = tmp.path().join("again.csv");
+    let earlier = Earlier {
+        csv: &path,
+        order: None,
+    };
+    let (work, stats) = (
+        &mut cluster.connect("postgres").unwrap(),
+        &mut cluster.connect("postgres").unwrap(),
+    );
+    let sessions = Sessions {
+        work,
+        stats: Some(stats),
+        rows: None,
+        rows_from_bytes: 0,
+    };
+    let file = std::fs::File::create(&again).unwrap();
+    let (same, rows) = probe::capture_compared(sessions, &p, file, earlier).unwrap();
+    assert_eq!(same.key_order, KeyOrder::Numeric);
+    assert_eq!(
+        (rows.unchanged, rows.changed, rows.added, rows.removed),
+        (6, 0, 0, 0)
+    );
+
     // a text key, ordered by its text in byte order; and a single column (`\.` is quoted then)
     let p = probe("public.wide", "code", &[]);
     let path = tmp.path().join("code.csv");
@@ -179,7 +204,7 @@ fn a_capture_compared_with_an_earlier_one_follows_its_key_order() {
     let file = std::fs::File::create(&post).unwrap();
     let earlier = Earlier {
         csv: &pre,
-        order: before.key_order,
+        order: Some(before.key_order),
     };
     // on one session alone this time: rows and statistics both on the working session
     let sessions = Sessions {

@@ -412,13 +412,21 @@ pub fn snapshot_sharing(
     share_from: i64,
 ) -> Result<Snapshot, postgres::Error> {
     let mut tx = read_only(client)?;
-    let facts = tx.query_one(
-        "SELECT pg_catalog.current_setting('server_version_num')::int, \
-                (SELECT count(*) FROM pg_catalog.pg_class)",
-        &[],
-    )?;
-    let (version, relations): (i32, i64) = (facts.get(0), facts.get(1));
-    let helper = helper.filter(|_| relations >= share_from);
+    let version: i32 = tx
+        .query_one(
+            "SELECT pg_catalog.current_setting('server_version_num')::int",
+            &[],
+        )?
+        .get(0);
+    let helper = match helper {
+        Some(helper) => {
+            let relations: i64 = tx
+                .query_one("SELECT count(*) FROM pg_catalog.pg_class", &[])?
+                .get(0);
+            Some(helper).filter(|_| relations >= share_from)
+        }
+        None => None,
+    };
     let ctx = query::Context {
         version: version as u32,
         ignore: ignore_schemas,
@@ -482,8 +490,8 @@ fn read_only_in<'c>(
         .read_only(true)
         .start()?;
     tx.batch_execute(&format!(
-        "SET TRANSACTION SNAPSHOT '{}'; {PINNED_SETTINGS}; {NO_PARALLEL_WORKERS}",
-        exported.replace('\'', "")
+        "{}; {PINNED_SETTINGS}; {NO_PARALLEL_WORKERS}",
+        crate::target::import_snapshot_sql(exported)
     ))?;
     Ok(tx)
 }

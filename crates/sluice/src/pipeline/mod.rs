@@ -91,6 +91,9 @@ pub(crate) struct Run<'a> {
     pub record: RunRecord,
     pub observer: &'a dyn Observer,
     pub stamp: String,
+    /// Evidence files streamed through `WriteBehind` (dump, probe captures, restore scripts),
+    /// relative path → the SHA-256 computed while they were written.
+    pub streamed: std::collections::BTreeMap<String, String>,
 }
 
 impl Run<'_> {
@@ -185,7 +188,7 @@ impl Run<'_> {
         if let Err(e) = self.dir.write("report.md", report.as_bytes()) {
             self.log("report.md not written", serde_json::json!(e.to_string()));
         }
-        let sums = self.dir.write_sums().unwrap_or_default();
+        let sums = self.dir.write_sums(&self.streamed).unwrap_or_default();
         let entry = LedgerEntry {
             run: String::new(),
             kind: kind.to_string(),
@@ -251,6 +254,7 @@ fn execute(
         record,
         observer,
         stamp,
+        streamed: Default::default(),
     };
     run.save();
     run.log("run.start", spec.start);

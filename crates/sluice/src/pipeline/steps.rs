@@ -100,7 +100,7 @@ fn exclusive_run(run: &mut Run, pkg: &Package, target: &Target, st: &mut State) 
             // a third session, when one can be had, shares the catalog snapshots' queries and
             // computes probe statistics beside the row stream
             st.aux = target.connect().ok();
-            st.rows_config = Some(target.async_config());
+            st.rows_config = Some(target.async_config().clone());
             st.client = Some(work);
             Passed(format!(
                 "session advisory lock {key} held for package {}",
@@ -310,6 +310,7 @@ fn backup_restorable(run: &mut Run, pkg: &Package, target: &Target, st: &mut Sta
     match backup::dump(&tools, target, pkg.backup.compress, &path, file, &progress) {
         Ok(info) => {
             st.backup_done = Some(Instant::now());
+            run.streamed.insert(rel.clone(), info.sha256.clone());
             let line = format!("{}  {rel}", info.sha256);
             if let Err(e) = run.dir.append_line(crate::evidence::SUMS, &line) {
                 return Failed(e.to_string());
@@ -473,8 +474,8 @@ fn schema_diff(run: &mut Run, pkg: &Package, st: &mut State) -> StepResult {
         Ok(c) => c,
         Err(e) => return Failed(format!("row counts: {}", target::pg_message(&e))),
     };
-    let pre = st.pre_schema.clone().expect("pre snapshot taken");
-    let diff = catalog::diff::diff(&pre, &post);
+    let pre = st.pre_schema.as_ref().expect("pre snapshot taken");
+    let diff = catalog::diff::diff(pre, &post);
     let judged = catalog::diff::judge(&diff, &st.operations, &pkg.schema_diff);
     let written = run
         .dir
@@ -536,7 +537,7 @@ fn probes(run: &mut Run, pkg: &Package, st: &mut State) -> StepResult {
         let pre_csv = run.dir.path().join(format!("probes/{}.pre.csv", probe.id));
         let earlier = Earlier {
             csv: &pre_csv,
-            order: st.pre_probes[i].key_order,
+            order: Some(st.pre_probes[i].key_order),
         };
         let rel = format!("probes/{}.post.csv", probe.id);
         let (post, rows) = match capture_probe_compared(run, st, probe, &rel, earlier) {
@@ -720,7 +721,8 @@ fn rollback_atomic(run: &mut Run, pkg: &Package, st: &mut State) -> StepResult {
 }
 
 fn schema_equals_pre(pkg: &Package, opts: &super::RollbackOptions, st: &mut State) -> StepResult {
-    match crate::rehearse::schema_equals_pre(client(st), pkg, &opts.run_dir) {
+    let work = st.client.as_mut().expect("connected by exclusive-run");
+    match crate::rehearse::schema_equals_pre(work, st.aux.as_mut(), pkg, &opts.run_dir) {
         Ok(diff) if diff.is_empty() => Passed("the schema equals the run's pre snapshot".into()),
         Ok(diff) => Failed(format!(
             "the schema differs from the run's pre snapshot: {}",
@@ -739,43 +741,20 @@ fn restore_script(
     let mut lines = Vec::new();
     for probe in &pkg.probes {
         let pre_path = opts.run_dir.join(format!("probes/{}.pre.csv", probe.id));
-        let pre_csv = match std::fs::read_to_string(&pre_path) {
-            Ok(t) => t,
-            Err(e) => {
-                lines.push(format!("{}: no pre capture in the run ({e})", probe.id));
-                continue;
-            }
-        };
+        if let Err(e) = std::fs::metadata(&pre_path) {
+            lines.push(format!("{}: no pre capture in the run ({e})", probe.id));
+            continue;
+        }
         // what the table holds now, after the rollback, against what it held before the apply
         let now_rel = format!("probes/{}.after-rollback.csv", probe.id);
-        let rows = match pre_order(&opts.run_dir, probe) {
-            // compared while it streams, in the order the pre capture was taken in
-            Some(order) => {
-                let earlier = Earlier {
-                    csv: &pre_path,
-                    order,
-                };
-                match capture_probe_compared(run, st, probe, &now_rel, earlier) {
-                    Ok((_, rows)) => rows,
-                    Err(e) => return Failed(e),
-                }
-            }
-            // the apply stopped before its summary: the order follows the key's type
-            None => {
-                let now = match capture_probe_as(run, st, probe, &now_rel) {
-                    Ok(c) => c,
-                    Err(e) => return Failed(e),
-                };
-                match crate::probe::compare_files(
-                    &pre_path,
-                    &run.dir.path().join(&now_rel),
-                    probe.key.len(),
-                    now.key_order,
-                ) {
-                    Ok(r) => r,
-                    Err(e) => return Failed(format!("probe {}: {e}", probe.id)),
-                }
-            }
+        // compared while it streams, in the order the pre capture was taken in
+        let earlier = Earlier {
+            csv: &pre_path,
+            order: pre_order(&opts.run_dir, probe),
+        };
+        let rows = match capture_probe_compared(run, st, probe, &now_rel, earlier) {
+            Ok((_, rows)) => rows,
+            Err(e) => return Failed(e),
         };
         if rows.changed == 0 && rows.removed == 0 {
             lines.push(format!(
@@ -785,9 +764,8 @@ fn restore_script(
             continue;
         }
         let rel = format!("restore/{}.restore.sql", probe.id);
-        let script = crate::probe::restore_script(probe, &pre_csv, &opts.run_dir);
-        if let Err(e) = run.dir.write(&rel, script.as_bytes()) {
-            return Failed(e.to_string());
+        if let Err(e) = write_restore_script(run, probe, &pre_path, &opts.run_dir, &rel) {
+            return Failed(e);
         }
         lines.push(format!(
             "cannot restore {} changed and {} removed row(s) of {} ({}): restore script {rel} written, not run",
@@ -804,7 +782,26 @@ fn restore_script(
     }
 }
 
-/// The order of an apply's pre capture, from its probe summary.
+/// Writes the restore script of a probe into the evidence file `rel`, streaming its pre capture.
+fn write_restore_script(
+    run: &mut Run,
+    probe: &crate::package::Probe,
+    pre_csv: &std::path::Path,
+    apply_dir: &std::path::Path,
+    rel: &str,
+) -> Result<(), String> {
+    let (path, file) = run.dir.create_file(rel).map_err(|e| e.to_string())?;
+    let mut out = std::io::BufWriter::new(crate::evidence::WriteBehind::new(file));
+    let sha256 = crate::probe::write_restore_script(probe, pre_csv, apply_dir, &mut out)
+        .and_then(|_| out.into_inner().map_err(|e| e.into_error()))
+        .and_then(|file| file.finish())
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    run.streamed.insert(rel.to_string(), sha256);
+    Ok(())
+}
+
+/// The order of an apply's pre capture, from its probe summary (none when the apply stopped
+/// before writing it: the capture then follows the key's type, as the pre capture did).
 fn pre_order(apply_dir: &std::path::Path, probe: &crate::package::Probe) -> Option<KeyOrder> {
     let path = apply_dir.join(format!("probes/{}.summary.json", probe.id));
     let text = std::fs::read_to_string(path).ok()?;
@@ -830,7 +827,10 @@ fn capture_probe_as(
     rel: &str,
 ) -> Result<crate::probe::Capture, String> {
     let (_, file) = run.dir.create_file(rel).map_err(|e| e.to_string())?;
-    crate::probe::capture(sessions(st), probe, file).map_err(|e| e.to_string())
+    let capture = crate::probe::capture(sessions(st), probe, file).map_err(|e| e.to_string())?;
+    run.streamed
+        .insert(rel.to_string(), capture.csv_sha256.clone());
+    Ok(capture)
 }
 
 /// Captures a probe into the evidence file `rel`, compared with an `earlier` capture as it
@@ -843,5 +843,9 @@ fn capture_probe_compared(
     earlier: Earlier<'_>,
 ) -> Result<(crate::probe::Capture, RowDiff), String> {
     let (_, file) = run.dir.create_file(rel).map_err(|e| e.to_string())?;
-    crate::probe::capture_compared(sessions(st), probe, file, earlier).map_err(|e| e.to_string())
+    let (capture, rows) = crate::probe::capture_compared(sessions(st), probe, file, earlier)
+        .map_err(|e| e.to_string())?;
+    run.streamed
+        .insert(rel.to_string(), capture.csv_sha256.clone());
+    Ok((capture, rows))
 }

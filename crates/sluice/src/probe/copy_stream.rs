@@ -126,8 +126,8 @@ pub(super) fn open(
     copy_sql: &str,
 ) -> Result<ChunkReader, String> {
     let begin = format!(
-        "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '{}'; {settings}",
-        snapshot.replace('\'', "")
+        "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; {}; {settings}",
+        crate::target::import_snapshot_sql(snapshot)
     );
     let (ready_tx, ready) = sync_channel(1);
     let (sender, chunks) = sync_channel(IN_FLIGHT);

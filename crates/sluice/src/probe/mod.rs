@@ -38,6 +38,9 @@ pub struct Capture {
     /// type it formats itself), rather than with a text COPY.
     #[serde(default)]
     pub binary_copy: bool,
+    /// SHA-256 of the CSV file, computed as it was written.
+    #[serde(default)]
+    pub csv_sha256: String,
 }
 
 fn bytes_order() -> KeyOrder {
@@ -136,17 +139,21 @@ fn key_order(key_types: &[Option<String>], required: Option<KeyOrder>) -> (KeyOr
             .iter()
             .all(|t| t.as_deref().is_some_and(|t| set.contains(&t)))
     };
-    let integers = all(&["smallint", "integer", "bigint"]);
-    let uuids = all(&["uuid"]);
-    match required {
-        Some(KeyOrder::Numeric) if integers => (KeyOrder::Numeric, SortBy::Native),
-        Some(KeyOrder::Numeric) => (KeyOrder::Numeric, SortBy::Number),
-        Some(KeyOrder::Bytes) if uuids => (KeyOrder::Bytes, SortBy::Native),
-        Some(KeyOrder::Bytes) => (KeyOrder::Bytes, SortBy::Text),
-        None if integers => (KeyOrder::Numeric, SortBy::Native),
-        None if uuids => (KeyOrder::Bytes, SortBy::Native),
-        None => (KeyOrder::Bytes, SortBy::Text),
-    }
+    // the order the key's own index gives: integers numerically, uuids like their text's bytes
+    let native = if all(&["smallint", "integer", "bigint"]) {
+        Some(KeyOrder::Numeric)
+    } else if all(&["uuid"]) {
+        Some(KeyOrder::Bytes)
+    } else {
+        None
+    };
+    let order = required.or(native).unwrap_or(KeyOrder::Bytes);
+    let sort = match order {
+        _ if native == Some(order) => SortBy::Native,
+        KeyOrder::Numeric => SortBy::Number,
+        KeyOrder::Bytes => SortBy::Text,
+    };
+    (order, sort)
 }
 
 fn select_sql(probe: &Probe, sort: SortBy) -> String {
@@ -211,7 +218,8 @@ fn stats_sql(probe: &Probe) -> String {
     )
 }
 
-fn read_stats(probe: &Probe, rows: &TextRows) -> Capture {
+/// The row count and the per-column statistics from the statistics query's row.
+fn read_stats(probe: &Probe, rows: &TextRows) -> (i64, Vec<ColumnStats>) {
     let row = rows.rows.first().cloned().unwrap_or_default();
     let num = |i: usize| {
         row.get(i)
@@ -232,12 +240,7 @@ fn read_stats(probe: &Probe, rows: &TextRows) -> Capture {
             nulls: num(4 + 4 * i),
         })
         .collect();
-    Capture {
-        rows: num(0),
-        columns,
-        key_order: KeyOrder::Bytes,
-        binary_copy: false,
-    }
+    (num(0), columns)
 }
 
 /// Session settings that shape the text of values (timestamps in UTC, ISO dates), pinned in
@@ -257,9 +260,9 @@ fn stats_in_snapshot(
     sql: &str,
 ) -> Result<TextRows, postgres::Error> {
     client.batch_execute(&format!(
-        "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '{}'; {PINNED_SETTINGS}; \
+        "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; {}; {PINNED_SETTINGS}; \
          SET LOCAL max_parallel_workers_per_gather = 0",
-        snapshot.replace('\'', "")
+        crate::target::import_snapshot_sql(snapshot)
     ))?;
     let rows = crate::target::text_query(client, sql);
     let end = client.batch_execute("ROLLBACK");
@@ -273,8 +276,10 @@ fn stats_in_snapshot(
 pub struct Earlier<'a> {
     /// Its CSV file.
     pub csv: &'a Path,
-    /// The order its rows are in; the new capture is taken in the same order.
-    pub order: KeyOrder,
+    /// The order its rows are in; the new capture is taken in the same order. Unknown (an
+    /// apply that stopped before its probe summary): the order the key's type gives, as the
+    /// earlier capture chose it.
+    pub order: Option<KeyOrder>,
 }
 
 /// The sessions a capture runs on, all in one exported REPEATABLE READ READ ONLY snapshot.
@@ -342,7 +347,9 @@ fn capture_streaming(
         )
         .map_err(query_err)?
         .get(0);
-    let (order, sort) = key_order(&types[..probe.key.len()], earlier.map(|e| e.order));
+    let (order, sort) = key_order(&types[..probe.key.len()], earlier.and_then(|e| e.order));
+    // compared in the order this capture is taken in: the earlier one's
+    let compare_with = earlier.map(|e| (e.csv, order));
     // binary COPY when sluice formats every column's type itself
     let wires: Option<Vec<binary::Wire>> = types
         .iter()
@@ -360,7 +367,7 @@ fn capture_streaming(
     } else {
         None
     };
-    let (rows, diff) = std::thread::scope(|scope| -> Result<_, ProbeError> {
+    let (rows, streamed) = std::thread::scope(|scope| -> Result<_, ProbeError> {
         let stats_job = match (sessions.stats, &exported) {
             (Some(other), Some(id)) => Some(scope.spawn(|| stats_in_snapshot(other, id, &stats))),
             _ => None,
@@ -371,7 +378,7 @@ fn capture_streaming(
             }
             _ => None,
         };
-        let write = |raw: &mut dyn std::io::Read| write_rows(raw, probe, wires, out, earlier);
+        let write = |raw: &mut dyn std::io::Read| write_rows(raw, probe, wires, out, compare_with);
         let streamed = match own_connection {
             Some(mut chunks) => write(&mut chunks),
             // no connection of its own: the rows come over the working session
@@ -389,9 +396,15 @@ fn capture_streaming(
         Ok((rows.map_err(query_err)?, streamed?))
     })?;
     tx.rollback().map_err(query_err)?;
-    let mut capture = read_stats(probe, &rows);
-    capture.key_order = order;
-    capture.binary_copy = binary_copy;
+    let (diff, csv_sha256) = streamed;
+    let (rows, columns) = read_stats(probe, &rows);
+    let capture = Capture {
+        rows,
+        columns,
+        key_order: order,
+        binary_copy,
+        csv_sha256,
+    };
     Ok((capture, diff))
 }
 
@@ -409,14 +422,15 @@ fn copy_sql(probe: &Probe, sort: SortBy, binary: bool) -> String {
 }
 
 /// Writes a COPY stream of the probe's rows into `out` as CSV — converting it from binary when
-/// `wires` gives every column's type — and compares it with `earlier` on the way.
+/// `wires` gives every column's type — and compares it on the way with the earlier capture in
+/// `compare_with` (its CSV and the order both are in).
 fn write_rows(
     raw: &mut dyn std::io::Read,
     probe: &Probe,
     wires: Option<Vec<binary::Wire>>,
     out: std::fs::File,
-    earlier: Option<Earlier<'_>>,
-) -> Result<Option<RowDiff>, ProbeError> {
+    compare_with: Option<(&Path, KeyOrder)>,
+) -> Result<(Option<RowDiff>, String), ProbeError> {
     let io_err = |e: std::io::Error| ProbeError::Io {
         probe: probe.id.clone(),
         message: e.to_string(),
@@ -429,29 +443,31 @@ fn write_rows(
         }
         None => Box::new(raw),
     };
-    let diff = match earlier {
+    let diff = match compare_with {
         None => {
             std::io::copy(&mut reader, &mut writer).map_err(io_err)?;
             None
         }
-        Some(earlier) => {
-            let before = std::fs::File::open(earlier.csv).map_err(io_err)?;
+        Some((csv, order)) => {
+            let before = std::fs::File::open(csv).map_err(io_err)?;
             let now = Tee {
                 from: &mut reader,
                 to: &mut writer,
             };
-            let diff = merge::compare_readers(before, now, probe.key.len(), earlier.order)
-                .map_err(|e| ProbeError::Io {
-                    probe: probe.id.clone(),
-                    message: format!("comparing with {}: {e}", earlier.csv.display()),
+            let diff =
+                merge::compare_readers(before, now, probe.key.len(), order).map_err(|e| {
+                    ProbeError::Io {
+                        probe: probe.id.clone(),
+                        message: format!("comparing with {}: {e}", csv.display()),
+                    }
                 })?;
             Some(diff)
         }
     };
     drop(reader);
     let file = writer.into_inner().map_err(|e| io_err(e.into_error()))?;
-    file.finish().map_err(io_err)?;
-    Ok(diff)
+    let sha256 = file.finish().map_err(io_err)?;
+    Ok((diff, sha256))
 }
 
 /// A reader that writes what it reads to `to`: the rows go to the evidence file as they are
@@ -542,8 +558,14 @@ impl ProbeSummary {
 /// loaded into a temporary table shaped like the probed columns (so NULL and empty text stay
 /// apart), and only rows whose values differ are updated, with user triggers off
 /// (`session_replication_role = replica`, superuser) so a trigger like `updated_at := now()`
-/// cannot overwrite what is restored. sluice writes it; a person decides to run it.
-pub fn restore_script(probe: &Probe, pre_csv: &str, run_dir: &Path) -> String {
+/// cannot overwrite what is restored. sluice writes it into `out`, streaming the CSV from
+/// `pre_csv` (a capture can be larger than memory should hold); a person decides to run it.
+pub fn write_restore_script(
+    probe: &Probe,
+    pre_csv: &Path,
+    run_dir: &Path,
+    out: &mut impl std::io::Write,
+) -> std::io::Result<()> {
     let table = quote_qualified(&probe.table);
     let all: Vec<String> = probe
         .key
@@ -566,50 +588,69 @@ pub fn restore_script(probe: &Probe, pre_csv: &str, run_dir: &Path) -> String {
         .iter()
         .map(|c| format!("t.{q} IS DISTINCT FROM r.{q}", q = quote_ident(c)))
         .collect();
-    let mut out = String::new();
+    let mut head = String::new();
     let _ = writeln!(
-        out,
+        head,
         "-- sluice restore script for probe {} on {}",
         probe.id, probe.table
     );
     let _ = writeln!(
-        out,
+        head,
         "-- Puts {} back to the values captured before the migration of run",
         probe.columns.join(", ")
     );
-    let _ = writeln!(out, "--   {}", run_dir.display());
-    let _ = writeln!(out, "-- The rollback cannot do this (it drops what the migration added; it does not rewind data).");
+    let _ = writeln!(head, "--   {}", run_dir.display());
+    let _ = writeln!(head, "-- The rollback cannot do this (it drops what the migration added; it does not rewind data).");
     let _ = writeln!(
-        out,
+        head,
         "-- Review it, then run it with: psql -v ON_ERROR_STOP=1 -f THIS_FILE"
     );
-    let _ = writeln!(out, "-- session_replication_role = replica keeps user triggers from rewriting the restored values; it needs a superuser.\n");
-    let _ = writeln!(out, "BEGIN;");
-    let _ = writeln!(out, "SET LOCAL session_replication_role = replica;");
+    let _ = writeln!(head, "-- session_replication_role = replica keeps user triggers from rewriting the restored values; it needs a superuser.\n");
+    let _ = writeln!(head, "BEGIN;");
+    let _ = writeln!(head, "SET LOCAL session_replication_role = replica;");
     let _ = writeln!(
-        out,
+        head,
         "CREATE TEMP TABLE sluice_restore ON COMMIT DROP AS SELECT {} FROM {table} WITH NO DATA;",
         all.join(", ")
     );
     let _ = writeln!(
-        out,
+        head,
         "COPY sluice_restore ({}) FROM STDIN WITH (FORMAT csv, HEADER);",
         all.join(", ")
     );
-    out.push_str(pre_csv);
-    if !pre_csv.ends_with('\n') {
-        out.push('\n');
+    out.write_all(head.as_bytes())?;
+    let last = copy_tracking_last_byte(&mut std::fs::File::open(pre_csv)?, out)?;
+    if last != Some(b'\n') {
+        out.write_all(b"\n")?;
     }
-    let _ = writeln!(out, "\\.");
+    let mut tail = String::new();
+    let _ = writeln!(tail, "\\.");
     let _ = writeln!(
-        out,
+        tail,
         "UPDATE {table} AS t SET {} FROM sluice_restore AS r WHERE {} AND ({});",
         set.join(", "),
         on.join(" AND "),
         differs.join(" OR ")
     );
-    let _ = writeln!(out, "COMMIT;");
-    out
+    let _ = writeln!(tail, "COMMIT;");
+    out.write_all(tail.as_bytes())
+}
+
+/// Copies `from` into `to`; returns the last byte copied.
+fn copy_tracking_last_byte(
+    from: &mut impl std::io::Read,
+    to: &mut impl std::io::Write,
+) -> std::io::Result<Option<u8>> {
+    let mut buf = vec![0u8; 1 << 16];
+    let mut last = None;
+    loop {
+        let n = from.read(&mut buf)?;
+        if n == 0 {
+            return Ok(last);
+        }
+        to.write_all(&buf[..n])?;
+        last = Some(buf[n - 1]);
+    }
 }
 
 #[cfg(test)]
