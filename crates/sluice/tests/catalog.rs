@@ -650,3 +650,89 @@ fn a_snapshot_of_ten_thousand_tables() {
         counts.map_or_else(|e| e.to_string(), |c| format!("{} tables", c.len()))
     );
 }
+
+/// sluice writes the definitions of plain indexes itself (see `catalog::indexdef`): every one
+/// must be `pg_get_indexdef`'s text, and the others must be left to the server.
+#[test]
+fn index_definitions_are_the_servers_own_text() {
+    let mut cluster = common::cluster();
+    let mut c = cluster.connect("postgres").unwrap();
+    c.batch_execute(
+        r#"CREATE SCHEMA "Odd Schema";
+         CREATE DOMAIN "Odd Schema".posint AS integer CHECK (VALUE > 0);
+         CREATE TABLE "Odd Schema"."Mixed Table" (
+             id bigint PRIMARY KEY, gone int, "select" int, "Name" text, v varchar(20),
+             c text COLLATE "C", d date, u uuid, b boolean, n numeric, ts timestamptz,
+             p "Odd Schema".posint, "x-y" int2,
+             UNIQUE ("select", "Name"));
+         ALTER TABLE "Odd Schema"."Mixed Table" DROP COLUMN gone;
+         CREATE UNIQUE INDEX "Idx Select" ON "Odd Schema"."Mixed Table" ("select", d DESC);
+         CREATE INDEX orders ON "Odd Schema"."Mixed Table" (n NULLS FIRST, ts DESC NULLS LAST, "x-y" DESC NULLS FIRST) INCLUDE ("Name", b);
+         CREATE INDEX on_c ON "Odd Schema"."Mixed Table" (c);
+         CREATE INDEX on_u_b ON "Odd Schema"."Mixed Table" (u, b);
+         CREATE INDEX on_varchar ON "Odd Schema"."Mixed Table" (v);
+         CREATE INDEX other_collation ON "Odd Schema"."Mixed Table" ("Name" COLLATE "C");
+         CREATE INDEX other_class ON "Odd Schema"."Mixed Table" ("Name" text_pattern_ops);
+         CREATE INDEX on_domain ON "Odd Schema"."Mixed Table" (p);
+         CREATE INDEX by_expression ON "Odd Schema"."Mixed Table" (lower("Name"));
+         CREATE INDEX partial ON "Odd Schema"."Mixed Table" (d) WHERE b;
+         CREATE INDEX hashed ON "Odd Schema"."Mixed Table" USING hash (u);
+         CREATE INDEX with_options ON "Odd Schema"."Mixed Table" (id) WITH (fillfactor = 50);
+         CREATE TABLE "Odd Schema".parted (id int, at date, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
+         CREATE TABLE "Odd Schema".parted_1 PARTITION OF "Odd Schema".parted FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+         CREATE INDEX parted_at ON "Odd Schema".parted (at DESC);
+         CREATE MATERIALIZED VIEW "Odd Schema".mv AS SELECT id, d FROM "Odd Schema"."Mixed Table";
+         CREATE UNIQUE INDEX mv_id ON "Odd Schema".mv (id);"#,
+    )
+    .unwrap();
+    let version: i32 = c
+        .query_one("SELECT current_setting('server_version_num')::int", &[])
+        .unwrap()
+        .get(0);
+    if version >= 150000 {
+        c.batch_execute(
+            r#"CREATE UNIQUE INDEX not_distinct ON "Odd Schema"."Mixed Table" (n) NULLS NOT DISTINCT"#,
+        )
+        .unwrap();
+    }
+    let (one, written) = catalog::snapshot_counting(&mut c, None, &[], 0).unwrap();
+    let mut helper = cluster.connect("postgres").unwrap();
+    let (shared, written_shared) =
+        catalog::snapshot_counting(&mut c, Some(&mut helper), &[], 0).unwrap();
+    assert_eq!(shared, one);
+    assert_eq!(written_shared, written);
+
+    c.batch_execute("SET search_path = ''").unwrap();
+    let servers: std::collections::BTreeMap<String, String> = c
+        .query(
+            "SELECT n.nspname || '.' || i.relname, pg_catalog.pg_get_indexdef(i.oid)
+               FROM pg_catalog.pg_class i JOIN pg_catalog.pg_namespace n ON n.oid = i.relnamespace
+              WHERE i.relkind IN ('i', 'I') AND n.nspname = 'Odd Schema'",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let ours: std::collections::BTreeMap<String, String> = one
+        .indexes
+        .iter()
+        .map(|i| (i.key.clone(), i.definition.clone()))
+        .collect();
+    assert_eq!(ours, servers);
+    // Written by sluice: the primary keys and unique constraint, "Idx Select", orders, on_c,
+    // on_u_b, parted_1's primary key and its parted_at partition. By the server after a look:
+    // on_varchar (text_ops is text's class), other_collation, other_class, on_domain, mv_id
+    // (a materialized view's columns are not listed).
+    assert_eq!(
+        written,
+        catalog::IndexDefinitions {
+            by_sluice: 8,
+            by_server: 5
+        },
+        "{ours:#?}"
+    );
+    drop(helper);
+    drop(c);
+    cluster.stop().unwrap();
+}

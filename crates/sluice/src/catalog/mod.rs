@@ -15,9 +15,11 @@
 //! `s.seq`, type `s.type`, extension `name`.
 
 pub mod diff;
+mod indexdef;
 mod query;
 
 pub use diff::{diff, judge, DiffVerdict, ObjectChange, ObjectKind, SchemaDiff};
+pub use indexdef::IndexDefinitions;
 
 use postgres::{Client, IsolationLevel, Row, Transaction};
 use serde::{Deserialize, Serialize};
@@ -411,6 +413,18 @@ pub fn snapshot_sharing(
     ignore_schemas: &[String],
     share_from: i64,
 ) -> Result<Snapshot, postgres::Error> {
+    snapshot_counting(client, helper, ignore_schemas, share_from).map(|(snap, _)| snap)
+}
+
+/// [`snapshot_sharing`], also saying how the index definitions were written (the tests check
+/// that sluice wrote them, and that they are `pg_get_indexdef`'s text).
+#[doc(hidden)]
+pub fn snapshot_counting(
+    client: &mut Client,
+    helper: Option<&mut Client>,
+    ignore_schemas: &[String],
+    share_from: i64,
+) -> Result<(Snapshot, IndexDefinitions), postgres::Error> {
     let mut tx = read_only(client)?;
     let version: i32 = tx
         .query_one(
@@ -431,7 +445,7 @@ pub fn snapshot_sharing(
         version: version as u32,
         ignore: ignore_schemas,
     };
-    let mut snap = match helper {
+    let part = match helper {
         None => take_slices(&mut tx, &query::plan(1), &AtomicUsize::new(0), &ctx)?,
         Some(helper) => {
             tx.batch_execute(NO_PARALLEL_WORKERS)?;
@@ -439,7 +453,7 @@ pub fn snapshot_sharing(
                 Ok(row) => row.get::<_, String>(0),
                 Err(_) => {
                     tx.rollback()?;
-                    return snapshot_sharing(client, None, ignore_schemas, share_from);
+                    return snapshot_counting(client, None, ignore_schemas, share_from);
                 }
             };
             let mut other = read_only_in(helper, &exported)?;
@@ -454,15 +468,17 @@ pub fn snapshot_sharing(
                 (mine, theirs)
             });
             other.rollback()?;
-            let mut snap = mine?;
-            snap.absorb(theirs?);
-            snap
+            let mut part = mine?;
+            part.absorb(theirs?);
+            part
         }
     };
-    tx.rollback()?;
+    let mut snap = part.snapshot;
     snap.server_version_num = version as u32;
     snap.sort();
-    Ok(snap)
+    let written = indexdef::complete(&mut tx, &mut snap, part.facts)?;
+    tx.rollback()?;
+    Ok((snap, written))
 }
 
 /// Runs slices of `plan`, taking the next untaken one each time, until none is left.
@@ -471,8 +487,8 @@ fn take_slices(
     plan: &[query::Slice],
     next: &AtomicUsize,
     ctx: &query::Context<'_>,
-) -> Result<Snapshot, postgres::Error> {
-    let mut part = Snapshot::default();
+) -> Result<query::Part, postgres::Error> {
+    let mut part = query::Part::default();
     while let Some(slice) = plan.get(next.fetch_add(1, AtomicOrdering::Relaxed)) {
         query::fetch(tx, *slice, ctx, &mut part)?;
     }

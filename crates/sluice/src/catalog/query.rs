@@ -79,16 +79,34 @@ pub(super) fn plan(shares: u32) -> Vec<Slice> {
     split.chain(whole).collect()
 }
 
-/// Runs one slice and appends its objects to `into`, mapping rows as they arrive.
+/// The objects one session read, and what it gathered for the index definitions left to
+/// write ([`indexdef`]).
+#[derive(Default)]
+pub(super) struct Part {
+    pub snapshot: Snapshot,
+    pub facts: indexdef::Facts,
+}
+
+impl Part {
+    /// Adds what another session of the same snapshot read.
+    pub fn absorb(&mut self, other: Part) {
+        self.snapshot.absorb(other.snapshot);
+        self.facts.absorb(other.facts);
+    }
+}
+
+/// Runs one slice and appends its objects to `part`, mapping rows as they arrive.
 pub(super) fn fetch(
     tx: &mut Transaction<'_>,
     slice: Slice,
     ctx: &Context<'_>,
-    into: &mut Snapshot,
+    part: &mut Part,
 ) -> Result<(), postgres::Error> {
     let v = ctx.version;
     let share = |oid: &str| share_condition(oid, slice);
     let i = ctx.ignore;
+    let into = &mut part.snapshot;
+    let facts = &mut part.facts;
     match slice.kind {
         Kind::Extensions => stream(
             tx,
@@ -110,7 +128,11 @@ pub(super) fn fetch(
             tx,
             &columns_sql(v, &share("a.attrelid")),
             Some(i),
-            column_from_row,
+            |r| {
+                let (key, fact) = column_fact(r);
+                facts.columns.insert(key, fact);
+                column_from_row(r)
+            },
             &mut into.columns,
         ),
         Kind::Sequences => stream(
@@ -122,9 +144,13 @@ pub(super) fn fetch(
         ),
         Kind::Indexes => stream(
             tx,
-            &indexes_sql(&share("i.indexrelid")),
+            &indexes_sql(v, &share("i.indexrelid")),
             Some(i),
-            index_from_row,
+            |r| {
+                let (index, plain) = index_from_row(r);
+                facts.plain.extend(plain);
+                index
+            },
             &mut into.indexes,
         ),
         Kind::Constraints => stream(
@@ -157,7 +183,7 @@ fn stream<T>(
     tx: &mut Transaction<'_>,
     sql: &str,
     ignore: Option<&[String]>,
-    map: fn(&Row) -> T,
+    mut map: impl FnMut(&Row) -> T,
     out: &mut Vec<T>,
 ) -> Result<(), postgres::Error> {
     use postgres::fallible_iterator::FallibleIterator;
@@ -290,7 +316,8 @@ fn columns_sql(version: u32, share: &str) -> String {
                 {compression}, \
                 CASE WHEN a.attstorage <> t.typstorage THEN \
                   CASE a.attstorage WHEN 'p' THEN 'plain' WHEN 'e' THEN 'external' \
-                                    WHEN 'x' THEN 'extended' WHEN 'm' THEN 'main' END END \
+                                    WHEN 'x' THEN 'extended' WHEN 'm' THEN 'main' END END, \
+                a.attrelid, a.attnum, pg_catalog.quote_ident(a.attname), a.atttypid, a.attcollation \
            FROM pg_catalog.pg_attribute a \
            JOIN pg_catalog.pg_class c ON c.oid = a.attrelid \
            JOIN ns ON ns.oid = c.relnamespace \
@@ -327,12 +354,33 @@ fn sequences_sql() -> String {
     )
 }
 
-fn indexes_sql(share: &str) -> String {
+fn indexes_sql(version: u32, share: &str) -> String {
+    // pg_index.indnullsnotdistinct exists from PostgreSQL 15.
+    let nulls_distinct = if version >= 150000 {
+        "AND NOT i.indnullsnotdistinct"
+    } else {
+        ""
+    };
+    // A plain index's definition is written by sluice (see `indexdef`) from `head` and the
+    // key arrays; the others' is the server's. 403 is btree's fixed OID (BTREE_AM_OID).
+    let plain = format!(
+        "i.indexprs IS NULL AND i.indpred IS NULL AND ic.relam = 403 AND ic.relkind = 'i' \
+         AND ic.reloptions IS NULL {nulls_distinct}"
+    );
     format!(
         "{}SELECT ns.nspname::text, ic.relname::text, c.relname::text, \
-                pg_catalog.pg_get_indexdef(i.indexrelid), i.indisunique, i.indisprimary, \
+                CASE WHEN NOT ({plain}) THEN pg_catalog.pg_get_indexdef(i.indexrelid) END, \
+                i.indisunique, i.indisprimary, \
                 k.conname::text, i.indisvalid, i.indisready, \
-                pn.nspname::text || '.' || p.relname::text \
+                pn.nspname::text || '.' || p.relname::text, \
+                CASE WHEN {plain} THEN \
+                  'CREATE ' || CASE WHEN i.indisunique THEN 'UNIQUE ' ELSE '' END || 'INDEX ' \
+                  || pg_catalog.quote_ident(ic.relname) || ' ON ' \
+                  || pg_catalog.quote_ident(ns.nspname) || '.' || pg_catalog.quote_ident(c.relname) \
+                  || ' USING btree (' END, \
+                i.indexrelid, i.indrelid, i.indkey::pg_catalog.int2[], i.indnkeyatts, \
+                i.indclass::pg_catalog.oid[], i.indcollation::pg_catalog.oid[], \
+                i.indoption::pg_catalog.int2[] \
            FROM pg_catalog.pg_index i \
            JOIN pg_catalog.pg_class c ON c.oid = i.indrelid \
            JOIN ns ON ns.oid = c.relnamespace \
@@ -547,13 +595,40 @@ fn sequence_from_row(r: &Row) -> Sequence {
     }
 }
 
-fn index_from_row(r: &Row) -> Index {
+/// The column's facts an index definition needs ([`indexdef`]), keyed (table OID, attnum).
+fn column_fact(r: &Row) -> ((u32, i16), indexdef::ColumnFact) {
+    let fact = indexdef::ColumnFact {
+        quoted: r.get(14),
+        type_oid: r.get(15),
+        collation: r.get(16),
+    };
+    ((r.get(12), r.get(13)), fact)
+}
+
+/// The index, and for a plain one (no definition yet) what [`indexdef`] needs to write it.
+fn index_from_row(r: &Row) -> (Index, Option<indexdef::PlainIndex>) {
     let schema: String = r.get(0);
     let name: String = r.get(1);
-    Index {
-        key: format!("{schema}.{name}"),
+    let key = format!("{schema}.{name}");
+    let definition: Option<String> = r.get(3);
+    let plain = match definition {
+        Some(_) => None,
+        None => Some(indexdef::PlainIndex {
+            key: key.clone(),
+            oid: r.get(11),
+            table_oid: r.get(12),
+            head: r.get::<_, Option<String>>(10).unwrap_or_default(),
+            attnums: r.get(13),
+            key_count: usize::try_from(r.get::<_, i16>(14)).unwrap_or(0),
+            opclasses: r.get(15),
+            collations: r.get(16),
+            options: r.get(17),
+        }),
+    };
+    let index = Index {
+        key,
         table: r.get(2),
-        definition: r.get(3),
+        definition: definition.unwrap_or_default(),
         unique: r.get(4),
         primary: r.get(5),
         constraint: r.get(6),
@@ -562,7 +637,8 @@ fn index_from_row(r: &Row) -> Index {
         parent: r.get(9),
         schema,
         name,
-    }
+    };
+    (index, plain)
 }
 
 fn constraint_from_row(r: &Row) -> Constraint {
