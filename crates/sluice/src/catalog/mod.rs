@@ -8,18 +8,20 @@
 //! settings that shape deparsed text pinned (`search_path` empty, so every name outside
 //! `pg_catalog` is schema-qualified; ISO dates; UTC), so two snapshots of an unchanged database
 //! serialize to the same bytes. Nothing in it holds an OID, a timestamp or a position that
-//! a dropped column would shift: columns are keyed and compared by name.
+//! a dropped column would shift: columns are keyed and compared by name. The definitions of
+//! plain indexes and constraints are written by sluice from the catalog rows, in the server's
+//! own text (module `deparse`).
 //!
 //! Keys follow the notation of SPEC §5: schema `s`, table `s.t`, column `s.t.c`, index `s.ix`,
 //! constraint `s.t.name`, trigger `s.t.name`, function `s.f(argtypes)`, view `s.v`, sequence
 //! `s.seq`, type `s.type`, extension `name`.
 
+mod deparse;
 pub mod diff;
-mod indexdef;
 mod query;
 
+pub use deparse::{Definitions, Written};
 pub use diff::{diff, judge, DiffVerdict, ObjectChange, ObjectKind, SchemaDiff};
-pub use indexdef::IndexDefinitions;
 
 use postgres::{Client, IsolationLevel, Row, Transaction};
 use serde::{Deserialize, Serialize};
@@ -405,8 +407,7 @@ pub fn snapshot_with(
 /// [`snapshot`], with the work shared with a `helper` session when one is given and the catalog
 /// holds at least `share_from` relations: the helper imports the exported snapshot of the main
 /// session's transaction, so both read the same moment, and the two take the kinds' queries
-/// (the per-table kinds split in halves) in turn, costliest first. The result is the same as on
-/// one session. A server that cannot export a snapshot gets the one-session snapshot.
+/// in turn, costliest first. The result is the same as on one session. A server that cannot export a snapshot gets the one-session snapshot.
 pub fn snapshot_sharing(
     client: &mut Client,
     helper: Option<&mut Client>,
@@ -416,15 +417,15 @@ pub fn snapshot_sharing(
     snapshot_counting(client, helper, ignore_schemas, share_from).map(|(snap, _)| snap)
 }
 
-/// [`snapshot_sharing`], also saying how the index definitions were written (the tests check
-/// that sluice wrote them, and that they are `pg_get_indexdef`'s text).
+/// [`snapshot_sharing`], also saying how index and constraint definitions were written (the
+/// tests check that sluice wrote them, and that they are the server's text).
 #[doc(hidden)]
 pub fn snapshot_counting(
     client: &mut Client,
     helper: Option<&mut Client>,
     ignore_schemas: &[String],
     share_from: i64,
-) -> Result<(Snapshot, IndexDefinitions), postgres::Error> {
+) -> Result<(Snapshot, Definitions), postgres::Error> {
     let mut tx = read_only(client)?;
     let version: i32 = tx
         .query_one(
@@ -446,7 +447,7 @@ pub fn snapshot_counting(
         ignore: ignore_schemas,
     };
     let part = match helper {
-        None => take_slices(&mut tx, &query::plan(1), &AtomicUsize::new(0), &ctx)?,
+        None => take_kinds(&mut tx, &AtomicUsize::new(0), &ctx)?,
         Some(helper) => {
             tx.batch_execute(NO_PARALLEL_WORKERS)?;
             let exported = match tx.query_one("SELECT pg_catalog.pg_export_snapshot()", &[]) {
@@ -457,11 +458,10 @@ pub fn snapshot_counting(
                 }
             };
             let mut other = read_only_in(helper, &exported)?;
-            let plan = query::plan(2);
             let next = AtomicUsize::new(0);
             let (mine, theirs) = std::thread::scope(|scope| {
-                let theirs = scope.spawn(|| take_slices(&mut other, &plan, &next, &ctx));
-                let mine = take_slices(&mut tx, &plan, &next, &ctx);
+                let theirs = scope.spawn(|| take_kinds(&mut other, &next, &ctx));
+                let mine = take_kinds(&mut tx, &next, &ctx);
                 let theirs = theirs
                     .join()
                     .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
@@ -474,23 +474,23 @@ pub fn snapshot_counting(
         }
     };
     let mut snap = part.snapshot;
+    let written = deparse::complete(&mut tx, &mut snap, part.facts)?;
+    tx.rollback()?;
     snap.server_version_num = version as u32;
     snap.sort();
-    let written = indexdef::complete(&mut tx, &mut snap, part.facts)?;
-    tx.rollback()?;
     Ok((snap, written))
 }
 
-/// Runs slices of `plan`, taking the next untaken one each time, until none is left.
-fn take_slices(
+/// Runs the kinds' queries in [`query::PLAN`] order, taking the next untaken one each time,
+/// until none is left.
+fn take_kinds(
     tx: &mut Transaction<'_>,
-    plan: &[query::Slice],
     next: &AtomicUsize,
     ctx: &query::Context<'_>,
 ) -> Result<query::Part, postgres::Error> {
     let mut part = query::Part::default();
-    while let Some(slice) = plan.get(next.fetch_add(1, AtomicOrdering::Relaxed)) {
-        query::fetch(tx, *slice, ctx, &mut part)?;
+    while let Some(kind) = query::PLAN.get(next.fetch_add(1, AtomicOrdering::Relaxed)) {
+        query::fetch(tx, *kind, ctx, &mut part)?;
     }
     Ok(part)
 }

@@ -1,7 +1,7 @@
-//! The catalog queries behind a snapshot: one per kind of object (never one per table), each
-//! able to run as a share of its rows (by OID) so that two sessions in one exported snapshot can
-//! divide a large catalog between two server processes, and the mapping of their rows into the
-//! snapshot's model.
+//! The catalog queries behind a snapshot: one per kind of object (never one per table), so
+//! that two sessions in one exported snapshot can divide a large catalog's kinds between two
+//! server processes, and the mapping of their rows into the snapshot's model (and into the
+//! facts [`deparse`] writes definitions from).
 //!
 //! Every query starts from the same two sets, computed once per query with hash joins rather
 //! than a probe per row: the kept schemas (`ns`) and the members of extensions (`ext`). Names of
@@ -22,7 +22,7 @@ pub(super) struct Context<'a> {
 
 /// The kinds of object, one query each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub(super) enum Kind {
     Extensions,
     Schemas,
     Types,
@@ -36,78 +36,52 @@ enum Kind {
     Views,
 }
 
-/// One unit of a snapshot's work: a kind's query, or share `share` of `shares` of its rows.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Slice {
-    kind: Kind,
-    share: u32,
-    shares: u32,
-}
-
-/// The kinds whose rows are numerous enough (one or more per table) to be split, costliest
-/// first: deparsing indexes and constraints is most of a snapshot's time.
-const SPLIT: [Kind; 3] = [Kind::Indexes, Kind::Columns, Kind::Constraints];
-
-/// The rest, roughly costliest first.
-const WHOLE: [Kind; 8] = [
+/// Every kind, costliest first (server and client time together, measured at 10,000 tables),
+/// so that two sessions taking kinds in turn finish together. A kind is never split between
+/// sessions: each share would repeat the query's scans and joins.
+pub(super) const PLAN: [Kind; 11] = [
+    Kind::Columns,
+    Kind::Constraints,
+    Kind::Indexes,
     Kind::Tables,
     Kind::Types,
+    Kind::Views,
     Kind::Triggers,
     Kind::Functions,
-    Kind::Views,
     Kind::Sequences,
     Kind::Schemas,
     Kind::Extensions,
 ];
 
-/// The work of one snapshot, costliest first so that sessions taking slices in turn finish
-/// together; the per-table kinds are split into `shares` slices.
-pub(super) fn plan(shares: u32) -> Vec<Slice> {
-    let shares = shares.max(1);
-    let split = SPLIT.iter().flat_map(|&kind| {
-        (0..shares).map(move |share| Slice {
-            kind,
-            share,
-            shares,
-        })
-    });
-    let whole = WHOLE.iter().map(|&kind| Slice {
-        kind,
-        share: 0,
-        shares: 1,
-    });
-    split.chain(whole).collect()
-}
-
 /// The objects one session read, and what it gathered for the index definitions left to
-/// write ([`indexdef`]).
+/// write ([`deparse`]).
 #[derive(Default)]
 pub(super) struct Part {
     pub snapshot: Snapshot,
-    pub facts: indexdef::Facts,
+    pub facts: deparse::Facts,
 }
 
 impl Part {
     /// Adds what another session of the same snapshot read.
     pub fn absorb(&mut self, other: Part) {
+        let (indexes, constraints) = (self.snapshot.indexes.len(), self.snapshot.constraints.len());
         self.snapshot.absorb(other.snapshot);
-        self.facts.absorb(other.facts);
+        self.facts.absorb(other.facts, indexes, constraints);
     }
 }
 
-/// Runs one slice and appends its objects to `part`, mapping rows as they arrive.
+/// Runs one kind's query and appends its objects to `part`, mapping rows as they arrive.
 pub(super) fn fetch(
     tx: &mut Transaction<'_>,
-    slice: Slice,
+    kind: Kind,
     ctx: &Context<'_>,
     part: &mut Part,
 ) -> Result<(), postgres::Error> {
     let v = ctx.version;
-    let share = |oid: &str| share_condition(oid, slice);
     let i = ctx.ignore;
     let into = &mut part.snapshot;
     let facts = &mut part.facts;
-    match slice.kind {
+    match kind {
         Kind::Extensions => stream(
             tx,
             &extensions_sql(),
@@ -126,7 +100,7 @@ pub(super) fn fetch(
         Kind::Tables => stream(tx, &tables_sql(), Some(i), table_from_row, &mut into.tables),
         Kind::Columns => stream(
             tx,
-            &columns_sql(v, &share("a.attrelid")),
+            &columns_sql(v),
             Some(i),
             |r| {
                 let (key, fact) = column_fact(r);
@@ -144,20 +118,32 @@ pub(super) fn fetch(
         ),
         Kind::Indexes => stream(
             tx,
-            &indexes_sql(v, &share("i.indexrelid")),
+            &indexes_sql(v),
             Some(i),
-            |r| {
-                let (index, plain) = index_from_row(r);
-                facts.plain.extend(plain);
-                index
+            {
+                let mut at = into.indexes.len();
+                move |r| {
+                    let (index, plain) = index_from_row(r, at);
+                    facts.indexes.extend(plain);
+                    at += 1;
+                    index
+                }
             },
             &mut into.indexes,
         ),
         Kind::Constraints => stream(
             tx,
-            &constraints_sql(&share("k.oid")),
+            &constraints_sql(v),
             Some(i),
-            constraint_from_row,
+            {
+                let mut at = into.constraints.len();
+                move |r| {
+                    let (constraint, plain) = constraint_from_row(r, at);
+                    facts.constraints.extend(plain);
+                    at += 1;
+                    constraint
+                }
+            },
             &mut into.constraints,
         ),
         Kind::Triggers => stream(
@@ -196,18 +182,6 @@ fn stream<T>(
         out.push(map(&row));
     }
     Ok(())
-}
-
-/// `AND oid % shares = share`, or nothing for a whole kind.
-fn share_condition(oid: &str, slice: Slice) -> String {
-    if slice.shares <= 1 {
-        String::new()
-    } else {
-        format!(
-            " AND {oid}::pg_catalog.int8 % {} = {}",
-            slice.shares, slice.share
-        )
-    }
 }
 
 /// The condition that keeps a schema (alias `n`, a `pg_namespace` row) in the snapshot: not a
@@ -288,7 +262,7 @@ fn tables_sql() -> String {
     )
 }
 
-fn columns_sql(version: u32, share: &str) -> String {
+fn columns_sql(version: u32) -> String {
     // pg_attribute.attcompression exists from PostgreSQL 14.
     let compression = if version >= 140000 {
         "CASE a.attcompression WHEN 'p' THEN 'pglz' WHEN 'l' THEN 'lz4' END"
@@ -327,7 +301,7 @@ fn columns_sql(version: u32, share: &str) -> String {
            LEFT JOIN pg_catalog.pg_collation co ON co.oid = a.attcollation \
            LEFT JOIN pg_catalog.pg_namespace cn ON cn.oid = co.collnamespace \
           WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'f') \
-            AND c.oid NOT IN (SELECT objid FROM ext){share}",
+            AND c.oid NOT IN (SELECT objid FROM ext)",
         kept("pg_class")
     )
 }
@@ -354,14 +328,14 @@ fn sequences_sql() -> String {
     )
 }
 
-fn indexes_sql(version: u32, share: &str) -> String {
+fn indexes_sql(version: u32) -> String {
     // pg_index.indnullsnotdistinct exists from PostgreSQL 15.
     let nulls_distinct = if version >= 150000 {
         "AND NOT i.indnullsnotdistinct"
     } else {
         ""
     };
-    // A plain index's definition is written by sluice (see `indexdef`) from `head` and the
+    // A plain index's definition is written by sluice (see `deparse`) from `head` and the
     // key arrays; the others' is the server's. 403 is btree's fixed OID (BTREE_AM_OID).
     let plain = format!(
         "i.indexprs IS NULL AND i.indpred IS NULL AND ic.relam = 403 AND ic.relkind = 'i' \
@@ -391,27 +365,57 @@ fn indexes_sql(version: u32, share: &str) -> String {
            LEFT JOIN pg_catalog.pg_inherits h ON h.inhrelid = i.indexrelid \
            LEFT JOIN pg_catalog.pg_class p ON p.oid = h.inhparent \
            LEFT JOIN pg_catalog.pg_namespace pn ON pn.oid = p.relnamespace \
-          WHERE c.relkind IN ('r', 'p', 'f', 'm') AND c.oid NOT IN (SELECT objid FROM ext){share}",
+          WHERE c.relkind IN ('r', 'p', 'f', 'm') AND c.oid NOT IN (SELECT objid FROM ext)",
         kept("pg_class")
     )
 }
 
-fn constraints_sql(share: &str) -> String {
+fn constraints_sql(version: u32) -> String {
+    // NULLS NOT DISTINCT and ON DELETE SET NULL (columns) exist from PostgreSQL 15, PERIOD /
+    // WITHOUT OVERLAPS and NOT ENFORCED from 18.
+    let (nulls_distinct, set_columns) = if version >= 150000 {
+        (
+            "AND NOT xi.indnullsnotdistinct",
+            "AND k.confdelsetcols IS NULL",
+        )
+    } else {
+        ("", "")
+    };
+    let (no_period, enforced) = if version >= 180000 {
+        ("AND NOT k.conperiod", "k.conenforced")
+    } else {
+        ("", "true")
+    };
+    // A plain constraint's definition is written by sluice (see `deparse`) from the key
+    // arrays and codes; the others' is the server's.
+    let plain = format!(
+        "COALESCE((k.contype IN ('p', 'u') AND xi.indnatts = xi.indnkeyatts \
+                              {nulls_distinct}) \
+                             OR (k.contype = 'f' {set_columns}), false) {no_period}"
+    );
     format!(
         "{}SELECT ns.nspname::text, c.relname::text, k.conname::text, k.contype::text, \
-                pg_catalog.pg_get_constraintdef(k.oid), k.convalidated, \
+                CASE WHEN NOT ({plain}) THEN pg_catalog.pg_get_constraintdef(k.oid) END, \
+                k.convalidated, \
                 xn.nspname::text || '.' || x.relname::text, \
-                pn.nspname::text || '.' || pc.relname::text || '.' || pk.conname::text \
+                pn.nspname::text || '.' || pc.relname::text || '.' || pk.conname::text, \
+                k.oid, k.conrelid, k.conkey, k.confrelid, \
+                pg_catalog.quote_ident(fn.nspname) || '.' || pg_catalog.quote_ident(fc.relname), \
+                k.confkey, k.confmatchtype::text, k.confupdtype::text, k.confdeltype::text, \
+                k.condeferrable, k.condeferred, {enforced} \
            FROM pg_catalog.pg_constraint k \
            JOIN pg_catalog.pg_class c ON c.oid = k.conrelid \
            JOIN ns ON ns.oid = c.relnamespace \
            LEFT JOIN pg_catalog.pg_class x \
                   ON k.contype IN ('p', 'u', 'x') AND k.conindid <> 0 AND x.oid = k.conindid \
            LEFT JOIN pg_catalog.pg_namespace xn ON xn.oid = x.relnamespace \
+           LEFT JOIN pg_catalog.pg_index xi ON xi.indexrelid = x.oid \
+           LEFT JOIN pg_catalog.pg_class fc ON k.contype = 'f' AND fc.oid = k.confrelid \
+           LEFT JOIN pg_catalog.pg_namespace fn ON fn.oid = fc.relnamespace \
            LEFT JOIN pg_catalog.pg_constraint pk ON k.conparentid <> 0 AND pk.oid = k.conparentid \
            LEFT JOIN pg_catalog.pg_class pc ON pc.oid = pk.conrelid \
            LEFT JOIN pg_catalog.pg_namespace pn ON pn.oid = pc.relnamespace \
-          WHERE k.contype <> 'n' AND c.oid NOT IN (SELECT objid FROM ext){share}",
+          WHERE k.contype <> 'n' AND c.oid NOT IN (SELECT objid FROM ext)",
         kept("pg_class")
     )
 }
@@ -595,9 +599,9 @@ fn sequence_from_row(r: &Row) -> Sequence {
     }
 }
 
-/// The column's facts an index definition needs ([`indexdef`]), keyed (table OID, attnum).
-fn column_fact(r: &Row) -> ((u32, i16), indexdef::ColumnFact) {
-    let fact = indexdef::ColumnFact {
+/// The column's facts an index definition needs ([`deparse`]), keyed (table OID, attnum).
+fn column_fact(r: &Row) -> ((u32, i16), deparse::ColumnFact) {
+    let fact = deparse::ColumnFact {
         quoted: r.get(14),
         type_oid: r.get(15),
         collation: r.get(16),
@@ -605,16 +609,16 @@ fn column_fact(r: &Row) -> ((u32, i16), indexdef::ColumnFact) {
     ((r.get(12), r.get(13)), fact)
 }
 
-/// The index, and for a plain one (no definition yet) what [`indexdef`] needs to write it.
-fn index_from_row(r: &Row) -> (Index, Option<indexdef::PlainIndex>) {
+/// The index, and for a plain one (no definition yet) what [`deparse`] needs to write it.
+fn index_from_row(r: &Row, at: usize) -> (Index, Option<deparse::PlainIndex>) {
     let schema: String = r.get(0);
     let name: String = r.get(1);
     let key = format!("{schema}.{name}");
     let definition: Option<String> = r.get(3);
     let plain = match definition {
         Some(_) => None,
-        None => Some(indexdef::PlainIndex {
-            key: key.clone(),
+        None => Some(deparse::PlainIndex {
+            at,
             oid: r.get(11),
             table_oid: r.get(12),
             head: r.get::<_, Option<String>>(10).unwrap_or_default(),
@@ -641,12 +645,36 @@ fn index_from_row(r: &Row) -> (Index, Option<indexdef::PlainIndex>) {
     (index, plain)
 }
 
-fn constraint_from_row(r: &Row) -> Constraint {
+/// The constraint, and for a plain one (no definition yet) what [`deparse`] needs to write it.
+fn constraint_from_row(r: &Row, at: usize) -> (Constraint, Option<deparse::PlainConstraint>) {
     let schema: String = r.get(0);
     let table: String = r.get(1);
     let name: String = r.get(2);
     let contype: String = r.get(3);
-    Constraint {
+    let definition: Option<String> = r.get(4);
+    let plain = match definition {
+        Some(_) => None,
+        None => Some(deparse::PlainConstraint {
+            at,
+            oid: r.get(8),
+            table_oid: r.get(9),
+            columns: r.get::<_, Option<Vec<i16>>>(10).unwrap_or_default(),
+            references: (contype == "f").then(|| deparse::References {
+                table_oid: r.get(11),
+                table: r.get::<_, Option<String>>(12).unwrap_or_default(),
+                columns: r.get::<_, Option<Vec<i16>>>(13).unwrap_or_default(),
+                match_type: r.get(14),
+                on_update: r.get(15),
+                on_delete: r.get(16),
+            }),
+            deferrable: r.get(17),
+            deferred: r.get(18),
+            enforced: r.get(19),
+            validated: r.get(5),
+            contype: contype.clone(),
+        }),
+    };
+    let constraint = Constraint {
         key: format!("{schema}.{table}.{name}"),
         constraint_type: match contype.as_str() {
             "c" => "check",
@@ -658,14 +686,15 @@ fn constraint_from_row(r: &Row) -> Constraint {
             other => other,
         }
         .to_string(),
-        definition: r.get(4),
+        definition: definition.unwrap_or_default(),
         validated: r.get(5),
         index: r.get(6),
         parent: r.get(7),
         schema,
         table,
         name,
-    }
+    };
+    (constraint, plain)
 }
 
 fn trigger_from_row(r: &Row) -> Trigger {
