@@ -26,7 +26,7 @@
 use postgres::Transaction;
 use std::collections::HashMap;
 
-use super::Snapshot;
+use super::{Column, Snapshot};
 
 /// `pg_index.indoption` bits (`catalog/pg_index.h`).
 const INDOPTION_DESC: i16 = 0x0001;
@@ -35,8 +35,10 @@ const INDOPTION_NULLS_FIRST: i16 = 0x0002;
 /// What a definition needs to know of a table column.
 #[derive(Debug)]
 pub(super) struct ColumnFact {
-    /// `quote_ident(attname)`.
-    pub quoted: String,
+    /// Its position in the snapshot's `columns` (whose `name` is the column's name).
+    pub at: usize,
+    /// `quote_ident(attname)` when it is not the name itself.
+    pub quoted: Option<String>,
     /// `atttypid`.
     pub type_oid: u32,
     /// `attcollation` (0 for a type without collation).
@@ -101,21 +103,49 @@ pub(super) struct Facts {
     pub constraints: Vec<PlainConstraint>,
 }
 
+/// How many objects of each kind preceded another session's in the merged snapshot.
+pub(super) struct Offsets {
+    pub columns: usize,
+    pub indexes: usize,
+    pub constraints: usize,
+}
+
 impl Facts {
     /// Adds the facts gathered by another session of the same snapshot, whose objects were
-    /// appended after `indexes` indexes and `constraints` constraints.
-    pub fn absorb(&mut self, other: Facts, indexes: usize, constraints: usize) {
-        self.columns.extend(other.columns);
+    /// appended after those counted in `offsets`.
+    pub fn absorb(&mut self, other: Facts, offsets: Offsets) {
+        self.columns
+            .extend(other.columns.into_iter().map(|(key, mut column)| {
+                column.at += offsets.columns;
+                (key, column)
+            }));
         self.indexes
             .extend(other.indexes.into_iter().map(|mut index| {
-                index.at += indexes;
+                index.at += offsets.indexes;
                 index
             }));
         self.constraints
             .extend(other.constraints.into_iter().map(|mut constraint| {
-                constraint.at += constraints;
+                constraint.at += offsets.constraints;
                 constraint
             }));
+    }
+}
+
+/// The columns a definition names: the facts, and the snapshot's columns they point into.
+struct Columns<'a> {
+    facts: &'a HashMap<(u32, i16), ColumnFact>,
+    listed: &'a [Column],
+}
+
+impl Columns<'_> {
+    fn get(&self, table_oid: u32, attnum: i16) -> Option<(&ColumnFact, &str)> {
+        let fact = self.facts.get(&(table_oid, attnum))?;
+        let quoted = match &fact.quoted {
+            Some(quoted) => quoted.as_str(),
+            None => self.listed.get(fact.at)?.name.as_str(),
+        };
+        Some((fact, quoted))
     }
 }
 
@@ -142,11 +172,15 @@ pub(super) fn complete(
     facts: Facts,
 ) -> Result<Definitions, postgres::Error> {
     let mut written = Definitions::default();
+    let columns = Columns {
+        facts: &facts.columns,
+        listed: &snapshot.columns,
+    };
     if !facts.indexes.is_empty() {
         let defaults = default_opclasses(tx)?;
         let mut left = Vec::new();
         for index in &facts.indexes {
-            match render_index(index, &facts.columns, &defaults) {
+            match render_index(index, &columns, &defaults) {
                 Some(text) => snapshot.indexes[index.at].definition = text,
                 None => left.push((index.at, index.oid)),
             }
@@ -162,7 +196,7 @@ pub(super) fn complete(
     let mut left = Vec::new();
     let mut by_sluice = 0;
     for constraint in &facts.constraints {
-        match render_constraint(constraint, &facts.columns) {
+        match render_constraint(constraint, &columns) {
             Some(text) => {
                 snapshot.constraints[constraint.at].definition = text;
                 by_sluice += 1;
@@ -224,7 +258,7 @@ fn default_opclasses(tx: &mut Transaction<'_>) -> Result<HashMap<u32, u32>, post
 /// not plain (another operator class or collation) or a column's facts are missing.
 fn render_index(
     index: &PlainIndex,
-    columns: &HashMap<(u32, i16), ColumnFact>,
+    columns: &Columns<'_>,
     defaults: &HashMap<u32, u32>,
 ) -> Option<String> {
     let keys = index.key_count;
@@ -239,13 +273,13 @@ fn render_index(
     }
     let mut text = index.head.clone();
     for (n, attnum) in index.attnums.iter().enumerate() {
-        let column = columns.get(&(index.table_oid, *attnum))?;
+        let (column, quoted) = columns.get(index.table_oid, *attnum)?;
         if n == keys {
             text.push_str(") INCLUDE (");
         } else if n > 0 {
             text.push_str(", ");
         }
-        text.push_str(&column.quoted);
+        text.push_str(quoted);
         if n < keys {
             let collation = index.collations[n];
             if collation != 0 && collation != column.collation {
@@ -275,10 +309,7 @@ fn sort_order(option: i16) -> &'static str {
 
 /// The definition of `constraint` as `pg_get_constraintdef` prints it, or `None` when a
 /// column's facts are missing (a table the snapshot does not list) or a code is unknown.
-fn render_constraint(
-    constraint: &PlainConstraint,
-    columns: &HashMap<(u32, i16), ColumnFact>,
-) -> Option<String> {
+fn render_constraint(constraint: &PlainConstraint, columns: &Columns<'_>) -> Option<String> {
     let mut text = String::with_capacity(64);
     match (constraint.contype.as_str(), &constraint.references) {
         ("p", None) => text.push_str("PRIMARY KEY ("),
@@ -345,7 +376,7 @@ fn column_list(
     text: &mut String,
     table_oid: u32,
     attnums: &[i16],
-    columns: &HashMap<(u32, i16), ColumnFact>,
+    columns: &Columns<'_>,
 ) -> Option<()> {
     if attnums.is_empty() {
         return None;
@@ -354,7 +385,7 @@ fn column_list(
         if n > 0 {
             text.push_str(", ");
         }
-        text.push_str(&columns.get(&(table_oid, *attnum))?.quoted);
+        text.push_str(columns.get(table_oid, *attnum)?.1);
     }
     Some(())
 }
@@ -365,7 +396,8 @@ mod tests {
 
     fn column(quoted: &str, type_oid: u32, collation: u32) -> ColumnFact {
         ColumnFact {
-            quoted: quoted.to_string(),
+            at: 0,
+            quoted: Some(quoted.to_string()),
             type_oid,
             collation,
         }
@@ -387,14 +419,46 @@ mod tests {
     }
 
     fn facts() -> HashMap<(u32, i16), ColumnFact> {
-        [
+        let mut facts: HashMap<(u32, i16), ColumnFact> = [
             ((10, 1), column("id", 20, 0)),
             ((10, 2), column("\"Name\"", 25, 100)),
             ((10, 3), column("n", 20, 0)),
             ((11, 1), column("id", 20, 0)),
         ]
         .into_iter()
-        .collect()
+        .collect();
+        // a name that needs no quotes is read from the snapshot's column
+        facts.get_mut(&(10, 3)).unwrap().quoted = None;
+        facts.get_mut(&(10, 3)).unwrap().at = 1;
+        facts
+    }
+
+    fn listed() -> Vec<Column> {
+        ["id", "n"]
+            .iter()
+            .map(|name| Column {
+                key: format!("s.t.{name}"),
+                schema: "s".into(),
+                table: "t".into(),
+                name: name.to_string(),
+                data_type: "bigint".into(),
+                not_null: false,
+                not_null_not_valid: false,
+                default: None,
+                identity: None,
+                generated: None,
+                collation: None,
+                compression: None,
+                storage: None,
+            })
+            .collect()
+    }
+
+    fn columns<'a>(
+        facts: &'a HashMap<(u32, i16), ColumnFact>,
+        listed: &'a [Column],
+    ) -> Columns<'a> {
+        Columns { facts, listed }
     }
 
     fn defaults() -> HashMap<u32, u32> {
@@ -405,7 +469,7 @@ mod tests {
     fn key_and_include_columns_with_their_orderings() {
         let plain = index(vec![1, 3, 2], 2, vec![0, 3]);
         assert_eq!(
-            render_index(&plain, &facts(), &defaults()).as_deref(),
+            render_index(&plain, &columns(&facts(), &listed()), &defaults()).as_deref(),
             Some("CREATE INDEX ix ON s.t USING btree (id, n DESC) INCLUDE (\"Name\")")
         );
         let orders: Vec<&str> = (0..4).map(sort_order).collect();
@@ -417,24 +481,30 @@ mod tests {
         let mut text = index(vec![2], 1, vec![0]);
         text.opclasses = vec![3126];
         text.collations = vec![100];
-        assert!(render_index(&text, &facts(), &defaults()).is_some());
+        assert!(render_index(&text, &columns(&facts(), &listed()), &defaults()).is_some());
         text.collations = vec![950];
         assert_eq!(
-            render_index(&text, &facts(), &defaults()),
+            render_index(&text, &columns(&facts(), &listed()), &defaults()),
             None,
             "COLLATE \"C\""
         );
         text.collations = vec![100];
         text.opclasses = vec![4217];
         assert_eq!(
-            render_index(&text, &facts(), &defaults()),
+            render_index(&text, &columns(&facts(), &listed()), &defaults()),
             None,
             "pattern ops"
         );
         let missing = index(vec![9], 1, vec![0]);
-        assert_eq!(render_index(&missing, &facts(), &defaults()), None);
+        assert_eq!(
+            render_index(&missing, &columns(&facts(), &listed()), &defaults()),
+            None
+        );
         let mismatched = index(vec![1], 1, vec![]);
-        assert_eq!(render_index(&mismatched, &facts(), &defaults()), None);
+        assert_eq!(
+            render_index(&mismatched, &columns(&facts(), &listed()), &defaults()),
+            None
+        );
     }
 
     fn foreign_key(on_update: &str, on_delete: &str) -> PlainConstraint {
@@ -462,7 +532,7 @@ mod tests {
     #[test]
     fn constraints_with_their_actions_and_states() {
         assert_eq!(
-            render_constraint(&foreign_key("a", "n"), &facts()).as_deref(),
+            render_constraint(&foreign_key("a", "n"), &columns(&facts(), &listed())).as_deref(),
             Some(
                 "FOREIGN KEY (n, id) REFERENCES s.\"Parent\"(id, id) MATCH FULL \
                  ON DELETE SET NULL DEFERRABLE INITIALLY DEFERRED NOT VALID"
@@ -475,12 +545,18 @@ mod tests {
         key.deferred = false;
         key.enforced = false;
         assert_eq!(
-            render_constraint(&key, &facts()).as_deref(),
+            render_constraint(&key, &columns(&facts(), &listed())).as_deref(),
             Some("PRIMARY KEY (n, id) NOT ENFORCED")
         );
         let mut unknown = foreign_key("x", "a");
-        assert_eq!(render_constraint(&unknown, &facts()), None);
+        assert_eq!(
+            render_constraint(&unknown, &columns(&facts(), &listed())),
+            None
+        );
         unknown.references.as_mut().unwrap().table_oid = 99;
-        assert_eq!(render_constraint(&unknown, &facts()), None);
+        assert_eq!(
+            render_constraint(&unknown, &columns(&facts(), &listed())),
+            None
+        );
     }
 }

@@ -335,23 +335,46 @@ impl Snapshot {
         self.views.extend(other.views);
     }
 
-    /// Sorts every list by key (byte order, independent of the server's collation).
+    /// Sorts every list by key (byte order, independent of the server's collation); the
+    /// columns, the longest list, on a thread of their own.
     fn sort(&mut self) {
-        fn by_key<T: Keyed>(v: &mut [T]) {
-            v.sort_by(|a, b| a.key().cmp(b.key()));
-        }
-        by_key(&mut self.extensions);
-        by_key(&mut self.schemas);
-        by_key(&mut self.types);
-        by_key(&mut self.tables);
-        by_key(&mut self.columns);
-        by_key(&mut self.sequences);
-        by_key(&mut self.indexes);
-        by_key(&mut self.constraints);
-        by_key(&mut self.triggers);
-        by_key(&mut self.functions);
-        by_key(&mut self.views);
+        let Snapshot {
+            columns,
+            extensions,
+            schemas,
+            types,
+            tables,
+            sequences,
+            indexes,
+            constraints,
+            triggers,
+            functions,
+            views,
+            ..
+        } = self;
+        std::thread::scope(|scope| {
+            scope.spawn(|| sort_by_key(columns));
+            sort_by_key(extensions);
+            sort_by_key(schemas);
+            sort_by_key(types);
+            sort_by_key(tables);
+            sort_by_key(sequences);
+            sort_by_key(indexes);
+            sort_by_key(constraints);
+            sort_by_key(triggers);
+            sort_by_key(functions);
+            sort_by_key(views);
+        });
     }
+}
+
+/// Sorts `list` by key, moving each object once: the comparisons sort positions, not the
+/// objects, which are large.
+fn sort_by_key<T: Keyed>(list: &mut Vec<T>) {
+    let mut order: Vec<usize> = (0..list.len()).collect();
+    order.sort_unstable_by(|&a, &b| list[a].key().cmp(list[b].key()));
+    let mut slots: Vec<Option<T>> = std::mem::take(list).into_iter().map(Some).collect();
+    list.extend(order.into_iter().filter_map(|at| slots[at].take()));
 }
 
 /// Session settings that shape deparsed text (`pg_get_expr`, `format_type`, …): pinned so that

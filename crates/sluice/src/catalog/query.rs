@@ -53,8 +53,8 @@ pub(super) const PLAN: [Kind; 11] = [
     Kind::Extensions,
 ];
 
-/// The objects one session read, and what it gathered for the index definitions left to
-/// write ([`deparse`]).
+/// The objects one session read, and what it gathered for the definitions left to write
+/// ([`deparse`]).
 #[derive(Default)]
 pub(super) struct Part {
     pub snapshot: Snapshot,
@@ -64,9 +64,13 @@ pub(super) struct Part {
 impl Part {
     /// Adds what another session of the same snapshot read.
     pub fn absorb(&mut self, other: Part) {
-        let (indexes, constraints) = (self.snapshot.indexes.len(), self.snapshot.constraints.len());
+        let offsets = deparse::Offsets {
+            columns: self.snapshot.columns.len(),
+            indexes: self.snapshot.indexes.len(),
+            constraints: self.snapshot.constraints.len(),
+        };
         self.snapshot.absorb(other.snapshot);
-        self.facts.absorb(other.facts, indexes, constraints);
+        self.facts.absorb(other.facts, offsets);
     }
 }
 
@@ -102,10 +106,14 @@ pub(super) fn fetch(
             tx,
             &columns_sql(v),
             Some(i),
-            |r| {
-                let (key, fact) = column_fact(r);
-                facts.columns.insert(key, fact);
-                column_from_row(r)
+            {
+                let mut at = into.columns.len();
+                move |r| {
+                    let (key, fact) = column_fact(r, at);
+                    facts.columns.insert(key, fact);
+                    at += 1;
+                    column_from_row(r)
+                }
             },
             &mut into.columns,
         ),
@@ -182,6 +190,18 @@ fn stream<T>(
         out.push(map(&row));
     }
     Ok(())
+}
+
+/// `a.b.c`: a key of SPEC §5 from its parts.
+fn dotted(parts: &[&str]) -> String {
+    let mut key = String::with_capacity(parts.iter().map(|p| p.len() + 1).sum());
+    for (n, part) in parts.iter().enumerate() {
+        if n > 0 {
+            key.push('.');
+        }
+        key.push_str(part);
+    }
+    key
 }
 
 /// The condition that keeps a schema (alias `n`, a `pg_namespace` row) in the snapshot: not a
@@ -291,7 +311,8 @@ fn columns_sql(version: u32) -> String {
                 CASE WHEN a.attstorage <> t.typstorage THEN \
                   CASE a.attstorage WHEN 'p' THEN 'plain' WHEN 'e' THEN 'external' \
                                     WHEN 'x' THEN 'extended' WHEN 'm' THEN 'main' END END, \
-                a.attrelid, a.attnum, pg_catalog.quote_ident(a.attname), a.atttypid, a.attcollation \
+                a.attrelid, a.attnum, NULLIF(pg_catalog.quote_ident(a.attname), a.attname::text), \
+                a.atttypid, a.attcollation \
            FROM pg_catalog.pg_attribute a \
            JOIN pg_catalog.pg_class c ON c.oid = a.attrelid \
            JOIN ns ON ns.oid = c.relnamespace \
@@ -521,7 +542,7 @@ fn table_from_row(r: &Row) -> Table {
     let persistence: String = r.get(3);
     let replident: String = r.get(14);
     Table {
-        key: format!("{schema}.{name}"),
+        key: dotted(&[&schema, &name]),
         kind: match kind.as_str() {
             "r" => "table",
             "p" => "partitioned_table",
@@ -564,7 +585,7 @@ fn column_from_row(r: &Row) -> Column {
     let table: String = r.get(1);
     let name: String = r.get(2);
     Column {
-        key: format!("{schema}.{table}.{name}"),
+        key: dotted(&[&schema, &table, &name]),
         data_type: r.get(3),
         not_null: r.get(4),
         not_null_not_valid: r.get(5),
@@ -584,7 +605,7 @@ fn sequence_from_row(r: &Row) -> Sequence {
     let schema: String = r.get(0);
     let name: String = r.get(1);
     Sequence {
-        key: format!("{schema}.{name}"),
+        key: dotted(&[&schema, &name]),
         data_type: r.get(2),
         start: r.get(3),
         increment: r.get(4),
@@ -599,9 +620,11 @@ fn sequence_from_row(r: &Row) -> Sequence {
     }
 }
 
-/// The column's facts an index definition needs ([`deparse`]), keyed (table OID, attnum).
-fn column_fact(r: &Row) -> ((u32, i16), deparse::ColumnFact) {
+/// The facts of the column at `at` that a definition needs ([`deparse`]), keyed (table OID,
+/// attnum).
+fn column_fact(r: &Row, at: usize) -> ((u32, i16), deparse::ColumnFact) {
     let fact = deparse::ColumnFact {
+        at,
         quoted: r.get(14),
         type_oid: r.get(15),
         collation: r.get(16),
@@ -613,7 +636,7 @@ fn column_fact(r: &Row) -> ((u32, i16), deparse::ColumnFact) {
 fn index_from_row(r: &Row, at: usize) -> (Index, Option<deparse::PlainIndex>) {
     let schema: String = r.get(0);
     let name: String = r.get(1);
-    let key = format!("{schema}.{name}");
+    let key = dotted(&[&schema, &name]);
     let definition: Option<String> = r.get(3);
     let plain = match definition {
         Some(_) => None,
@@ -675,7 +698,7 @@ fn constraint_from_row(r: &Row, at: usize) -> (Constraint, Option<deparse::Plain
         }),
     };
     let constraint = Constraint {
-        key: format!("{schema}.{table}.{name}"),
+        key: dotted(&[&schema, &table, &name]),
         constraint_type: match contype.as_str() {
             "c" => "check",
             "f" => "foreign_key",
@@ -703,7 +726,7 @@ fn trigger_from_row(r: &Row) -> Trigger {
     let name: String = r.get(2);
     let enabled: String = r.get(4);
     Trigger {
-        key: format!("{schema}.{table}.{name}"),
+        key: dotted(&[&schema, &table, &name]),
         definition: r.get(3),
         enabled: match enabled.as_str() {
             "O" => "origin",
@@ -770,7 +793,7 @@ fn view_from_row(r: &Row) -> View {
     let schema: String = r.get(0);
     let name: String = r.get(1);
     View {
-        key: format!("{schema}.{name}"),
+        key: dotted(&[&schema, &name]),
         materialized: r.get(2),
         definition: r.get(3),
         options: r.get(4),
@@ -785,7 +808,7 @@ fn type_from_row(r: &Row) -> Type {
     let name: String = r.get(1);
     let kind: String = r.get(2);
     Type {
-        key: format!("{schema}.{name}"),
+        key: dotted(&[&schema, &name]),
         kind: match kind.as_str() {
             "e" => "enum",
             "d" => "domain",
