@@ -790,3 +790,111 @@ fn index_and_constraint_definitions_are_the_servers_own_text() {
     drop(c);
     cluster.stop().unwrap();
 }
+
+/// A snapshot taken after an earlier one reads again only the tables whose rows changed and
+/// takes the others' objects from the earlier one (`catalog::snapshot_since`): after each kind
+/// of change it must equal a whole snapshot, and it must actually take tables over when it can.
+#[test]
+fn a_snapshot_since_an_earlier_one_equals_a_whole_one_after_every_kind_of_change() {
+    let mut cluster = common::cluster();
+    let mut admin = cluster.connect("postgres").unwrap();
+    admin.batch_execute("CREATE DATABASE base").unwrap();
+    let mut base = cluster.connect("base").unwrap();
+    base.batch_execute(
+        r#"CREATE SCHEMA app;
+         CREATE TYPE app.mood AS ENUM ('sad', 'ok');
+         CREATE FUNCTION app.seven() RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT 7';
+         CREATE TABLE app.a (id bigint PRIMARY KEY, v int, t text, UNIQUE (v, t));
+         CREATE INDEX a_t ON app.a (t DESC);
+         CREATE TABLE app.b (id bigint PRIMARY KEY, a_id bigint CONSTRAINT b_a REFERENCES app.a, v int, t text,
+                             FOREIGN KEY (v, t) REFERENCES app.a (v, t) ON DELETE CASCADE);
+         CREATE TABLE app.c (id serial PRIMARY KEY, m app.mood, n int DEFAULT app.seven(), CHECK (n > 0));
+         CREATE TABLE app.d (x int, y varchar(5));
+         CREATE INDEX d_y ON app.d (y);
+         CREATE TABLE app.e (x int, y int);
+         CREATE TABLE app.parted (id int, at date, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
+         CREATE TABLE app.parted_1 PARTITION OF app.parted FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+         CREATE INDEX parted_at ON app.parted (at);
+         CREATE MATERIALIZED VIEW app.mv AS SELECT id, v FROM app.a;
+         CREATE INDEX mv_v ON app.mv (v);"#,
+    )
+    .unwrap();
+    drop(base);
+    // (migration, whether tables can be taken over)
+    let cases: &[(&str, bool)] = &[
+        ("SELECT 1", true),
+        ("COMMENT ON TABLE app.a IS 'x'", true),
+        ("ALTER TABLE app.e ADD COLUMN z int", true),
+        ("ALTER TABLE app.a RENAME COLUMN t TO tt", true),
+        // a table's rename or move rewrites its row type's pg_type row: everything is read
+        ("ALTER TABLE app.a RENAME TO a2", false),
+        ("ALTER INDEX app.a_t RENAME TO a_t2", true),
+        ("DROP INDEX app.a_t", true),
+        ("ALTER TABLE app.b DROP CONSTRAINT b_a", true),
+        ("ALTER TABLE app.b ALTER COLUMN id TYPE numeric", true),
+        ("ALTER TABLE app.a ALTER COLUMN v SET NOT NULL", true),
+        ("ALTER TABLE app.e ALTER COLUMN x SET DEFAULT 5", true),
+        ("ALTER TABLE app.c ALTER COLUMN n DROP DEFAULT", true),
+        ("ALTER TABLE app.e ADD CONSTRAINT e_x CHECK (x > 0)", true),
+        ("CREATE INDEX e_y ON app.e (y)", true),
+        ("CREATE UNIQUE INDEX CONCURRENTLY e_xy ON app.e (x, y)", true),
+        ("ALTER TABLE app.e ADD PRIMARY KEY (x)", true),
+        ("ALTER TABLE app.e ADD PRIMARY KEY (x); ALTER TABLE app.d ADD CONSTRAINT d_e FOREIGN KEY (x) REFERENCES app.e (x)", true),
+        ("ALTER TABLE app.parted DETACH PARTITION app.parted_1", true),
+        ("ALTER INDEX app.parted_at RENAME TO parted_at2", true),
+        ("ALTER TABLE app.parted RENAME TO parted2", false),
+        ("CREATE TABLE app.f (x int REFERENCES app.a (id)); DROP TABLE app.d", true),
+        ("CREATE SCHEMA other; ALTER TABLE app.e SET SCHEMA other", false),
+        ("ALTER TABLE app.b RENAME CONSTRAINT b_a TO b_a2", true),
+        ("ALTER INDEX app.a_pkey RENAME TO a_key", true),
+        ("ALTER TABLE app.a ALTER COLUMN t SET STORAGE external", true),
+        ("DROP TABLE app.b", true),
+        ("DROP MATERIALIZED VIEW app.mv; DROP INDEX app.d_y", true),
+        ("ALTER SCHEMA app RENAME TO app2", false),
+        ("ALTER TYPE app.mood RENAME TO feeling", false),
+        ("ALTER FUNCTION app.seven() RENAME TO eight", false),
+        ("ALTER SEQUENCE app.c_id_seq RENAME TO c_seq", true),
+        ("VACUUM FULL app.a", true),
+        ("REINDEX TABLE CONCURRENTLY app.a", true),
+        ("CREATE COLLATION app.c2 FROM \"C\"", false),
+    ];
+    let (mut took_over, mut unexpected) = (0, Vec::new());
+    for (n, (migration, can_reuse)) in cases.iter().enumerate() {
+        let db = format!("case_{n}");
+        admin
+            .batch_execute(&format!("CREATE DATABASE {db} TEMPLATE base"))
+            .unwrap();
+        let mut c = cluster.connect(&db).unwrap();
+        let mut helper = cluster.connect(&db).unwrap();
+        let (pre, baseline) = catalog::snapshot_baseline(&mut c, None, &[]).unwrap();
+        if migration.contains("CONCURRENTLY") || migration.starts_with("VACUUM") {
+            c.batch_execute(migration).unwrap();
+        } else {
+            c.batch_execute(&format!("BEGIN; {migration}; COMMIT"))
+                .unwrap();
+        }
+        let whole = snap(&mut c);
+        let (since, reused) =
+            catalog::snapshot_since_counting(&mut c, None, &[], 0, &pre, &baseline).unwrap();
+        assert_eq!(
+            catalog::diff(&whole, &since),
+            catalog::SchemaDiff::default(),
+            "after {migration}"
+        );
+        assert_eq!(since, whole, "after {migration}");
+        let (shared, _) =
+            catalog::snapshot_since_counting(&mut c, Some(&mut helper), &[], 0, &pre, &baseline)
+                .unwrap();
+        assert_eq!(shared, whole, "after {migration}, on two sessions");
+        if reused.is_some_and(|tables| tables > 0) != *can_reuse {
+            unexpected.push(format!("{migration}: {reused:?} tables taken over"));
+        }
+        took_over += usize::from(reused.is_some());
+        drop((c, helper));
+        admin.batch_execute(&format!("DROP DATABASE {db}")).unwrap();
+    }
+    assert!(unexpected.is_empty(), "{unexpected:#?}");
+    assert!(took_over >= 25, "{took_over}");
+    drop(admin);
+    cluster.stop().unwrap();
+}

@@ -19,9 +19,11 @@
 mod deparse;
 pub mod diff;
 mod query;
+mod reuse;
 
 pub use deparse::{Definitions, Written};
 pub use diff::{diff, judge, DiffVerdict, ObjectChange, ObjectKind, SchemaDiff};
+pub use reuse::Baseline;
 
 use postgres::{Client, IsolationLevel, Row, Transaction};
 use serde::{Deserialize, Serialize};
@@ -369,10 +371,11 @@ impl Snapshot {
 }
 
 /// Sorts `list` by key, moving each object once: the comparisons sort positions, not the
-/// objects, which are large.
+/// objects, which are large. The sort is a merge of runs, so a list that is mostly in order
+/// already (objects taken over from an earlier snapshot) costs little more than a pass.
 fn sort_by_key<T: Keyed>(list: &mut Vec<T>) {
     let mut order: Vec<usize> = (0..list.len()).collect();
-    order.sort_unstable_by(|&a, &b| list[a].key().cmp(list[b].key()));
+    order.sort_by(|&a, &b| list[a].key().cmp(list[b].key()));
     let mut slots: Vec<Option<T>> = std::mem::take(list).into_iter().map(Some).collect();
     list.extend(order.into_iter().filter_map(|at| slots[at].take()));
 }
@@ -449,6 +452,105 @@ pub fn snapshot_counting(
     ignore_schemas: &[String],
     share_from: i64,
 ) -> Result<(Snapshot, Definitions), postgres::Error> {
+    let taken = take(client, helper, ignore_schemas, share_from, Earlier::None)?
+        .expect("a whole snapshot always completes");
+    Ok((taken.snapshot, taken.definitions))
+}
+
+/// [`snapshot_with`], also recording what a later [`snapshot_since`] compares against.
+pub fn snapshot_baseline(
+    client: &mut Client,
+    helper: Option<&mut Client>,
+    ignore_schemas: &[String],
+) -> Result<(Snapshot, Baseline), postgres::Error> {
+    let taken = take(
+        client,
+        helper,
+        ignore_schemas,
+        SHARE_FROM_RELATIONS,
+        Earlier::Record,
+    )?
+    .expect("a whole snapshot always completes");
+    let baseline = taken.baseline.expect("recorded when asked");
+    Ok((taken.snapshot, baseline))
+}
+
+/// A snapshot equal to [`snapshot_with`]'s, taken after `earlier` (with its `baseline`): the
+/// columns, indexes and constraints of tables none of whose rows were written since are taken
+/// from `earlier` (module `reuse` says when, and when everything is read again).
+pub fn snapshot_since(
+    client: &mut Client,
+    helper: Option<&mut Client>,
+    ignore_schemas: &[String],
+    earlier: &Snapshot,
+    baseline: &Baseline,
+) -> Result<Snapshot, postgres::Error> {
+    snapshot_since_counting(
+        client,
+        helper,
+        ignore_schemas,
+        SHARE_FROM_RELATIONS,
+        earlier,
+        baseline,
+    )
+    .map(|(snapshot, _)| snapshot)
+}
+
+/// [`snapshot_since`], also saying how many tables' objects were taken from `earlier` (`None`:
+/// everything was read).
+#[doc(hidden)]
+pub fn snapshot_since_counting(
+    client: &mut Client,
+    mut helper: Option<&mut Client>,
+    ignore_schemas: &[String],
+    share_from: i64,
+    earlier: &Snapshot,
+    baseline: &Baseline,
+) -> Result<(Snapshot, Option<usize>), postgres::Error> {
+    let since = Earlier::Since(earlier, baseline);
+    if let Some(taken) = take(
+        client,
+        helper.as_deref_mut(),
+        ignore_schemas,
+        share_from,
+        since,
+    )? {
+        return Ok((taken.snapshot, taken.reused));
+    }
+    let taken = take(client, helper, ignore_schemas, share_from, Earlier::None)?
+        .expect("a whole snapshot always completes");
+    Ok((taken.snapshot, None))
+}
+
+/// What a snapshot is taken in relation to.
+#[derive(Clone, Copy)]
+enum Earlier<'a> {
+    /// Nothing: read everything.
+    None,
+    /// Nothing, and record a [`Baseline`] for a later snapshot.
+    Record,
+    /// An earlier snapshot and its baseline.
+    Since(&'a Snapshot, &'a Baseline),
+}
+
+/// What one snapshot transaction produced.
+struct Taken {
+    snapshot: Snapshot,
+    definitions: Definitions,
+    baseline: Option<Baseline>,
+    /// How many tables' objects came from the earlier snapshot.
+    reused: Option<usize>,
+}
+
+/// Takes one snapshot; `None` when the earlier snapshot it was to build on does not fit what
+/// the catalogs hold (the caller then reads everything).
+fn take(
+    client: &mut Client,
+    helper: Option<&mut Client>,
+    ignore_schemas: &[String],
+    share_from: i64,
+    earlier: Earlier<'_>,
+) -> Result<Option<Taken>, postgres::Error> {
     let mut tx = read_only(client)?;
     let version: i32 = tx
         .query_one(
@@ -468,51 +570,120 @@ pub fn snapshot_counting(
     let ctx = query::Context {
         version: version as u32,
         ignore: ignore_schemas,
+        only: None,
     };
-    let part = match helper {
-        None => take_kinds(&mut tx, &AtomicUsize::new(0), &ctx)?,
+    let (changed, part) = match helper {
+        None => {
+            let changed = changed_tables(&mut tx, ignore_schemas, earlier)?;
+            let ctx = query::Context {
+                only: changed.as_deref(),
+                ..ctx
+            };
+            let part = take_kinds(&mut tx, &query::PLAN, &AtomicUsize::new(0), &ctx)?;
+            (changed, part)
+        }
         Some(helper) => {
             tx.batch_execute(NO_PARALLEL_WORKERS)?;
             let exported = match tx.query_one("SELECT pg_catalog.pg_export_snapshot()", &[]) {
                 Ok(row) => row.get::<_, String>(0),
                 Err(_) => {
                     tx.rollback()?;
-                    return snapshot_counting(client, None, ignore_schemas, share_from);
+                    return take(client, None, ignore_schemas, share_from, earlier);
                 }
             };
             let mut other = read_only_in(helper, &exported)?;
-            let next = AtomicUsize::new(0);
-            let (mine, theirs) = std::thread::scope(|scope| {
-                let theirs = scope.spawn(|| take_kinds(&mut other, &next, &ctx));
-                let mine = take_kinds(&mut tx, &next, &ctx);
-                let theirs = theirs
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-                (mine, theirs)
-            });
+            let (changed, part) = take_shared(&mut tx, &mut other, ignore_schemas, earlier, &ctx)?;
             other.rollback()?;
-            let mut part = mine?;
-            part.absorb(theirs?);
-            part
+            (changed, part)
         }
     };
     let mut snap = part.snapshot;
-    let written = deparse::complete(&mut tx, &mut snap, part.facts)?;
+    let definitions = deparse::complete(&mut tx, &mut snap, part.facts)?;
+    let reused = match (earlier, &changed) {
+        (Earlier::Since(then, baseline), Some(changed)) => {
+            match reuse::take_over(&mut snap, &part.ledger, changed, then, baseline) {
+                Some(reused) => Some(reused),
+                None => return Ok(None),
+            }
+        }
+        _ => None,
+    };
+    let baseline = match earlier {
+        Earlier::Record => Some(reuse::baseline(&mut tx, ignore_schemas, part.ledger)?),
+        _ => None,
+    };
     tx.rollback()?;
     snap.server_version_num = version as u32;
     snap.sort();
-    Ok((snap, written))
+    Ok(Some(Taken {
+        snapshot: snap,
+        definitions,
+        baseline,
+        reused,
+    }))
 }
 
-/// Runs the kinds' queries in [`query::PLAN`] order, taking the next untaken one each time,
-/// until none is left.
+/// The tables whose per-table objects must be read again, when there is an earlier snapshot
+/// that can serve.
+fn changed_tables(
+    tx: &mut Transaction<'_>,
+    ignore_schemas: &[String],
+    earlier: Earlier<'_>,
+) -> Result<Option<Vec<u32>>, postgres::Error> {
+    match earlier {
+        Earlier::Since(_, baseline) => reuse::changed_tables(tx, ignore_schemas, baseline),
+        _ => Ok(None),
+    }
+}
+
+/// The kinds' queries on two sessions in one snapshot, taken in turn costliest first. After an
+/// earlier snapshot, the helper starts on the whole kinds at once while the working session
+/// finds the tables that changed, then reads their objects, then joins in.
+fn take_shared(
+    tx: &mut Transaction<'_>,
+    other: &mut Transaction<'_>,
+    ignore_schemas: &[String],
+    earlier: Earlier<'_>,
+    ctx: &query::Context<'_>,
+) -> Result<(Option<Vec<u32>>, query::Part), postgres::Error> {
+    let next = AtomicUsize::new(0);
+    let since = matches!(earlier, Earlier::Since(..));
+    let shared: &[query::Kind] = if since { &query::WHOLE } else { &query::PLAN };
+    let (mine, theirs) = std::thread::scope(|scope| {
+        let theirs = scope.spawn(|| take_kinds(other, shared, &next, ctx));
+        let mine = (|| {
+            if !since {
+                return Ok((None, take_kinds(tx, shared, &next, ctx)?));
+            }
+            let changed = changed_tables(tx, ignore_schemas, earlier)?;
+            let per_table = query::Context {
+                only: changed.as_deref(),
+                ..*ctx
+            };
+            let mut part = take_kinds(tx, &query::PER_TABLE, &AtomicUsize::new(0), &per_table)?;
+            part.absorb(take_kinds(tx, shared, &next, ctx)?);
+            Ok((changed, part))
+        })();
+        let theirs = theirs
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (mine, theirs)
+    });
+    let (changed, mut part) = mine?;
+    part.absorb(theirs?);
+    Ok((changed, part))
+}
+
+/// Runs the queries of `kinds` in order, taking the next untaken one each time, until none
+/// is left.
 fn take_kinds(
     tx: &mut Transaction<'_>,
+    kinds: &[query::Kind],
     next: &AtomicUsize,
     ctx: &query::Context<'_>,
 ) -> Result<query::Part, postgres::Error> {
     let mut part = query::Part::default();
-    while let Some(kind) = query::PLAN.get(next.fetch_add(1, AtomicOrdering::Relaxed)) {
+    while let Some(kind) = kinds.get(next.fetch_add(1, AtomicOrdering::Relaxed)) {
         query::fetch(tx, *kind, ctx, &mut part)?;
     }
     Ok(part)

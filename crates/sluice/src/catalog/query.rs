@@ -13,11 +13,16 @@ use postgres::types::ToSql;
 use postgres::Transaction;
 
 /// What every query needs to know.
+#[derive(Clone, Copy)]
 pub(super) struct Context<'a> {
     /// `server_version_num`: the catalogs differ between major versions.
     pub version: u32,
     /// Schemas left out of the snapshot (the queries' `$1`).
     pub ignore: &'a [String],
+    /// When given, the per-table kinds (columns, indexes, constraints) read only the objects
+    /// of these tables (the queries' `$2`): [`reuse`] takes the others from an earlier
+    /// snapshot.
+    pub only: Option<&'a [u32]>,
 }
 
 /// The kinds of object, one query each.
@@ -36,13 +41,13 @@ pub(super) enum Kind {
     Views,
 }
 
-/// Every kind, costliest first (server and client time together, measured at 10,000 tables),
-/// so that two sessions taking kinds in turn finish together. A kind is never split between
-/// sessions: each share would repeat the query's scans and joins.
-pub(super) const PLAN: [Kind; 11] = [
-    Kind::Columns,
-    Kind::Constraints,
-    Kind::Indexes,
+/// The kinds with objects of each table, costliest first (server and client time together,
+/// measured at 10,000 tables). A snapshot after an earlier one reads them only for the tables
+/// that changed ([`reuse`]).
+pub(super) const PER_TABLE: [Kind; 3] = [Kind::Columns, Kind::Constraints, Kind::Indexes];
+
+/// The other kinds, always read whole, costliest first.
+pub(super) const WHOLE: [Kind; 8] = [
     Kind::Tables,
     Kind::Types,
     Kind::Views,
@@ -53,12 +58,29 @@ pub(super) const PLAN: [Kind; 11] = [
     Kind::Extensions,
 ];
 
+/// Every kind, costliest first, so that two sessions taking kinds in turn finish together. A
+/// kind is never split between sessions: each share would repeat the query's scans and joins.
+pub(super) const PLAN: [Kind; 11] = {
+    let mut plan = [Kind::Columns; 11];
+    let mut at = 0;
+    while at < plan.len() {
+        plan[at] = if at < PER_TABLE.len() {
+            PER_TABLE[at]
+        } else {
+            WHOLE[at - PER_TABLE.len()]
+        };
+        at += 1;
+    }
+    plan
+};
+
 /// The objects one session read, and what it gathered for the definitions left to write
 /// ([`deparse`]).
 #[derive(Default)]
 pub(super) struct Part {
     pub snapshot: Snapshot,
     pub facts: deparse::Facts,
+    pub ledger: reuse::Ledger,
 }
 
 impl Part {
@@ -71,6 +93,7 @@ impl Part {
         };
         self.snapshot.absorb(other.snapshot);
         self.facts.absorb(other.facts, offsets);
+        self.ledger.absorb(other.ledger);
     }
 }
 
@@ -82,37 +105,58 @@ pub(super) fn fetch(
     part: &mut Part,
 ) -> Result<(), postgres::Error> {
     let v = ctx.version;
-    let i = ctx.ignore;
+    let i = &ctx.ignore;
     let into = &mut part.snapshot;
     let facts = &mut part.facts;
+    let ledger = &mut part.ledger;
+    let ignored: &[&(dyn ToSql + Sync)] = &[i];
+    // the per-table kinds, restricted to `ctx.only` when given
+    let (only, per_table): (&str, Vec<&(dyn ToSql + Sync)>) = match &ctx.only {
+        Some(tables) => (" AND c.oid = ANY ($2::pg_catalog.oid[])", vec![i, tables]),
+        None => ("", vec![i]),
+    };
     match kind {
         Kind::Extensions => stream(
             tx,
             &extensions_sql(),
-            None,
+            &[],
             extension_from_row,
             &mut into.extensions,
         ),
         Kind::Schemas => stream(
             tx,
             &schemas_sql(),
-            Some(i),
+            ignored,
             schema_from_row,
             &mut into.schemas,
         ),
-        Kind::Types => stream(tx, &types_sql(), Some(i), type_from_row, &mut into.types),
-        Kind::Tables => stream(tx, &tables_sql(), Some(i), table_from_row, &mut into.tables),
+        Kind::Types => stream(tx, &types_sql(), ignored, type_from_row, &mut into.types),
+        Kind::Tables => stream(
+            tx,
+            &tables_sql(),
+            ignored,
+            |r| {
+                let table = table_from_row(r);
+                ledger.table(r.get(15), &table);
+                table
+            },
+            &mut into.tables,
+        ),
         Kind::Columns => stream(
             tx,
-            &columns_sql(v),
-            Some(i),
+            &format!("{}{only}", columns_sql(v)),
+            &per_table,
             {
                 let mut at = into.columns.len();
                 move |r| {
                     let (key, fact) = column_fact(r, at);
                     facts.columns.insert(key, fact);
                     at += 1;
-                    column_from_row(r)
+                    let column = column_from_row(r);
+                    if column.default.is_some() || column.generated.is_some() {
+                        ledger.expressions(key.0);
+                    }
+                    column
                 }
             },
             &mut into.columns,
@@ -120,20 +164,25 @@ pub(super) fn fetch(
         Kind::Sequences => stream(
             tx,
             &sequences_sql(),
-            Some(i),
+            ignored,
             sequence_from_row,
             &mut into.sequences,
         ),
         Kind::Indexes => stream(
             tx,
-            &indexes_sql(v),
-            Some(i),
+            &format!("{}{only}", indexes_sql(v)),
+            &per_table,
             {
                 let mut at = into.indexes.len();
                 move |r| {
                     let (index, plain) = index_from_row(r, at);
                     facts.indexes.extend(plain);
                     at += 1;
+                    let table: u32 = r.get(12);
+                    ledger.index(table);
+                    if r.get::<_, bool>(18) || !index.valid || !index.ready {
+                        ledger.expressions(table);
+                    }
                     index
                 }
             },
@@ -141,14 +190,19 @@ pub(super) fn fetch(
         ),
         Kind::Constraints => stream(
             tx,
-            &constraints_sql(v),
-            Some(i),
+            &format!("{}{only}", constraints_sql(v)),
+            &per_table,
             {
                 let mut at = into.constraints.len();
                 move |r| {
                     let (constraint, plain) = constraint_from_row(r, at);
                     facts.constraints.extend(plain);
                     at += 1;
+                    let table: u32 = r.get(9);
+                    ledger.constraint(table);
+                    if matches!(constraint.constraint_type.as_str(), "check" | "exclusion") {
+                        ledger.expressions(table);
+                    }
                     constraint
                 }
             },
@@ -157,35 +211,31 @@ pub(super) fn fetch(
         Kind::Triggers => stream(
             tx,
             &triggers_sql(v),
-            Some(i),
+            ignored,
             trigger_from_row,
             &mut into.triggers,
         ),
         Kind::Functions => stream(
             tx,
             &functions_sql(v),
-            Some(i),
+            ignored,
             function_from_row,
             &mut into.functions,
         ),
-        Kind::Views => stream(tx, &views_sql(), Some(i), view_from_row, &mut into.views),
+        Kind::Views => stream(tx, &views_sql(), ignored, view_from_row, &mut into.views),
     }
 }
 
-/// Runs `sql` (with the ignored schemas as `$1` when given) and maps each row as it arrives.
+/// Runs `sql` with `params` and maps each row as it arrives.
 fn stream<T>(
     tx: &mut Transaction<'_>,
     sql: &str,
-    ignore: Option<&[String]>,
+    params: &[&(dyn ToSql + Sync)],
     mut map: impl FnMut(&Row) -> T,
     out: &mut Vec<T>,
 ) -> Result<(), postgres::Error> {
     use postgres::fallible_iterator::FallibleIterator;
-    let params: Vec<&(dyn ToSql + Sync)> = match &ignore {
-        Some(ignore) => vec![ignore],
-        None => vec![],
-    };
-    let mut rows = tx.query_raw(sql, params)?;
+    let mut rows = tx.query_raw(sql, params.iter().copied())?;
     while let Some(row) = rows.next()? {
         out.push(map(&row));
     }
@@ -265,18 +315,20 @@ fn tables_sql() -> String {
                 CASE WHEN c.relispartition THEN h.parents[1] END, \
                 CASE WHEN c.relispartition THEN pg_catalog.pg_get_expr(c.relpartbound, c.oid) END, \
                 CASE WHEN c.relkind = 'p' THEN pg_catalog.pg_get_partkeydef(c.oid) END, \
-                CASE WHEN c.relispartition THEN '{{}}'::text[] ELSE h.parents END, \
-                c.relrowsecurity, c.relforcerowsecurity, c.relreplident::text \
+                CASE WHEN c.relispartition THEN '{{}}'::text[] \
+                     ELSE COALESCE(h.parents, '{{}}'::text[]) END, \
+                c.relrowsecurity, c.relforcerowsecurity, c.relreplident::text, c.oid \
            FROM pg_catalog.pg_class c \
            JOIN ns ON ns.oid = c.relnamespace \
            LEFT JOIN pg_catalog.pg_am am ON am.oid = c.relam \
            LEFT JOIN pg_catalog.pg_tablespace ts ON ts.oid = c.reltablespace \
-           CROSS JOIN LATERAL ( \
-             SELECT ARRAY(SELECT pn.nspname::text || '.' || p.relname::text \
-                            FROM pg_catalog.pg_inherits i \
-                            JOIN pg_catalog.pg_class p ON p.oid = i.inhparent \
-                            JOIN pg_catalog.pg_namespace pn ON pn.oid = p.relnamespace \
-                           WHERE i.inhrelid = c.oid ORDER BY i.inhseqno) AS parents) h \
+           LEFT JOIN ( \
+             SELECT i.inhrelid, pg_catalog.array_agg(pn.nspname::text || '.' || p.relname::text \
+                                                     ORDER BY i.inhseqno) AS parents \
+               FROM pg_catalog.pg_inherits i \
+               JOIN pg_catalog.pg_class p ON p.oid = i.inhparent \
+               JOIN pg_catalog.pg_namespace pn ON pn.oid = p.relnamespace \
+              GROUP BY i.inhrelid) h ON h.inhrelid = c.oid \
           WHERE c.relkind IN ('r', 'p', 'f') AND c.oid NOT IN (SELECT objid FROM ext)",
         kept("pg_class")
     )
@@ -375,7 +427,8 @@ fn indexes_sql(version: u32) -> String {
                   || ' USING btree (' END, \
                 i.indexrelid, i.indrelid, i.indkey::pg_catalog.int2[], i.indnkeyatts, \
                 i.indclass::pg_catalog.oid[], i.indcollation::pg_catalog.oid[], \
-                i.indoption::pg_catalog.int2[] \
+                i.indoption::pg_catalog.int2[], \
+                i.indexprs IS NOT NULL OR i.indpred IS NOT NULL \
            FROM pg_catalog.pg_index i \
            JOIN pg_catalog.pg_class c ON c.oid = i.indrelid \
            JOIN ns ON ns.oid = c.relnamespace \

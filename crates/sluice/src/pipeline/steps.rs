@@ -25,6 +25,8 @@ struct State {
     tools: Option<ClientTools>,
     backup_done: Option<Instant>,
     pre_schema: Option<Snapshot>,
+    /// What the post snapshot compares against to read again only the tables that changed.
+    pre_baseline: Option<catalog::Baseline>,
     pre_probes: Vec<crate::probe::Capture>,
     parsed: Option<lint::ParsedMigration>,
     /// The migration's operations as the scope gate derived them; the schema diff is judged
@@ -72,10 +74,25 @@ fn client(st: &mut State) -> &mut postgres::Client {
     st.client.as_mut().expect("connected by exclusive-run")
 }
 
-/// A catalog snapshot on the working session, shared with the second session when there is one.
-fn snapshot(st: &mut State, ignore: &[String]) -> Result<Snapshot, postgres::Error> {
+/// The pre catalog snapshot on the working session, shared with the second session when
+/// there is one; its baseline is kept for the post snapshot.
+fn pre_snapshot(st: &mut State, ignore: &[String]) -> Result<Snapshot, postgres::Error> {
     let work = st.client.as_mut().expect("connected by exclusive-run");
-    catalog::snapshot_with(work, st.aux.as_mut(), ignore)
+    let (snapshot, baseline) = catalog::snapshot_baseline(work, st.aux.as_mut(), ignore)?;
+    st.pre_baseline = Some(baseline);
+    Ok(snapshot)
+}
+
+/// The post catalog snapshot: the tables none of whose catalog rows were written since the pre
+/// snapshot keep the pre snapshot's objects.
+fn post_snapshot(st: &mut State, ignore: &[String]) -> Result<Snapshot, postgres::Error> {
+    let work = st.client.as_mut().expect("connected by exclusive-run");
+    match (&st.pre_schema, &st.pre_baseline) {
+        (Some(pre), Some(baseline)) => {
+            catalog::snapshot_since(work, st.aux.as_mut(), ignore, pre, baseline)
+        }
+        _ => catalog::snapshot_with(work, st.aux.as_mut(), ignore),
+    }
 }
 
 /// The advisory lock key of a package: the first 8 bytes of sha256("sluice:" + id).
@@ -328,7 +345,7 @@ fn backup_restorable(run: &mut Run, pkg: &Package, target: &Target, st: &mut Sta
 
 fn pre_snapshots(run: &mut Run, pkg: &Package, st: &mut State) -> StepResult {
     let ignore = &pkg.schema_diff.ignore_schemas;
-    let snapshot = match snapshot(st, ignore) {
+    let snapshot = match pre_snapshot(st, ignore) {
         Ok(s) => s,
         Err(e) => return Failed(format!("schema snapshot: {}", target::pg_message(&e))),
     };
@@ -466,7 +483,7 @@ fn verification(run: &mut Run, pkg: &Package, st: &mut State) -> StepResult {
 
 fn schema_diff(run: &mut Run, pkg: &Package, st: &mut State) -> StepResult {
     let ignore = &pkg.schema_diff.ignore_schemas;
-    let post = match snapshot(st, ignore) {
+    let post = match post_snapshot(st, ignore) {
         Ok(s) => s,
         Err(e) => return Failed(format!("schema snapshot: {}", target::pg_message(&e))),
     };
