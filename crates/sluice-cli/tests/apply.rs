@@ -401,6 +401,28 @@ fn schema_diff_fails_on_an_object_no_operation_explains() {
     assert!(stderr.contains("public.sneaky_side_table"), "{stderr}");
 }
 
+/// The post snapshot reads again only the tables whose catalog rows changed (the fixture's
+/// tables all have defaults, so they are always read; this one has none): a column renamed
+/// behind the scope's back on a table the migration does not touch must still be seen.
+#[test]
+fn schema_diff_fails_on_a_hidden_change_to_a_table_the_migration_does_not_touch() {
+    let (cluster, conninfo) = fixture_target();
+    let mut admin = cluster.connect("directus").unwrap();
+    admin
+        .batch_execute(
+            "CREATE TABLE public.side (id int PRIMARY KEY, label text);
+             CREATE FUNCTION public.sneaky() RETURNS int LANGUAGE plpgsql AS $$ BEGIN ALTER TABLE public.side RENAME COLUMN label TO title; RETURN 1; END $$;",
+        )
+        .unwrap();
+    let ready = ready_package(&cluster);
+    edit_pinned(&ready.dir, MIGRATION, |sql| {
+        sql.replacen("-- Step8", "SELECT public.sneaky();\n-- Step8", 1)
+    });
+    approve_all(&ready);
+    let stderr = refused(&ready, &conninfo, 5, "schema-diff");
+    assert!(stderr.contains("public.side.label"), "{stderr}");
+}
+
 #[test]
 fn probes_fail_when_rows_changed_differs_from_the_expectation() {
     let (cluster, conninfo) = fixture_target();
