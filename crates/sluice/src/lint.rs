@@ -87,9 +87,17 @@ pub fn parse_migration(pkg: &Package) -> Result<ParsedMigration, SqlError> {
 
 /// Lints a package. `facts` come from the target when lint runs with `--target`.
 pub fn lint(pkg: &Package, facts: Option<&TargetFacts>) -> Result<LintReport, SqlError> {
-    let parsed = parse_migration(pkg)?;
-    let mut migration = lint_file(pkg, &parsed, facts, true);
-    if let Some(f) = expectation_finding(pkg, &parsed) {
+    lint_parsed(pkg, &parse_migration(pkg)?, facts)
+}
+
+/// [`lint`] of a migration already parsed ([`parse_migration`]).
+pub fn lint_parsed(
+    pkg: &Package,
+    parsed: &ParsedMigration,
+    facts: Option<&TargetFacts>,
+) -> Result<LintReport, SqlError> {
+    let mut migration = lint_file(pkg, parsed, facts, true);
+    if let Some(f) = expectation_finding(pkg, parsed) {
         migration.findings.push(f);
     }
     let scope = pkg.scope.as_ref().map(|declared| {

@@ -228,34 +228,43 @@ fn scalar(client: &mut Client, sql: &str) -> Result<Option<String>, postgres::Er
         .and_then(|r| r.into_iter().next().flatten()))
 }
 
-/// Reads the identity facts (each in its own statement, so a refused one spoils no other).
+/// Reads the identity facts: those every role may read in one statement, the system
+/// identifier (which needs pg_monitor or a superuser) in its own, so that its refusal spoils
+/// no other.
 pub fn identity(client: &mut Client) -> Result<IdentityFacts, postgres::Error> {
-    let database = scalar(client, "SELECT current_database()")?.unwrap_or_default();
-    let role = scalar(client, "SELECT current_user")?.unwrap_or_default();
-    let server_version = scalar(client, "SHOW server_version")?.unwrap_or_default();
-    let server_version_num = scalar(client, "SHOW server_version_num")?
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
+    let row = client.query_one(
+        "SELECT pg_catalog.current_database()::text, current_user::text, \
+                pg_catalog.current_setting('server_version'), \
+                pg_catalog.current_setting('server_version_num'), \
+                pg_catalog.current_setting('sluice.rehearsal', true)",
+        &[],
+    )?;
+    let server_version_num: String = row.get(3);
+    let rehearsal: Option<String> = row.get(4);
     let system_identifier = scalar(
         client,
         "SELECT system_identifier::text FROM pg_control_system()",
     )
     .ok()
     .flatten();
-    let rehearsal = scalar(client, "SELECT current_setting('sluice.rehearsal', true)")?;
     Ok(IdentityFacts {
-        database,
-        role,
-        server_version,
-        server_version_num,
+        database: row.get(0),
+        role: row.get(1),
+        server_version: row.get(2),
+        server_version_num: server_version_num.parse().unwrap_or(0),
         system_identifier,
         rehearsal_cluster: rehearsal.as_deref() == Some("on"),
     })
 }
 
 /// Compares `[target]` with the facts. The rehearsal marker is always compared: a named
-/// environment must never be a rehearsal cluster.
-pub fn compare_identity(spec: &TargetSpec, facts: &IdentityFacts) -> Vec<IdentityItem> {
+/// environment must never be a rehearsal cluster, and a rehearsal run (`rehearsal`) must be on
+/// one.
+pub fn compare_identity(
+    spec: &TargetSpec,
+    facts: &IdentityFacts,
+    rehearsal: bool,
+) -> Vec<IdentityItem> {
     let mut items = Vec::new();
     let mut push = |key: &str, expected: String, actual: String| {
         items.push(IdentityItem {
@@ -287,15 +296,20 @@ pub fn compare_identity(spec: &TargetSpec, facts: &IdentityFacts) -> Vec<Identit
             }),
         );
     }
+    let (key, expected) = if rehearsal {
+        ("is a rehearsal cluster", "sluice.rehearsal = on")
+    } else {
+        ("not a rehearsal cluster", "sluice.rehearsal unset")
+    };
     items.push(IdentityItem {
-        key: "not a rehearsal cluster".into(),
-        expected: "sluice.rehearsal unset".into(),
+        key: key.into(),
+        expected: expected.into(),
         actual: if facts.rehearsal_cluster {
             "sluice.rehearsal = on".into()
         } else {
             "unset".into()
         },
-        holds: !facts.rehearsal_cluster,
+        holds: facts.rehearsal_cluster == rehearsal,
     });
     items
 }

@@ -1,7 +1,7 @@
 //! The body of each step of the apply pipeline, in order.
 
 use super::{ApplyOptions, GateFailure, Run, StepResult};
-use crate::backup::{self, ClientTools};
+use crate::backup;
 use crate::catalog::{self, Snapshot};
 use crate::lint;
 use crate::migration::{self, MigrationRun};
@@ -22,7 +22,6 @@ struct State {
     aux: Option<postgres::Client>,
     /// The target for the connection each probe capture's rows stream over.
     rows_config: Option<tokio_postgres::Config>,
-    tools: Option<ClientTools>,
     backup_done: Option<Instant>,
     pre_schema: Option<Snapshot>,
     /// What the post snapshot compares against to read again only the tables that changed.
@@ -52,9 +51,7 @@ pub(super) fn run_all(
     run.step("scope", |_| scope(pkg, &mut st))?;
     run.step("approvals", |_| approvals(pkg, &digest, opts))?;
     run.step("rehearsal", |_| rehearsal(pkg, &digest, opts))?;
-    run.step("client-version", |run| {
-        client_version(run, pkg, opts, &mut st)
-    })?;
+    run.step("client-version", |run| client_version(run, pkg, opts))?;
     run.step("backup-restorable", |run| {
         backup_restorable(run, pkg, target, &mut st)
     })?;
@@ -154,15 +151,7 @@ fn target_identity(
         Err(e) => return Failed(target::pg_message(&e)),
     };
     run.record.server = Some(facts.clone());
-    let mut items = target::compare_identity(&pkg.target, &facts);
-    if opts.rehearsal {
-        // the reverse rule: a rehearsal run must be on a rehearsal cluster
-        if let Some(marker) = items.last_mut() {
-            marker.key = "is a rehearsal cluster".into();
-            marker.expected = "sluice.rehearsal = on".into();
-            marker.holds = facts.rehearsal_cluster;
-        }
-    }
+    let items = target::compare_identity(&pkg.target, &facts, opts.rehearsal);
     let shown: Vec<String> = items
         .iter()
         .map(|i| format!("{}: {} (expected {})", i.key, i.actual, i.expected))
@@ -210,11 +199,15 @@ fn sql_integrity(pkg: &Package) -> StepResult {
 }
 
 fn scope(pkg: &Package, st: &mut State) -> StepResult {
-    let report = match lint::lint(pkg, None) {
+    let parsed = match lint::parse_migration(pkg) {
+        Ok(p) => p,
+        Err(e) => return Failed(e.to_string()),
+    };
+    let report = match lint::lint_parsed(pkg, &parsed, None) {
         Ok(r) => r,
         Err(e) => return Failed(e.to_string()),
     };
-    st.parsed = lint::parse_migration(pkg).ok();
+    st.parsed = Some(parsed);
     st.operations = report
         .migration
         .operations
@@ -282,7 +275,7 @@ fn rehearsal(pkg: &Package, digest: &str, opts: &ApplyOptions) -> StepResult {
     }
 }
 
-fn client_version(run: &mut Run, pkg: &Package, opts: &ApplyOptions, st: &mut State) -> StepResult {
+fn client_version(run: &mut Run, pkg: &Package, opts: &ApplyOptions) -> StepResult {
     if !pkg.backup.required {
         return Skipped("no backup is taken ([backup] required = false)".into());
     }
@@ -301,7 +294,6 @@ fn client_version(run: &mut Run, pkg: &Package, opts: &ApplyOptions, st: &mut St
         tools.bindir.display(),
         server.server_version
     );
-    st.tools = Some(tools);
     Passed(detail)
 }
 
@@ -312,7 +304,8 @@ fn backup_restorable(run: &mut Run, pkg: &Package, target: &Target, st: &mut Sta
             pkg.backup.reason.as_deref().unwrap_or("")
         ));
     }
-    let tools = st.tools.clone().expect("client-version ran");
+    // the tools client-version found and passed (a failed gate stops the run before this)
+    let tools = run.record.client_tools.clone().expect("client-version ran");
     let rel = format!(
         "backup/{}-{}.dump",
         crate::evidence::safe_name(target.dbname()),

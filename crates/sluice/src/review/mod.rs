@@ -241,7 +241,7 @@ fn action(step: &str, pkg: &Package, lint: &LintReport) -> Vec<String> {
 pub fn evaluate_live(pkg: &Package, target: &Target) -> Result<LiveEvaluation, TargetError> {
     let mut client = target.connect()?;
     let facts = target::identity(&mut client).map_err(|e| target.query_error(&e))?;
-    let identity = target::compare_identity(&pkg.target, &facts);
+    let identity = target::compare_identity(&pkg.target, &facts, false);
     let preflight = pkg
         .preflight
         .iter()
