@@ -28,6 +28,8 @@ struct State {
     pre_baseline: Option<catalog::Baseline>,
     pre_probes: Vec<crate::probe::Capture>,
     parsed: Option<lint::ParsedMigration>,
+    /// For a rollback: the record of the apply it rolls back, read once by rollback-run.
+    applied: Option<super::record::StoredRun>,
     /// The migration's operations as the scope gate derived them; the schema diff is judged
     /// against them.
     operations: Vec<crate::sql::Operation>,
@@ -599,8 +601,10 @@ pub(super) fn run_rollback(
         rehearsal: false,
     };
     run.step("sql-integrity", |_| sql_integrity(pkg))?;
-    run.step("rollback-run", |_| rollback_run(pkg, &digest, opts))?;
-    run.step("failed-check", |_| failed_check(pkg, target, opts))?;
+    run.step("rollback-run", |_| {
+        rollback_run(pkg, &digest, opts, &mut st)
+    })?;
+    run.step("failed-check", |_| failed_check(pkg, target, opts, &st))?;
     run.step("exclusive-run", |run| {
         exclusive_run(run, pkg, target, &mut st)
     })?;
@@ -617,7 +621,12 @@ pub(super) fn run_rollback(
     Ok(())
 }
 
-fn rollback_run(pkg: &Package, digest: &str, opts: &super::RollbackOptions) -> StepResult {
+fn rollback_run(
+    pkg: &Package,
+    digest: &str,
+    opts: &super::RollbackOptions,
+    st: &mut State,
+) -> StepResult {
     if pkg.rollback.is_none() {
         return Failed("the package has no [rollback] file".into());
     }
@@ -657,11 +666,13 @@ fn rollback_run(pkg: &Package, digest: &str, opts: &super::RollbackOptions) -> S
         ));
     }
     if problems.is_empty() {
-        Passed(format!(
+        let detail = format!(
             "{}: a completed apply of this digest on {}",
             opts.run_dir.display(),
             stored.environment
-        ))
+        );
+        st.applied = Some(stored);
+        Passed(detail)
     } else {
         Failed(format!(
             "{} cannot be rolled back from here: {}",
@@ -671,7 +682,12 @@ fn rollback_run(pkg: &Package, digest: &str, opts: &super::RollbackOptions) -> S
     }
 }
 
-fn failed_check(pkg: &Package, target: &Target, opts: &super::RollbackOptions) -> StepResult {
+fn failed_check(
+    pkg: &Package,
+    target: &Target,
+    opts: &super::RollbackOptions,
+    st: &State,
+) -> StepResult {
     let Some(check) = pkg.verify.iter().find(|c| c.id == opts.failed_check) else {
         let ids: Vec<&str> = pkg.verify.iter().map(|c| c.id.as_str()).collect();
         return Failed(format!(
@@ -680,9 +696,9 @@ fn failed_check(pkg: &Package, target: &Target, opts: &super::RollbackOptions) -
             ids.join(", ")
         ));
     };
-    let recorded = std::fs::read_to_string(opts.run_dir.join("run.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str::<super::record::StoredRun>(&t).ok())
+    let recorded = st
+        .applied
+        .as_ref()
         .is_some_and(|r| r.verification.iter().any(|v| v.id == check.id && !v.holds));
     if recorded {
         return Passed(format!("{} is recorded as failed in the run", check.id));
