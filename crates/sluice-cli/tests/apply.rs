@@ -385,19 +385,26 @@ fn verification_fails_after_commit_with_exit_5() {
     );
 }
 
-#[test]
-fn schema_diff_fails_on_an_object_no_operation_explains() {
+/// Applies the reference package with a call to `public.sneaky()` slipped into its migration
+/// (`setup` defines it, before the package is made ready); returns sluice's stderr, after
+/// checking it stopped at schema-diff with exit 5.
+fn refused_for_what_sneaky_does(setup: &str) -> String {
     let (cluster, conninfo) = fixture_target();
     let mut admin = cluster.connect("directus").unwrap();
-    admin
-        .batch_execute("CREATE FUNCTION public.sneaky() RETURNS int LANGUAGE plpgsql AS $$ BEGIN CREATE TABLE public.sneaky_side_table (x int); RETURN 1; END $$;")
-        .unwrap();
+    admin.batch_execute(setup).unwrap();
     let ready = ready_package(&cluster);
     edit_pinned(&ready.dir, MIGRATION, |sql| {
         sql.replacen("-- Step8", "SELECT public.sneaky();\n-- Step8", 1)
     });
     approve_all(&ready);
-    let stderr = refused(&ready, &conninfo, 5, "schema-diff");
+    refused(&ready, &conninfo, 5, "schema-diff")
+}
+
+#[test]
+fn schema_diff_fails_on_an_object_no_operation_explains() {
+    let stderr = refused_for_what_sneaky_does(
+        "CREATE FUNCTION public.sneaky() RETURNS int LANGUAGE plpgsql AS $$ BEGIN CREATE TABLE public.sneaky_side_table (x int); RETURN 1; END $$;",
+    );
     assert!(stderr.contains("public.sneaky_side_table"), "{stderr}");
 }
 
@@ -406,20 +413,10 @@ fn schema_diff_fails_on_an_object_no_operation_explains() {
 /// behind the scope's back on a table the migration does not touch must still be seen.
 #[test]
 fn schema_diff_fails_on_a_hidden_change_to_a_table_the_migration_does_not_touch() {
-    let (cluster, conninfo) = fixture_target();
-    let mut admin = cluster.connect("directus").unwrap();
-    admin
-        .batch_execute(
-            "CREATE TABLE public.side (id int PRIMARY KEY, label text);
-             CREATE FUNCTION public.sneaky() RETURNS int LANGUAGE plpgsql AS $$ BEGIN ALTER TABLE public.side RENAME COLUMN label TO title; RETURN 1; END $$;",
-        )
-        .unwrap();
-    let ready = ready_package(&cluster);
-    edit_pinned(&ready.dir, MIGRATION, |sql| {
-        sql.replacen("-- Step8", "SELECT public.sneaky();\n-- Step8", 1)
-    });
-    approve_all(&ready);
-    let stderr = refused(&ready, &conninfo, 5, "schema-diff");
+    let stderr = refused_for_what_sneaky_does(
+        "CREATE TABLE public.side (id int PRIMARY KEY, label text);
+         CREATE FUNCTION public.sneaky() RETURNS int LANGUAGE plpgsql AS $$ BEGIN ALTER TABLE public.side RENAME COLUMN label TO title; RETURN 1; END $$;",
+    );
     assert!(stderr.contains("public.side.label"), "{stderr}");
 }
 

@@ -436,21 +436,7 @@ mod tests {
     fn listed() -> Vec<Column> {
         ["id", "n"]
             .iter()
-            .map(|name| Column {
-                key: format!("s.t.{name}"),
-                schema: "s".into(),
-                table: "t".into(),
-                name: name.to_string(),
-                data_type: "bigint".into(),
-                not_null: false,
-                not_null_not_valid: false,
-                default: None,
-                identity: None,
-                generated: None,
-                collation: None,
-                compression: None,
-                storage: None,
-            })
+            .map(|name| Column::plain("s", "t", name, "bigint"))
             .collect()
     }
 

@@ -865,21 +865,7 @@ mod tests {
     }
 
     fn column(schema: &str, table: &str, name: &str, ty: &str) -> Column {
-        Column {
-            key: format!("{schema}.{table}.{name}"),
-            schema: schema.into(),
-            table: table.into(),
-            name: name.into(),
-            data_type: ty.into(),
-            not_null: false,
-            not_null_not_valid: false,
-            default: None,
-            identity: None,
-            generated: None,
-            collation: None,
-            compression: None,
-            storage: None,
-        }
+        Column::plain(schema, table, name, ty)
     }
 
     fn index(schema: &str, table: &str, name: &str, cols: &str, constraint: Option<&str>) -> Index {

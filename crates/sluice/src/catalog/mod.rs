@@ -125,6 +125,28 @@ pub struct Column {
     pub storage: Option<String>,
 }
 
+#[cfg(test)]
+impl Column {
+    /// A column with nothing but a name and a type, for unit tests.
+    pub(crate) fn plain(schema: &str, table: &str, name: &str, data_type: &str) -> Column {
+        Column {
+            key: format!("{schema}.{table}.{name}"),
+            schema: schema.into(),
+            table: table.into(),
+            name: name.into(),
+            data_type: data_type.into(),
+            not_null: false,
+            not_null_not_valid: false,
+            default: None,
+            identity: None,
+            generated: None,
+            collation: None,
+            compression: None,
+            storage: None,
+        }
+    }
+}
+
 /// A sequence (including those behind serial and identity columns).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sequence {
@@ -433,7 +455,8 @@ pub fn snapshot_with(
 /// [`snapshot`], with the work shared with a `helper` session when one is given and the catalog
 /// holds at least `share_from` relations: the helper imports the exported snapshot of the main
 /// session's transaction, so both read the same moment, and the two take the kinds' queries
-/// in turn, costliest first. The result is the same as on one session. A server that cannot export a snapshot gets the one-session snapshot.
+/// in turn, costliest first. The result is the same as on one session. A server that cannot
+/// export a snapshot gets the one-session snapshot.
 pub fn snapshot_sharing(
     client: &mut Client,
     helper: Option<&mut Client>,
@@ -452,8 +475,7 @@ pub fn snapshot_counting(
     ignore_schemas: &[String],
     share_from: i64,
 ) -> Result<(Snapshot, Definitions), postgres::Error> {
-    let taken = take(client, helper, ignore_schemas, share_from, Earlier::None)?
-        .expect("a whole snapshot always completes");
+    let taken = take_whole(client, helper, ignore_schemas, share_from, Earlier::None)?;
     Ok((taken.snapshot, taken.definitions))
 }
 
@@ -463,14 +485,13 @@ pub fn snapshot_baseline(
     helper: Option<&mut Client>,
     ignore_schemas: &[String],
 ) -> Result<(Snapshot, Baseline), postgres::Error> {
-    let taken = take(
+    let taken = take_whole(
         client,
         helper,
         ignore_schemas,
         SHARE_FROM_RELATIONS,
         Earlier::Record,
-    )?
-    .expect("a whole snapshot always completes");
+    )?;
     let baseline = taken.baseline.expect("recorded when asked");
     Ok((taken.snapshot, baseline))
 }
@@ -517,8 +538,7 @@ pub fn snapshot_since_counting(
     )? {
         return Ok((taken.snapshot, taken.reused));
     }
-    let taken = take(client, helper, ignore_schemas, share_from, Earlier::None)?
-        .expect("a whole snapshot always completes");
+    let taken = take_whole(client, helper, ignore_schemas, share_from, Earlier::None)?;
     Ok((taken.snapshot, None))
 }
 
@@ -540,6 +560,19 @@ struct Taken {
     baseline: Option<Baseline>,
     /// How many tables' objects came from the earlier snapshot.
     reused: Option<usize>,
+}
+
+/// [`take`] without an earlier snapshot to build on, which always completes.
+fn take_whole(
+    client: &mut Client,
+    helper: Option<&mut Client>,
+    ignore_schemas: &[String],
+    share_from: i64,
+    earlier: Earlier<'_>,
+) -> Result<Taken, postgres::Error> {
+    debug_assert!(!matches!(earlier, Earlier::Since(..)));
+    Ok(take(client, helper, ignore_schemas, share_from, earlier)?
+        .expect("only a snapshot built on an earlier one can be refused"))
 }
 
 /// Takes one snapshot; `None` when the earlier snapshot it was to build on does not fit what
@@ -573,15 +606,7 @@ fn take(
         only: None,
     };
     let (changed, part) = match helper {
-        None => {
-            let changed = changed_tables(&mut tx, ignore_schemas, earlier)?;
-            let ctx = query::Context {
-                only: changed.as_deref(),
-                ..ctx
-            };
-            let part = take_kinds(&mut tx, &query::PLAN, &AtomicUsize::new(0), &ctx)?;
-            (changed, part)
-        }
+        None => work_share(&mut tx, ignore_schemas, earlier, &ctx, &AtomicUsize::new(0))?,
         Some(helper) => {
             tx.batch_execute(NO_PARALLEL_WORKERS)?;
             let exported = match tx.query_one("SELECT pg_catalog.pg_export_snapshot()", &[]) {
@@ -623,17 +648,36 @@ fn take(
     }))
 }
 
-/// The tables whose per-table objects must be read again, when there is an earlier snapshot
-/// that can serve.
-fn changed_tables(
+/// The kinds every session takes in turn: all of them, or after an earlier snapshot those
+/// always read whole (the working session reads the per-table kinds itself).
+fn shared_kinds(earlier: Earlier<'_>) -> &'static [query::Kind] {
+    match earlier {
+        Earlier::Since(..) => &query::WHOLE,
+        _ => &query::PLAN,
+    }
+}
+
+/// The working session's share: after an earlier snapshot, first the tables that changed and
+/// their objects; then kinds of [`shared_kinds`] in turn, until none is left.
+fn work_share(
     tx: &mut Transaction<'_>,
     ignore_schemas: &[String],
     earlier: Earlier<'_>,
-) -> Result<Option<Vec<u32>>, postgres::Error> {
-    match earlier {
-        Earlier::Since(_, baseline) => reuse::changed_tables(tx, ignore_schemas, baseline),
-        _ => Ok(None),
-    }
+    ctx: &query::Context<'_>,
+    next: &AtomicUsize,
+) -> Result<(Option<Vec<u32>>, query::Part), postgres::Error> {
+    let shared = shared_kinds(earlier);
+    let Earlier::Since(_, baseline) = earlier else {
+        return Ok((None, take_kinds(tx, shared, next, ctx)?));
+    };
+    let changed = reuse::changed_tables(tx, ignore_schemas, baseline)?;
+    let per_table = query::Context {
+        only: changed.as_deref(),
+        ..*ctx
+    };
+    let mut part = take_kinds(tx, &query::PER_TABLE, &AtomicUsize::new(0), &per_table)?;
+    part.absorb(take_kinds(tx, shared, next, ctx)?);
+    Ok((changed, part))
 }
 
 /// The kinds' queries on two sessions in one snapshot, taken in turn costliest first. After an
@@ -647,23 +691,9 @@ fn take_shared(
     ctx: &query::Context<'_>,
 ) -> Result<(Option<Vec<u32>>, query::Part), postgres::Error> {
     let next = AtomicUsize::new(0);
-    let since = matches!(earlier, Earlier::Since(..));
-    let shared: &[query::Kind] = if since { &query::WHOLE } else { &query::PLAN };
     let (mine, theirs) = std::thread::scope(|scope| {
-        let theirs = scope.spawn(|| take_kinds(other, shared, &next, ctx));
-        let mine = (|| {
-            if !since {
-                return Ok((None, take_kinds(tx, shared, &next, ctx)?));
-            }
-            let changed = changed_tables(tx, ignore_schemas, earlier)?;
-            let per_table = query::Context {
-                only: changed.as_deref(),
-                ..*ctx
-            };
-            let mut part = take_kinds(tx, &query::PER_TABLE, &AtomicUsize::new(0), &per_table)?;
-            part.absorb(take_kinds(tx, shared, &next, ctx)?);
-            Ok((changed, part))
-        })();
+        let theirs = scope.spawn(|| take_kinds(other, shared_kinds(earlier), &next, ctx));
+        let mine = work_share(tx, ignore_schemas, earlier, ctx, &next);
         let theirs = theirs
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));

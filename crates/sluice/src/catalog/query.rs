@@ -142,22 +142,18 @@ pub(super) fn fetch(
             },
             &mut into.tables,
         ),
-        Kind::Columns => stream(
+        Kind::Columns => stream_placed(
             tx,
             &format!("{}{only}", columns_sql(v)),
             &per_table,
-            {
-                let mut at = into.columns.len();
-                move |r| {
-                    let (key, fact) = column_fact(r, at);
-                    facts.columns.insert(key, fact);
-                    at += 1;
-                    let column = column_from_row(r);
-                    if column.default.is_some() || column.generated.is_some() {
-                        ledger.expressions(key.0);
-                    }
-                    column
+            |r, at| {
+                let (key, fact) = column_fact(r, at);
+                facts.columns.insert(key, fact);
+                let column = column_from_row(r);
+                if column.default.is_some() || column.generated.is_some() {
+                    ledger.always_read(key.0);
                 }
+                column
             },
             &mut into.columns,
         ),
@@ -168,43 +164,35 @@ pub(super) fn fetch(
             sequence_from_row,
             &mut into.sequences,
         ),
-        Kind::Indexes => stream(
+        Kind::Indexes => stream_placed(
             tx,
             &format!("{}{only}", indexes_sql(v)),
             &per_table,
-            {
-                let mut at = into.indexes.len();
-                move |r| {
-                    let (index, plain) = index_from_row(r, at);
-                    facts.indexes.extend(plain);
-                    at += 1;
-                    let table: u32 = r.get(12);
-                    ledger.index(table);
-                    if r.get::<_, bool>(18) || !index.valid || !index.ready {
-                        ledger.expressions(table);
-                    }
-                    index
+            |r, at| {
+                let (index, plain) = index_from_row(r, at);
+                facts.indexes.extend(plain);
+                let table: u32 = r.get(12);
+                ledger.index(table);
+                if r.get::<_, bool>(18) || !index.valid || !index.ready {
+                    ledger.always_read(table);
                 }
+                index
             },
             &mut into.indexes,
         ),
-        Kind::Constraints => stream(
+        Kind::Constraints => stream_placed(
             tx,
             &format!("{}{only}", constraints_sql(v)),
             &per_table,
-            {
-                let mut at = into.constraints.len();
-                move |r| {
-                    let (constraint, plain) = constraint_from_row(r, at);
-                    facts.constraints.extend(plain);
-                    at += 1;
-                    let table: u32 = r.get(9);
-                    ledger.constraint(table);
-                    if matches!(constraint.constraint_type.as_str(), "check" | "exclusion") {
-                        ledger.expressions(table);
-                    }
-                    constraint
+            |r, at| {
+                let (constraint, plain) = constraint_from_row(r, at);
+                facts.constraints.extend(plain);
+                let table: u32 = r.get(9);
+                ledger.constraint(table);
+                if matches!(constraint.constraint_type.as_str(), "check" | "exclusion") {
+                    ledger.always_read(table);
                 }
+                constraint
             },
             &mut into.constraints,
         ),
@@ -234,10 +222,23 @@ fn stream<T>(
     mut map: impl FnMut(&Row) -> T,
     out: &mut Vec<T>,
 ) -> Result<(), postgres::Error> {
+    stream_placed(tx, sql, params, |row, _| map(row), out)
+}
+
+/// [`stream`], telling `map` the position in `out` its object will take (what [`deparse`]
+/// writes definitions back to).
+fn stream_placed<T>(
+    tx: &mut Transaction<'_>,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+    mut map: impl FnMut(&Row, usize) -> T,
+    out: &mut Vec<T>,
+) -> Result<(), postgres::Error> {
     use postgres::fallible_iterator::FallibleIterator;
     let mut rows = tx.query_raw(sql, params.iter().copied())?;
     while let Some(row) = rows.next()? {
-        out.push(map(&row));
+        let at = out.len();
+        out.push(map(&row, at));
     }
     Ok(())
 }

@@ -58,8 +58,9 @@ impl Ledger {
         *self.constraints.entry(table).or_default() += 1;
     }
 
-    /// The table's objects hold something that can change without a row of its own changing.
-    pub fn expressions(&mut self, table: u32) {
+    /// The table's objects hold something that can change without a row of its own being
+    /// written (an expression, an index's flags): a later snapshot always reads it again.
+    pub fn always_read(&mut self, table: u32) {
         self.always.insert(table);
     }
 
@@ -268,7 +269,7 @@ pub(super) fn take_over(
             continue;
         }
         match baseline.ledger.tables.get(oid) {
-            Some(before) if before == &(schema.clone(), name.clone()) => {
+            Some((was_schema, was_name)) if was_schema == schema && was_name == name => {
                 kept.insert((schema.as_str(), name.as_str()));
             }
             // a table the earlier snapshot did not list, or listed under another name,

@@ -117,7 +117,7 @@ fn column_types(
     tx: &mut postgres::Transaction<'_>,
     probe: &Probe,
 ) -> Result<Vec<Option<String>>, postgres::Error> {
-    let names: Vec<&String> = probe.key.iter().chain(&probe.columns).collect();
+    let names: Vec<&String> = captured(probe).collect();
     let rows = tx.query(
         "SELECT a.attname::text, a.atttypid::regtype::text FROM pg_attribute a
           WHERE a.attrelid = $1::text::regclass AND a.attname = ANY($2) AND a.attnum > 0 AND NOT a.attisdropped",
@@ -156,13 +156,18 @@ fn key_order(key_types: &[Option<String>], required: Option<KeyOrder>) -> (KeyOr
     (order, sort)
 }
 
+/// The columns a capture holds, in its CSV's order: the key, then the watched columns.
+fn captured(probe: &Probe) -> impl Iterator<Item = &String> {
+    probe.key.iter().chain(&probe.columns)
+}
+
+/// [`captured`], quoted for SQL.
+fn captured_quoted(probe: &Probe) -> Vec<String> {
+    captured(probe).map(|c| quote_ident(c)).collect()
+}
+
 fn select_sql(probe: &Probe, sort: SortBy) -> String {
-    let cols: Vec<String> = probe
-        .key
-        .iter()
-        .chain(&probe.columns)
-        .map(|c| quote_ident(c))
-        .collect();
+    let cols = captured_quoted(probe);
     let order: Vec<String> = probe
         .key
         .iter()
@@ -438,7 +443,7 @@ fn write_rows(
     let mut writer = BufWriter::with_capacity(1 << 16, WriteBehind::new(out));
     let mut reader: Box<dyn std::io::Read + '_> = match wires {
         Some(wires) => {
-            let names = probe.key.iter().chain(&probe.columns).cloned().collect();
+            let names = captured(probe).cloned().collect();
             Box::new(binary::CsvFromBinary::new(raw, names, wires))
         }
         None => Box::new(raw),
@@ -567,12 +572,7 @@ pub fn write_restore_script(
     out: &mut impl std::io::Write,
 ) -> std::io::Result<()> {
     let table = quote_qualified(&probe.table);
-    let all: Vec<String> = probe
-        .key
-        .iter()
-        .chain(&probe.columns)
-        .map(|c| quote_ident(c))
-        .collect();
+    let all = captured_quoted(probe);
     let set: Vec<String> = probe
         .columns
         .iter()
