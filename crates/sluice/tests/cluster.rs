@@ -1,6 +1,7 @@
 mod common;
 
-use sluice::cluster::{find_server, ClusterError};
+use sluice::cluster::{find_server, Cluster, ClusterError, ClusterOptions};
+use std::path::PathBuf;
 
 #[test]
 fn a_throwaway_cluster_starts_serves_and_goes_away() {
@@ -76,4 +77,39 @@ fn a_missing_version_is_named() {
         "{text}"
     );
     assert!(text.contains("--pg-bindir"), "{text}");
+}
+
+/// Root with the server binaries in a folder only root may enter (a clone in root's 0700 home):
+/// the server, which runs as an unprivileged OS user, still starts (from a readable copy), and
+/// the folder is left as it was.
+#[test]
+fn root_starts_a_cluster_from_binaries_in_a_0700_folder() {
+    use std::os::unix::fs::PermissionsExt;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("not root: the server runs as this user, nothing to cross");
+        return;
+    }
+    let explicit = std::env::var_os("SLUICE_TEST_PG_BINDIR").map(PathBuf::from);
+    let bins = find_server(explicit.as_deref(), None).unwrap();
+    let home = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let install = bins.bindir.parent().unwrap();
+    let entry = home.path().join("clone/.pg/entry");
+    std::fs::create_dir_all(entry.parent().unwrap()).unwrap();
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(install)
+        .arg(&entry)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut moved = bins.clone();
+    moved.bindir = entry.join(bins.bindir.file_name().unwrap());
+    let cluster = Cluster::start(ClusterOptions::new(moved)).expect("starts from a 0700 home");
+    let mut client = cluster.connect("postgres").unwrap();
+    let one: i32 = client.query_one("SELECT 1", &[]).unwrap().get(0);
+    assert_eq!(one, 1);
+    let mode = std::fs::metadata(home.path()).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700, "the user's folder is not chmod-ed");
 }

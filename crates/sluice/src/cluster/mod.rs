@@ -6,6 +6,8 @@
 //! No crate fit: the embedded-PostgreSQL crates download binaries at run time (no network
 //! here) and none drops root privileges or lets rehearsal pick the exact server version.
 
+mod reachable;
+
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -239,6 +241,9 @@ pub struct Cluster {
     data: PathBuf,
     port: u16,
     binaries: ServerBinaries,
+    /// Where the server is run from: `binaries.bindir`, or a copy the server's OS user can
+    /// reach (see `reachable`).
+    run_bindir: PathBuf,
     superuser: String,
     owner: Option<OsUser>,
     running: bool,
@@ -268,9 +273,14 @@ impl Cluster {
             chown(root.path(), user)?;
         }
         let data = root.path().join("data");
+        let run_bindir = match owner {
+            Some(user) => reachable::bindir_for(&options.binaries.bindir, user)?,
+            None => options.binaries.bindir.clone(),
+        };
         let mut cluster = Cluster {
             data,
             port: random_port(),
+            run_bindir,
             binaries: options.binaries.clone(),
             superuser: options.superuser.clone(),
             owner,
@@ -337,7 +347,7 @@ impl Cluster {
 
     /// A command for one of the server binaries, as the server's OS user.
     fn tool(&self, name: &str) -> Command {
-        let mut cmd = crate::target::child_command(self.binaries.bindir.join(name));
+        let mut cmd = crate::target::child_command(self.run_bindir.join(name));
         cmd.current_dir(self.root.path())
             .env("LC_ALL", "C")
             .stdin(Stdio::null());
