@@ -26,11 +26,9 @@ fn probe() -> Probe {
 /// in its own process so that its peak memory can be read.
 pub fn child(args: &[String]) -> i32 {
     let run = || -> Result<()> {
-        let mut client =
-            postgres::Client::connect(&args[0], postgres::NoTls).map_err(err("connect"))?;
-        let mut aux =
-            postgres::Client::connect(&args[0], postgres::NoTls).map_err(err("connect"))?;
-        let rows: tokio_postgres::Config = args[0].parse().map_err(err("conninfo"))?;
+        let rows = sluice::target::Target::local(&args[0]).map_err(err("conninfo"))?;
+        let mut client = rows.connect("work").map_err(err("connect"))?;
+        let mut aux = rows.connect("helper").map_err(err("connect"))?;
         let sessions = Sessions {
             work: &mut client,
             stats: Some(&mut aux),

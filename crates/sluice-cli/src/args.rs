@@ -9,6 +9,15 @@ pub struct Cli {
     /// Print one JSON document on stdout (human text goes to stderr).
     #[arg(long, global = true)]
     pub json: bool,
+    /// A command that prints a short-lived password (an RDS or Cloud SQL IAM token) on its first
+    /// line; run once per connection, its output never recorded.
+    #[arg(
+        long,
+        global = true,
+        env = "SLUICE_PASSWORD_COMMAND",
+        hide_env_values = true
+    )]
+    pub password_command: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }

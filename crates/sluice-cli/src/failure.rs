@@ -67,9 +67,10 @@ impl From<SqlError> for Failure {
 
 impl From<TargetError> for Failure {
     fn from(err: TargetError) -> Self {
-        match err {
-            TargetError::BadConnectionString(_) => Failure::new(2, err.to_string()),
-            _ => Failure::gate("target-identity", 3, err.to_string()),
+        if err.is_usage() {
+            Failure::new(2, err.to_string())
+        } else {
+            Failure::gate("target-identity", 3, err.to_string())
         }
     }
 }

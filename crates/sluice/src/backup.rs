@@ -4,7 +4,7 @@
 //! (`backup-restorable`). The password reaches the tools through a 0600 passfile, never the
 //! command line.
 
-use crate::target::Target;
+use crate::target::{Target, ToolEnv};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -23,6 +23,8 @@ pub enum BackupError {
     NoTools(String),
     #[error("{0}")]
     TooOld(String),
+    #[error("{0}")]
+    NoTls(String),
     #[error("pg_dump failed: {0}")]
     Dump(String),
     #[error("the dump is empty (0 bytes)")]
@@ -69,8 +71,9 @@ fn candidates(explicit: Option<&Path>) -> Vec<PathBuf> {
         .collect()
 }
 
-/// The newest client tools found; the `client-version` gate then compares with the server.
-pub fn find_tools(explicit: Option<&Path>) -> Result<ClientTools, BackupError> {
+/// Every folder's client tools, newest first (the explicit or configured folder first among
+/// equals), and the folders looked in.
+fn all_tools(explicit: Option<&Path>) -> (Vec<ClientTools>, Vec<PathBuf>) {
     let dirs = candidates(explicit);
     // each candidate's `pg_dump --version` at once: one process start instead of one per folder
     let found: Vec<Option<ClientTools>> = std::thread::scope(|scope| {
@@ -86,24 +89,60 @@ pub fn find_tools(explicit: Option<&Path>) -> Result<ClientTools, BackupError> {
             })
             .collect()
     });
-    let mut best: Option<ClientTools> = None;
-    for tools in found.into_iter().flatten() {
-        // the first found wins among equals: the explicit or configured folder before PATH
-        if best
-            .as_ref()
-            .is_none_or(|b| version_key(&tools.version) > version_key(&b.version))
-        {
-            best = Some(tools);
-        }
+    let mut tools: Vec<ClientTools> = found.into_iter().flatten().collect();
+    // stable: the first found stays first among equals
+    tools.sort_by_key(|t| std::cmp::Reverse(version_key(&t.version)));
+    (tools, dirs)
+}
+
+fn shown(dirs: &[PathBuf]) -> String {
+    dirs.iter()
+        .map(|d| d.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The newest client tools found; the `client-version` gate then compares with the server.
+pub fn find_tools(explicit: Option<&Path>) -> Result<ClientTools, BackupError> {
+    let (tools, dirs) = all_tools(explicit);
+    tools
+        .into_iter()
+        .next()
+        .ok_or_else(|| BackupError::NoTools(shown(&dirs)))
+}
+
+/// The tools for a target: the newest found, or — when the target is reached over TLS — the
+/// newest whose libpq speaks TLS and is not older than the server. A TLS target is never
+/// handed to a tool that would talk to it in cleartext.
+pub fn find_tools_for(
+    explicit: Option<&Path>,
+    server_major: u32,
+    needs_tls: bool,
+) -> Result<ClientTools, BackupError> {
+    let (tools, dirs) = all_tools(explicit);
+    let newest = tools
+        .first()
+        .cloned()
+        .ok_or_else(|| BackupError::NoTools(shown(&dirs)))?;
+    if !needs_tls {
+        return Ok(newest);
     }
-    best.ok_or_else(|| {
-        BackupError::NoTools(
-            dirs.iter()
-                .map(|d| d.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
-        )
-    })
+    let recent: Vec<&ClientTools> = tools.iter().filter(|t| t.major >= server_major).collect();
+    if let Some(found) = recent.iter().find(|t| speaks_tls(t)) {
+        return Ok((*found).clone());
+    }
+    if recent.is_empty() {
+        return Ok(newest); // the version check says what is missing
+    }
+    Err(BackupError::NoTls(format!(
+        "the target is reached over TLS, but no pg_dump/pg_restore of major version {server_major} or newer speaks TLS (without TLS, {} would connect in cleartext or not at all); looked at {}; install client tools built with OpenSSL (Debian's postgresql-client-{server_major}) and pass --pg-dump-bindir DIR",
+        recent[0].bindir.join("pg_dump").display(),
+        recent
+            .iter()
+            .map(|t| format!("{} ({})", t.bindir.display(), t.version))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )))
 }
 
 /// `16.13` → (16, 13), for comparing versions numerically.
@@ -130,62 +169,29 @@ pub fn check_version(
     )))
 }
 
-/// The environment that points a libpq tool at the target, with the password in a 0600
-/// passfile that lives as long as the returned guard.
-pub struct ToolEnv {
-    pub vars: Vec<(String, String)>,
-    _passfile: Option<tempfile::NamedTempFile>,
-}
-
-pub fn tool_env(target: &Target) -> std::io::Result<ToolEnv> {
-    let config = target.config();
-    let mut vars = vec![
-        ("PGHOST".to_string(), target.hosts()),
-        ("PGPORT".to_string(), target.ports()),
-    ];
-    if let Some(user) = config.get_user() {
-        vars.push(("PGUSER".into(), user.to_string()));
-    }
-    vars.push(("PGDATABASE".into(), target.dbname().to_string()));
-    vars.push(("PGAPPNAME".into(), "sluice".into()));
-    let passfile = match target.password() {
-        Some(pw) => {
-            let mut file = tempfile::Builder::new()
-                .prefix("sluice-pgpass-")
-                .tempfile()?;
-            let pw = String::from_utf8_lossy(pw)
-                .replace('\\', "\\\\")
-                .replace(':', "\\:");
-            writeln!(file, "*:*:*:*:{pw}")?;
-            file.flush()?;
-            vars.push(("PGPASSFILE".into(), file.path().display().to_string()));
-            Some(file)
-        }
-        None => None,
-    };
-    Ok(ToolEnv {
-        vars,
-        _passfile: passfile,
-    })
-}
-
 /// A command for a client tool with the target's environment and nothing else of libpq's.
 pub fn tool_command(tools: &ClientTools, name: &str, env: &ToolEnv) -> Command {
     let mut cmd = crate::target::child_command(tools.bindir.join(name));
-    for key in [
-        "PGPASSWORD",
-        "PGHOST",
-        "PGPORT",
-        "PGUSER",
-        "PGDATABASE",
-        "PGSERVICE",
-        "PGOPTIONS",
-    ] {
-        cmd.env_remove(key);
-    }
-    cmd.envs(env.vars.iter().map(|(k, v)| (k, v)));
+    env.apply(&mut cmd);
     cmd.stdin(Stdio::null());
     cmd
+}
+
+/// Whether the tools' libpq was built with TLS: one without it refuses `sslmode=require`
+/// before connecting ("SSL support is not compiled in"), which is what is asked here, against a
+/// socket folder that does not exist so that nothing is reached.
+pub fn speaks_tls(tools: &ClientTools) -> bool {
+    let out = crate::target::child_command(tools.bindir.join("pg_dump"))
+        .args(["--schema-only", "--no-password"])
+        .env("PGHOST", "/nonexistent/sluice-tls-probe")
+        .env("PGSSLMODE", "require")
+        .env("PGCONNECT_TIMEOUT", "2")
+        .stdin(Stdio::null())
+        .output();
+    match out {
+        Ok(out) => !String::from_utf8_lossy(&out.stderr).contains("SSL support is not compiled in"),
+        Err(_) => false,
+    }
 }
 
 /// What the backup step produced.
@@ -209,10 +215,9 @@ pub fn dump(
     file: std::fs::File,
     progress: &dyn Fn(u64),
 ) -> Result<DumpInfo, BackupError> {
-    let env = tool_env(target).map_err(|source| BackupError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let env = target
+        .tool_env()
+        .map_err(|e| BackupError::Dump(e.to_string()))?;
     let mut child = tool_command(tools, "pg_dump", &env)
         .args([
             "--format=custom",

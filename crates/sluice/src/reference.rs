@@ -51,12 +51,23 @@ pub fn write_package(dir: &Path) -> std::io::Result<()> {
 
 /// Creates the seed's role and database in a throwaway cluster, loads the fixture, and returns
 /// the connection string of the prepared target.
-pub fn prepare_target(cluster: &Cluster) -> Result<String, postgres::Error> {
+pub fn prepare_target(cluster: &Cluster) -> Result<String, crate::target::TargetError> {
     let mut admin = cluster.connect("postgres")?;
-    admin.batch_execute(&format!("CREATE ROLE {ROLE} LOGIN SUPERUSER"))?;
-    admin.batch_execute(&format!("CREATE DATABASE {DATABASE} OWNER {ROLE}"))?;
+    let sql = |client: &mut postgres::Client, text: &str| {
+        client
+            .batch_execute(text)
+            .map_err(|e| crate::target::TargetError::Query {
+                target: "the throwaway cluster".into(),
+                message: crate::target::pg_message(&e),
+            })
+    };
+    sql(&mut admin, &format!("CREATE ROLE {ROLE} LOGIN SUPERUSER"))?;
+    sql(
+        &mut admin,
+        &format!("CREATE DATABASE {DATABASE} OWNER {ROLE}"),
+    )?;
     let conninfo = cluster.conninfo(DATABASE, ROLE);
-    let mut client = postgres::Client::connect(&conninfo, postgres::NoTls)?;
-    client.batch_execute(FIXTURE_SQL)?;
+    let mut client = crate::target::Target::local(&conninfo)?.connect("fixture")?;
+    sql(&mut client, FIXTURE_SQL)?;
     Ok(conninfo)
 }

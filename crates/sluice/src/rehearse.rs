@@ -109,7 +109,10 @@ pub fn rehearse(
     observer: &dyn Observer,
 ) -> Result<RehearsalOutcome, RehearseError> {
     let digest = crate::digest::package_digest(pkg);
-    let tools = backup::find_tools(opts.pg_dump_bindir.as_deref())?;
+    let tools = match source {
+        Source::Target(t) => tools_for(t, opts)?,
+        Source::Backup(_) => backup::find_tools(opts.pg_dump_bindir.as_deref())?,
+    };
     let scratch = tempfile::Builder::new()
         .prefix("sluice-rehearsal-")
         .tempdir()
@@ -172,7 +175,7 @@ pub fn rehearse(
         ),
     );
 
-    let rehearsal_target = Target::resolve(Some(&cluster.conninfo(&dbname, &role)))?;
+    let rehearsal_target = Target::local(&cluster.conninfo(&dbname, &role))?;
     let cycle = run_cycle(pkg, &rehearsal_target, opts, &tools, observer, &mut steps);
     let passed = cycle.is_ok() && steps.iter().all(|s| s.passed);
     if let Err(e) = &cycle {
@@ -201,6 +204,20 @@ pub fn rehearse(
     Ok(RehearsalOutcome { record, path })
 }
 
+/// The client tools for dumping `target`: new enough for its server, speaking TLS when the
+/// target is reached over TLS.
+fn tools_for(target: &Target, opts: &RehearseOptions) -> Result<ClientTools, RehearseError> {
+    let mut client = target.connect("identity")?;
+    let facts = target::identity(&mut client).map_err(|e| target.query_error(&e))?;
+    let tools = backup::find_tools_for(
+        opts.pg_dump_bindir.as_deref(),
+        facts.server_major(),
+        target.needs_tls(),
+    )?;
+    backup::check_version(&tools, facts.server_major(), &facts.server_version)?;
+    Ok(tools)
+}
+
 fn fresh_backup(
     pkg: &Package,
     target: &Target,
@@ -208,9 +225,6 @@ fn fresh_backup(
     dir: &Path,
     observer: &dyn Observer,
 ) -> Result<(PathBuf, String), RehearseError> {
-    let mut client = target.connect()?;
-    let facts = target::identity(&mut client).map_err(|e| target.query_error(&e))?;
-    backup::check_version(tools, facts.server_major(), &facts.server_version)?;
     let path = dir.join(format!(
         "{}.dump",
         crate::evidence::safe_name(target.dbname())
@@ -236,7 +250,9 @@ fn restore(
             target::pg_message(&e)
         ))
     };
-    let mut admin = cluster.connect("postgres").map_err(sql_err)?;
+    let mut admin = cluster
+        .connect("postgres")
+        .map_err(|e| RehearseError::Other(format!("preparing the rehearsal cluster: {e}")))?;
     let mut roles: Vec<&str> = facts.owners.iter().map(String::as_str).collect();
     roles.push(role);
     roles.sort();
@@ -363,7 +379,7 @@ fn run_cycle(
         return Ok(lock_ms);
     }
     let started = Instant::now();
-    let mut client = target.connect().map_err(|e| e.to_string())?;
+    let mut client = target.connect("rehearsal").map_err(|e| e.to_string())?;
     let rolled = crate::rollback::run_rollback_sql(&mut client, pkg).map_err(|e| e.to_string())?;
     step(
         steps,

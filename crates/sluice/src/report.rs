@@ -42,6 +42,14 @@ pub fn render(r: &RunRecord) -> String {
             s.server_version, s.database, s.role
         );
     }
+    if let Some(c) = &r.connection {
+        // one line per distinct state: every session is normally the same
+        let mut states: Vec<String> = c.sessions.iter().map(|s| s.describe()).collect();
+        states.dedup();
+        for state in states {
+            let _ = writeln!(out, "| connection | {state} |");
+        }
+    }
     let _ = writeln!(
         out,
         "| started / finished | {} / {} |",

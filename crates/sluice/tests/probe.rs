@@ -37,11 +37,8 @@ fn text_copy(c: &mut Client, select: &str) -> Vec<u8> {
 }
 
 /// The async connection a capture's rows stream over, to the same database.
-fn rows_config(cluster: &Cluster) -> tokio_postgres::Config {
-    cluster
-        .conninfo("postgres", cluster.superuser())
-        .parse()
-        .unwrap()
+fn rows_config(cluster: &Cluster) -> sluice::target::Target {
+    sluice::target::Target::local(&cluster.conninfo("postgres", cluster.superuser())).unwrap()
 }
 
 fn capture(cluster: &Cluster, p: &Probe, path: &Path) -> probe::Capture {
@@ -234,8 +231,11 @@ fn rows_come_over_the_working_session_when_no_connection_of_their_own_can_be_had
     let tmp = tempfile::tempdir().unwrap();
     let p = probe("public.wide", "id", &["label", "at"]);
     // a connection that cannot be made: nothing listens on port 1
-    let mut unreachable = rows_config(&cluster);
-    unreachable.port(1);
+    let unreachable = sluice::target::Target::local(&format!(
+        "{} port=1",
+        cluster.conninfo("postgres", cluster.superuser())
+    ))
+    .unwrap();
     let path = tmp.path().join("fallback.csv");
     let sessions = Sessions {
         work: &mut c,

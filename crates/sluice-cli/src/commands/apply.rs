@@ -50,7 +50,7 @@ pub fn confirm(
 
 pub fn apply(args: &ApplyArgs, json: bool) -> Result<u8, Failure> {
     let pkg = Package::load(&args.package)?;
-    let target = Target::resolve(args.target.as_deref())?;
+    let target = super::resolve_target(args.target.as_deref())?;
     confirm(&pkg.info.id, &args.environment, &target, args.yes)?;
     let options = ApplyOptions {
         environment: args.environment.clone(),
@@ -111,7 +111,7 @@ pub fn verify(
     json: bool,
 ) -> Result<u8, Failure> {
     let pkg = Package::load(dir)?;
-    let target = Target::resolve(target)?;
+    let target = super::resolve_target(target)?;
     let run = run.or_else(|| pipeline::verify::latest_applied_run(evidence, &pkg.info.id));
     let report = pipeline::verify::verify(&pkg, &target, run.as_deref())?;
     if json {
@@ -164,7 +164,7 @@ pub fn rehearse(
     let pkg = Package::load(dir)?;
     let target = match from_backup {
         Some(_) => None,
-        None => Some(Target::resolve(target)?),
+        None => Some(super::resolve_target(target)?),
     };
     let source = match (&target, from_backup) {
         (Some(t), _) => sluice::rehearse::Source::Target(t),
@@ -223,7 +223,7 @@ pub fn rollback(
     json: bool,
 ) -> Result<u8, Failure> {
     let pkg = Package::load(dir)?;
-    let target = Target::resolve(target)?;
+    let target = super::resolve_target(target)?;
     confirm(&pkg.info.id, &options.environment, &target, yes)?;
     eprintln!(
         "sluice rollback {} on {} ({}), run {}",

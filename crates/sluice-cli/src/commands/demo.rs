@@ -105,7 +105,7 @@ pub fn demo(pg_bindir: Option<&Path>, workdir: &Path, json: bool) -> Result<u8, 
         eprintln!("5. approved by {name}: {decision}");
     }
 
-    let target = Target::resolve(Some(&conninfo))?;
+    let target = Target::local(&conninfo)?;
     eprintln!("6. rehearsal on a restored copy of a fresh backup");
     let rehearsal = sluice::rehearse::rehearse(
         &pkg,

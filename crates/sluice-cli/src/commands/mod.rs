@@ -11,8 +11,19 @@ use sluice::sql::Severity;
 use sluice::target::Target;
 use std::path::Path;
 
+/// `--password-command` (or `SLUICE_PASSWORD_COMMAND`), set once when the command line is read.
+static PASSWORD_COMMAND: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+
+/// The target named by `--target` (or the `PG*` variables when absent), with the password
+/// command of the command line.
+pub(crate) fn resolve_target(spec: Option<&str>) -> Result<Target, Failure> {
+    let command = PASSWORD_COMMAND.get().and_then(|c| c.as_deref());
+    Ok(Target::resolve(spec, command)?)
+}
+
 pub fn run(cli: Cli) -> Result<u8, Failure> {
     let json = cli.json;
+    let _ = PASSWORD_COMMAND.set(cli.password_command.clone());
     match cli.command {
         Command::Init { dir, id } => init(&dir, id, json),
         Command::Lint {
@@ -127,8 +138,8 @@ fn lint(dir: &Path, deny: DenyLevel, target: Option<&str>, json: bool) -> Result
     let pkg = Package::load(dir)?;
     let facts = match target {
         Some(spec) => {
-            let target = Target::resolve(Some(spec))?;
-            let mut client = target.connect()?;
+            let target = resolve_target(Some(spec))?;
+            let mut client = target.connect("lint")?;
             Some(
                 sluice::target::facts(&mut client)
                     .map_err(|e| Failure::from(target.query_error(&e)))?,
@@ -175,7 +186,7 @@ fn review(
     let lint = sluice::lint::lint(&pkg, None)?;
     let mut review = sluice::review::build(&pkg, lint);
     if let Some(spec) = target {
-        let target = Target::resolve(Some(spec))?;
+        let target = resolve_target(Some(spec))?;
         review.live = Some(sluice::review::evaluate_live(&pkg, &target)?);
     }
     let text = if format == ReviewFormat::Json || json {

@@ -2,6 +2,8 @@
 //! the real `sluice` binary.
 #![allow(dead_code)]
 
+pub mod tls;
+
 use assert_cmd::Command;
 use sluice::digest::sha256_hex;
 use std::path::{Path, PathBuf};

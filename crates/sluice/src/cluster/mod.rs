@@ -221,6 +221,9 @@ pub struct ClusterOptions {
     /// Lines put before the default `pg_hba.conf` rules (which trust the local socket), e.g.
     /// `local all app scram-sha-256` to make one role give a password.
     pub hba_lines: Vec<String>,
+    /// Files written into the data folder before the server starts, 0600 and owned by the
+    /// server's OS user (e.g. a TLS certificate and key named by `ssl_cert_file`).
+    pub data_files: Vec<(String, Vec<u8>)>,
 }
 
 impl ClusterOptions {
@@ -230,6 +233,7 @@ impl ClusterOptions {
             superuser: "postgres".into(),
             settings: Vec::new(),
             hba_lines: Vec::new(),
+            data_files: Vec::new(),
         }
     }
 }
@@ -301,6 +305,7 @@ impl Cluster {
             ]),
         )?;
         cluster.configure(&options.settings, &options.hba_lines)?;
+        cluster.write_data_files(&options.data_files)?;
         let log = cluster.root.path().join("server.log");
         cluster.run(
             "pg_ctl start",
@@ -341,6 +346,23 @@ impl Cluster {
         )?;
         for (key, value) in settings {
             writeln!(conf, "{key} = '{}'", value.replace('\'', "''"))?;
+        }
+        Ok(())
+    }
+
+    fn write_data_files(&self, files: &[(String, Vec<u8>)]) -> Result<(), ClusterError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        for (name, contents) in files {
+            let path = self.data.join(name);
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)?;
+            std::io::Write::write_all(&mut file, contents)?;
+            if let Some(user) = self.owner {
+                chown(&path, user)?;
+            }
         }
         Ok(())
     }
@@ -416,8 +438,8 @@ impl Cluster {
     }
 
     /// Connects as the bootstrap superuser.
-    pub fn connect(&self, dbname: &str) -> Result<postgres::Client, postgres::Error> {
-        postgres::Client::connect(&self.conninfo(dbname, &self.superuser), postgres::NoTls)
+    pub fn connect(&self, dbname: &str) -> Result<postgres::Client, crate::target::TargetError> {
+        crate::target::Target::local(&self.conninfo(dbname, &self.superuser))?.connect("cluster")
     }
 
     /// Stops the server the hard way (`pg_ctl stop -m immediate`: no checkpoint, crash recovery

@@ -85,6 +85,8 @@ pub fn now_utc() -> (String, String) {
 
 /// A run in progress: its folder, its record, and who watches.
 pub(crate) struct Run<'a> {
+    /// The target, whose sessions' TLS state the record keeps.
+    pub target: Target,
     /// The table of steps this run follows.
     pub table: &'static [Step],
     pub dir: RunDir,
@@ -143,6 +145,7 @@ impl Run<'_> {
         crate::fault::step_boundary(step.name, false);
         let started = Instant::now();
         let result = body(self);
+        self.record.connection = Some(self.target.connection_record());
         let index = self.record.steps.len() - 1;
         let (status, detail) = match &result {
             StepResult::Passed(d) => (Status::Passed, d.clone()),
@@ -183,6 +186,7 @@ impl Run<'_> {
         self.record.exit_code = Some(exit_code);
         self.record.failed_gate = failure.map(|f| f.gate.clone());
         self.record.failure = failure.map(|f| f.message.clone());
+        self.record.connection = Some(self.target.connection_record());
         self.save();
         let report = crate::report::render(&self.record);
         if let Err(e) = self.dir.write("report.md", report.as_bytes()) {
@@ -249,6 +253,7 @@ fn execute(
         started_at,
     );
     let mut run = Run {
+        target: target.clone(),
         table: spec.table,
         dir,
         record,

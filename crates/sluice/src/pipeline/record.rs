@@ -61,6 +61,8 @@ pub struct RunRecord {
     pub migration_committed: bool,
     pub steps: Vec<StepRecord>,
     pub server: Option<IdentityFacts>,
+    /// How the target was reached: settings, each session's TLS state.
+    pub connection: Option<crate::target::ConnectionRecord>,
     pub client_tools: Option<ClientTools>,
     pub backup: Option<DumpInfo>,
     pub preflight: Vec<CheckResult>,
@@ -102,6 +104,7 @@ impl RunRecord {
             migration_committed: false,
             steps: Vec::new(),
             server: None,
+            connection: None,
             client_tools: None,
             backup: None,
             preflight: Vec::new(),

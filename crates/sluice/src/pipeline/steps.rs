@@ -21,7 +21,7 @@ struct State {
     /// of a catalog snapshot's queries, and computes probe statistics while rows stream.
     aux: Option<postgres::Client>,
     /// The target for the connection each probe capture's rows stream over.
-    rows_config: Option<tokio_postgres::Config>,
+    rows_target: Option<Target>,
     backup_done: Option<Instant>,
     pre_schema: Option<Snapshot>,
     /// What the post snapshot compares against to read again only the tables that changed.
@@ -53,7 +53,9 @@ pub(super) fn run_all(
     run.step("scope", |_| scope(pkg, &mut st))?;
     run.step("approvals", |_| approvals(pkg, &digest, opts))?;
     run.step("rehearsal", |_| rehearsal(pkg, &digest, opts))?;
-    run.step("client-version", |run| client_version(run, pkg, opts))?;
+    run.step("client-version", |run| {
+        client_version(run, pkg, target, opts)
+    })?;
     run.step("backup-restorable", |run| {
         backup_restorable(run, pkg, target, &mut st)
     })?;
@@ -101,7 +103,7 @@ pub fn lock_key(package_id: &str) -> i64 {
 }
 
 fn exclusive_run(run: &mut Run, pkg: &Package, target: &Target, st: &mut State) -> StepResult {
-    let (mut lock, work) = match (target.connect(), target.connect()) {
+    let (mut lock, work) = match (target.connect("lock"), target.connect("work")) {
         (Ok(a), Ok(b)) => (a, b),
         (Err(e), _) | (_, Err(e)) => return Failed(e.to_string()),
     };
@@ -115,8 +117,8 @@ fn exclusive_run(run: &mut Run, pkg: &Package, target: &Target, st: &mut State) 
             st.lock_session = Some(lock);
             // a third session, when one can be had, shares the catalog snapshots' queries and
             // computes probe statistics beside the row stream
-            st.aux = target.connect().ok();
-            st.rows_config = Some(target.async_config().clone());
+            st.aux = target.connect("helper").ok();
+            st.rows_target = Some(target.clone());
             st.client = Some(work);
             Passed(format!(
                 "session advisory lock {key} held for package {}",
@@ -277,24 +279,35 @@ fn rehearsal(pkg: &Package, digest: &str, opts: &ApplyOptions) -> StepResult {
     }
 }
 
-fn client_version(run: &mut Run, pkg: &Package, opts: &ApplyOptions) -> StepResult {
+fn client_version(
+    run: &mut Run,
+    pkg: &Package,
+    target: &Target,
+    opts: &ApplyOptions,
+) -> StepResult {
     if !pkg.backup.required {
         return Skipped("no backup is taken ([backup] required = false)".into());
     }
-    let tools = match backup::find_tools(opts.pg_dump_bindir.as_deref()) {
+    let server = run.record.server.clone().expect("identity read");
+    let needs_tls = target.needs_tls();
+    let tools = match backup::find_tools_for(
+        opts.pg_dump_bindir.as_deref(),
+        server.server_major(),
+        needs_tls,
+    ) {
         Ok(t) => t,
         Err(e) => return Failed(e.to_string()),
     };
     run.record.client_tools = Some(tools.clone());
-    let server = run.record.server.clone().expect("identity read");
     if let Err(e) = backup::check_version(&tools, server.server_major(), &server.server_version) {
         return Failed(e.to_string());
     }
     let detail = format!(
-        "pg_dump/pg_restore {} from {} for server {}",
+        "pg_dump/pg_restore {} from {} for server {}{}",
         tools.version,
         tools.bindir.display(),
-        server.server_version
+        server.server_version,
+        if needs_tls { ", over TLS" } else { "" }
     );
     Passed(detail)
 }
@@ -703,7 +716,7 @@ fn failed_check(
     if recorded {
         return Passed(format!("{} is recorded as failed in the run", check.id));
     }
-    let mut client = match target.connect() {
+    let mut client = match target.connect("check") {
         Ok(c) => c,
         Err(e) => return Failed(e.to_string()),
     };
@@ -840,7 +853,7 @@ fn sessions(st: &mut State) -> crate::probe::Sessions<'_> {
     crate::probe::Sessions {
         work: st.client.as_mut().expect("connected by exclusive-run"),
         stats: st.aux.as_mut(),
-        rows: st.rows_config.as_ref(),
+        rows: st.rows_target.as_ref(),
         rows_from_bytes: crate::probe::OWN_CONNECTION_FROM_BYTES,
     }
 }

@@ -36,7 +36,7 @@ pub fn verify(
     target: &Target,
     run_dir: Option<&Path>,
 ) -> Result<VerifyReport, TargetError> {
-    let mut client = target.connect()?;
+    let mut client = target.connect("check")?;
     let checks: Vec<CheckResult> = pkg
         .verify
         .iter()
@@ -60,7 +60,7 @@ pub fn verify(
                     dir.join("schema/post.json").display()
                 ),
             })?;
-            let mut helper = target.connect().ok();
+            let mut helper = target.connect("helper").ok();
             let live = catalog::snapshot_with(
                 &mut client,
                 helper.as_mut(),

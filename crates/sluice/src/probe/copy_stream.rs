@@ -18,11 +18,11 @@ const IN_FLIGHT: usize = 8;
 
 type Chunk = Result<Vec<u8>, String>;
 
-/// Connects to `config`, imports the exported `snapshot` (after `settings`), tells `ready`, then
+/// Connects to `target`, imports the exported `snapshot` (after `settings`), tells `ready`, then
 /// runs `copy_sql` and sends its bytes to `chunks`; a failure after `ready` is sent as the last
 /// chunk. Stops early, closing the connection, when the reader is gone.
 fn pump(
-    config: tokio_postgres::Config,
+    target: crate::target::Target,
     begin: String,
     copy_sql: String,
     ready: SyncSender<Result<(), String>>,
@@ -41,8 +41,10 @@ fn pump(
     let pg = |e: tokio_postgres::Error| crate::target::pg_message(&e);
     runtime.block_on(async {
         let connected = async {
-            let (client, connection) = config.connect(tokio_postgres::NoTls).await.map_err(pg)?;
-            let driver = tokio::spawn(connection);
+            let (client, driver) = target
+                .connect_async("probe rows")
+                .await
+                .map_err(|e| e.to_string())?;
             client.batch_execute(&begin).await.map_err(pg)?;
             Ok::<_, String>((client, driver))
         };
@@ -120,7 +122,7 @@ impl Read for ChunkReader {
 /// and returns the reader of its bytes once the connection is in the snapshot — or why it could
 /// not get there (the caller can then run the COPY on its own session).
 pub(super) fn open(
-    config: &tokio_postgres::Config,
+    target: &crate::target::Target,
     snapshot: &str,
     settings: &str,
     copy_sql: &str,
@@ -131,10 +133,10 @@ pub(super) fn open(
     );
     let (ready_tx, ready) = sync_channel(1);
     let (sender, chunks) = sync_channel(IN_FLIGHT);
-    let (config, copy_sql) = (config.clone(), copy_sql.to_string());
+    let (target, copy_sql) = (target.clone(), copy_sql.to_string());
     let thread = std::thread::Builder::new()
         .name("sluice-copy".into())
-        .spawn(move || pump(config, begin, copy_sql, ready_tx, sender))
+        .spawn(move || pump(target, begin, copy_sql, ready_tx, sender))
         .map_err(|e| format!("cannot start the COPY's thread: {e}"))?;
     match ready.recv() {
         Ok(Ok(())) => Ok(ChunkReader {

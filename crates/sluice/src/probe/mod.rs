@@ -296,7 +296,7 @@ pub struct Sessions<'a> {
     /// A connection of the capture's own for the rows, opened for it: it hands them over in
     /// large chunks instead of one message at a time. Used for tables of at least
     /// `rows_from_bytes` on disk, where it pays for its connection.
-    pub rows: Option<&'a tokio_postgres::Config>,
+    pub rows: Option<&'a crate::target::Target>,
     pub rows_from_bytes: i64,
 }
 

@@ -376,6 +376,9 @@ fn live_section(out: &mut String, live: &LiveEvaluation, r: &Review) {
         live.facts.database,
         live.facts.role
     );
+    for session in &live.connection.sessions {
+        let _ = writeln!(out, "Connection: {}.\n", session.describe());
+    }
     let _ = writeln!(
         out,
         "| identity key | required | actual | holds |\n|---|---|---|---|"

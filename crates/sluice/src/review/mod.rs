@@ -42,6 +42,8 @@ pub struct LiveEvaluation {
     pub facts: IdentityFacts,
     pub identity: Vec<IdentityItem>,
     pub preflight: Vec<CheckResult>,
+    /// How the target was reached (TLS state of the session).
+    pub connection: crate::target::ConnectionRecord,
 }
 
 impl LiveEvaluation {
@@ -239,7 +241,7 @@ fn action(step: &str, pkg: &Package, lint: &LintReport) -> Vec<String> {
 /// Evaluates identity and every preflight check on the target, each check in its own READ
 /// ONLY transaction.
 pub fn evaluate_live(pkg: &Package, target: &Target) -> Result<LiveEvaluation, TargetError> {
-    let mut client = target.connect()?;
+    let mut client = target.connect("review")?;
     let facts = target::identity(&mut client).map_err(|e| target.query_error(&e))?;
     let identity = target::compare_identity(&pkg.target, &facts, false);
     let preflight = pkg
@@ -252,6 +254,7 @@ pub fn evaluate_live(pkg: &Package, target: &Target) -> Result<LiveEvaluation, T
         facts,
         identity,
         preflight,
+        connection: target.connection_record(),
     })
 }
 

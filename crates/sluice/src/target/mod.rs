@@ -1,32 +1,79 @@
-//! The target: reaching a PostgreSQL database from `--target` (a libpq key/value string or a
-//! URL) or the usual `PG*` variables, showing it without its password, reading its identity,
-//! and running checks in READ ONLY transactions.
+//! The target: reaching a PostgreSQL database the way libpq does (SPEC §10) — `--target` (a
+//! keyword/value string or a URL), a service, the `PG*` variables, the passfile, a password
+//! command, TLS — through one connector that every session and every client tool uses; showing
+//! the target without its password; reading its identity; and running checks in READ ONLY
+//! transactions.
+//!
+//! Submodules: `keyword` (libpq's keywords and their variables), `conninfo` (parsing
+//! `--target`), `service` (service files), `settings` (resolution with sources), `endpoint`
+//! (host/port lists), `passfile`, `tls` (sslmode and certificates on OpenSSL), `connect`
+//! (opening sessions and recording their TLS state), `tools` (the environment of `pg_dump` and
+//! `pg_restore`).
+
+mod connect;
+mod conninfo;
+mod endpoint;
+mod keyword;
+mod passfile;
+mod service;
+mod settings;
+mod tls;
+mod tools;
+
+pub use connect::{ConnectError, SessionRecord};
+pub use keyword::Keyword;
+pub use settings::{SettingsError, Source};
+pub use tls::{SslMode, TlsError, Verification};
+pub use tools::{child_command, ToolEnv};
 
 use crate::expect::TextRows;
 use crate::package::TargetSpec;
 use crate::sql::hazards::TargetFacts;
-use postgres::{Client, NoTls, SimpleQueryMessage};
+use connect::Connector;
+use postgres::{Client, SimpleQueryMessage};
 use serde::Serialize;
-use std::str::FromStr;
-use tokio_postgres::Config;
+use settings::Settings;
+use std::sync::Arc;
 
 /// How long one read-only check may run before it is cancelled.
 pub const CHECK_TIMEOUT_MS: u64 = 60_000;
 
-/// A target to connect to. Its `Display` never shows the password.
+/// A target to connect to: its resolved settings and the sessions opened so far, shared by
+/// every clone. Its `Display` never shows a secret.
 #[derive(Clone)]
 pub struct Target {
-    config: Config,
+    connector: Arc<Connector>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
-    #[error("--target is not a valid connection string or URL: {0}")]
-    BadConnectionString(String),
-    #[error("cannot connect to {target}: {message}")]
-    Connect { target: String, message: String },
+    /// The settings cannot be used (unknown keyword, bad value, missing service or root
+    /// certificate): nothing was attempted.
+    #[error("{0}")]
+    Settings(#[from] SettingsError),
+    #[error("{0}")]
+    Tls(#[from] TlsError),
+    /// The settings ask for something that cannot be (TLS over a Unix-domain socket).
+    #[error("{0}")]
+    Invalid(ConnectError),
+    #[error("cannot connect to {target}: {source}")]
+    Connect {
+        target: String,
+        #[source]
+        source: ConnectError,
+    },
     #[error("query failed on {target}: {message}")]
     Query { target: String, message: String },
+}
+
+impl TargetError {
+    /// Whether the error is in what the user gave (exit 2) rather than in reaching the server.
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            TargetError::Settings(_) | TargetError::Tls(_) | TargetError::Invalid(_)
+        )
+    }
 }
 
 impl std::fmt::Debug for Target {
@@ -42,106 +89,186 @@ impl std::fmt::Display for Target {
             "host={} port={} dbname={} user={}",
             self.hosts(),
             self.ports(),
-            self.config.get_dbname().unwrap_or("?"),
-            self.config.get_user().unwrap_or("?")
+            self.dbname(),
+            self.user()
         )
     }
 }
 
+/// How a run reached its target (run.json's `connection`). Never a secret.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConnectionRecord {
+    /// `keyword=value (from X)` for every setting but the secret ones.
+    pub settings: Vec<String>,
+    pub sessions: Vec<SessionRecord>,
+    pub warnings: Vec<String>,
+}
+
+/// The TLS keywords of resolved settings.
+fn tls_keywords(s: &Settings) -> tls::TlsKeywords<'_> {
+    tls::TlsKeywords {
+        sslmode: s.get(Keyword::Sslmode),
+        sslrootcert: s.get(Keyword::Sslrootcert),
+        sslcert: s.get(Keyword::Sslcert),
+        sslkey: s.get(Keyword::Sslkey),
+        sslpassword: s.secret(Keyword::Sslpassword),
+        sslcrl: s.get(Keyword::Sslcrl),
+        sslcrldir: s.get(Keyword::Sslcrldir),
+        sslsni: s.get(Keyword::Sslsni),
+        sslcertmode: s.get(Keyword::Sslcertmode),
+        min_protocol: s.get(Keyword::SslMinProtocolVersion),
+        max_protocol: s.get(Keyword::SslMaxProtocolVersion),
+    }
+}
+
+fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
 impl Target {
-    /// From `--target`, or from `PGHOST`, `PGPORT`, `PGUSER`, `PGDATABASE`, `PGPASSWORD` when it
-    /// is absent. Missing parts default as libpq does (unix socket, 5432, the OS user).
-    pub fn resolve(spec: Option<&str>) -> Result<Target, TargetError> {
-        let mut config = match spec {
-            Some(s) => Config::from_str(s)
-                .map_err(|e| TargetError::BadConnectionString(redact_error(&e.to_string())))?,
-            None => Config::new(),
-        };
-        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        if config.get_hosts().is_empty() {
-            let host = env("PGHOST").unwrap_or_else(default_socket_dir);
-            config.host(&host);
-        }
-        if config.get_ports().is_empty() {
-            if let Some(port) = env("PGPORT").and_then(|p| p.parse().ok()) {
-                config.port(port);
-            }
-        }
-        if config.get_user().is_none() {
-            let user = env("PGUSER")
-                .or_else(|| env("USER"))
-                .unwrap_or_else(|| "postgres".into());
-            config.user(&user);
-        }
-        if config.get_dbname().is_none() {
-            let db = env("PGDATABASE")
-                .unwrap_or_else(|| config.get_user().unwrap_or("postgres").to_string());
-            config.dbname(&db);
-        }
-        if config.get_password().is_none() {
-            if let Some(pw) = env("PGPASSWORD") {
-                config.password(pw);
-            }
-        }
-        if config.get_application_name().is_none() {
-            config.application_name("sluice");
-        }
-        Ok(Target { config })
+    /// A production (or any user-named) target: `--target`, then a service, then the `PG*`
+    /// variables, then libpq's defaults; `password_command` (from `--password-command` or
+    /// `SLUICE_PASSWORD_COMMAND`) supplies short-lived passwords, run once per connection.
+    pub fn resolve(
+        spec: Option<&str>,
+        password_command: Option<&str>,
+    ) -> Result<Target, TargetError> {
+        Self::resolve_in(spec, password_command, &process_env)
     }
 
-    pub fn connect(&self) -> Result<Client, TargetError> {
-        postgres::Config::from(self.config.clone())
-            .connect(NoTls)
-            .map_err(|e| TargetError::Connect {
+    /// A throwaway cluster sluice started itself: only `conninfo`, none of the user's `PG*`
+    /// variables (a `PGSSLMODE` or `PGSERVICE` meant for production must not steer it).
+    pub fn local(conninfo: &str) -> Result<Target, TargetError> {
+        Self::resolve_in(Some(conninfo), None, &|_| None)
+    }
+
+    fn resolve_in(
+        spec: Option<&str>,
+        password_command: Option<&str>,
+        env: settings::Env<'_>,
+    ) -> Result<Target, TargetError> {
+        let settings = Settings::resolve(spec, env)?;
+        let command = password_command
+            .filter(|c| !c.trim().is_empty())
+            .map(str::to_string);
+        let connector = Connector::new(settings, command).map_err(|e| match e {
+            ConnectError::Settings(e) => TargetError::Settings(e),
+            ConnectError::Tls(e) => TargetError::Tls(e),
+            other => TargetError::Invalid(other),
+        })?;
+        Ok(Target {
+            connector: Arc::new(connector),
+        })
+    }
+
+    /// Opens a session for `purpose` (`lock`, `work`, `helper`, `check`…), recorded with its
+    /// TLS state for the evidence.
+    pub fn connect(&self, purpose: &str) -> Result<Client, TargetError> {
+        self.connector
+            .connect(purpose)
+            .map_err(|source| self.connect_error(source))
+    }
+
+    /// An async session for `purpose`, its connection driven by a task of the current tokio
+    /// runtime.
+    pub async fn connect_async(
+        &self,
+        purpose: &str,
+    ) -> Result<(tokio_postgres::Client, tokio::task::JoinHandle<()>), TargetError> {
+        self.connector
+            .connect_async(purpose)
+            .await
+            .map_err(|source| self.connect_error(source))
+    }
+
+    fn connect_error(&self, source: ConnectError) -> TargetError {
+        match source {
+            ConnectError::Settings(e) => TargetError::Settings(e),
+            ConnectError::Tls(e) => TargetError::Tls(e),
+            source => TargetError::Connect {
                 target: self.to_string(),
-                message: pg_message(&e),
-            })
+                source,
+            },
+        }
     }
 
-    /// The same target for the async client a probe's rows stream over.
-    pub fn async_config(&self) -> &Config {
-        &self.config
+    /// Every session opened so far, with its TLS state (never a secret).
+    pub fn sessions(&self) -> Vec<SessionRecord> {
+        self.connector.sessions()
+    }
+
+    /// How the target was reached, for the evidence: the settings with their sources, every
+    /// session with its TLS state, and the warnings met.
+    pub fn connection_record(&self) -> ConnectionRecord {
+        ConnectionRecord {
+            settings: self.settings_shown(),
+            sessions: self.sessions(),
+            warnings: self.warnings(),
+        }
+    }
+
+    /// Whether any session to this target was encrypted, or the settings demand encryption:
+    /// a client tool started for it must then speak TLS.
+    pub fn needs_tls(&self) -> bool {
+        self.connector.tls.mode.requires_tls() || self.sessions().iter().any(|s| s.tls.ssl)
+    }
+
+    /// The TLS mode and what a session checks of the server's certificate.
+    pub fn tls_summary(&self) -> (SslMode, Verification) {
+        (self.connector.tls.mode, self.connector.tls.verification())
+    }
+
+    /// Every non-secret setting with where it came from, as `keyword=value (from X)`.
+    pub fn settings_shown(&self) -> Vec<String> {
+        self.connector
+            .settings
+            .public()
+            .into_iter()
+            .map(|(k, _)| self.connector.settings.shown(k))
+            .collect()
+    }
+
+    /// Warnings met while connecting (a passfile ignored for its permissions…).
+    pub fn warnings(&self) -> Vec<String> {
+        self.connector.warnings()
+    }
+
+    /// The environment that points a libpq client tool at the endpoint the sessions use.
+    pub fn tool_env(&self) -> Result<ToolEnv, TargetError> {
+        tools::tool_env(&self.connector).map_err(|source| self.connect_error(source))
     }
 
     /// Every host, comma-separated, as libpq's `PGHOST` takes them (a socket folder is a host).
     pub fn hosts(&self) -> String {
         let hosts: Vec<String> = self
-            .config
-            .get_hosts()
+            .connector
+            .endpoints
             .iter()
-            .map(|h| match h {
-                tokio_postgres::config::Host::Tcp(h) => h.clone(),
-                tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
+            .map(|e| {
+                e.host_value()
+                    .unwrap_or_else(|| e.hostaddr.map(|a| a.to_string()).unwrap_or_default())
             })
             .collect();
-        if hosts.is_empty() {
-            "?".into()
-        } else {
-            hosts.join(",")
-        }
+        hosts.join(",")
     }
 
-    /// Every port, comma-separated, as libpq's `PGPORT` takes them.
+    /// Every port, comma-separated.
     pub fn ports(&self) -> String {
-        let ports: Vec<String> = self.config.get_ports().iter().map(u16::to_string).collect();
-        if ports.is_empty() {
-            "5432".into()
-        } else {
-            ports.join(",")
-        }
+        let ports: Vec<String> = self
+            .connector
+            .endpoints
+            .iter()
+            .map(|e| e.port.to_string())
+            .collect();
+        ports.join(",")
     }
 
     pub fn dbname(&self) -> &str {
-        self.config.get_dbname().unwrap_or("")
+        self.connector.settings.get(Keyword::Dbname).unwrap_or("")
     }
 
-    /// The password, for handing to a child process through its environment only.
-    pub fn password(&self) -> Option<&[u8]> {
-        self.config.get_password()
-    }
-
-    pub fn config(&self) -> &Config {
-        &self.config
+    pub fn user(&self) -> &str {
+        self.connector.settings.get(Keyword::User).unwrap_or("")
     }
 
     pub fn query_error(&self, err: &postgres::Error) -> TargetError {
@@ -150,20 +277,6 @@ impl Target {
             message: pg_message(err),
         }
     }
-}
-
-fn default_socket_dir() -> String {
-    ["/var/run/postgresql", "/tmp"]
-        .into_iter()
-        .find(|d| std::path::Path::new(d).is_dir())
-        .unwrap_or("/tmp")
-        .to_string()
-}
-
-/// Error text from the connection string parser, which may quote a password: keep only the
-/// parser's reason.
-fn redact_error(message: &str) -> String {
-    message.split(':').next().unwrap_or("invalid").to_string()
 }
 
 /// PostgreSQL's own message with its SQLSTATE, detail and hint when the server sent one.
@@ -398,12 +511,4 @@ pub fn facts(client: &mut Client) -> Result<TargetFacts, postgres::Error> {
         }
     }
     Ok(facts)
-}
-
-/// A command for a child process that does not inherit the password sluice was given: every
-/// child sluice starts (version probes, initdb, pg_ctl, pg_dump, pg_restore) is made here.
-pub fn child_command(program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
-    let mut cmd = std::process::Command::new(program);
-    cmd.env_remove("PGPASSWORD");
-    cmd
 }
