@@ -507,3 +507,62 @@ fn an_unknown_keyword_names_itself_and_tls_over_a_socket_is_refused() {
         .code(2);
     assert!(stderr_of(&assert).contains("invalid sslmode value \"verify\""));
 }
+
+#[test]
+fn an_encrypted_client_key_opens_sessions_and_reaches_the_tools_decrypted_in_a_private_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let server = tls_server();
+    let ready = ready_package(&server.cluster);
+    let pem = std::fs::read(server.file("client.key")).unwrap();
+    let encrypted = openssl::pkey::PKey::private_key_from_pem(&pem)
+        .unwrap()
+        .private_key_to_pem_pkcs8_passphrase(openssl::symm::Cipher::aes_256_cbc(), b"key-pass-5e1")
+        .unwrap();
+    let key = server.file("encrypted.key");
+    std::fs::write(&key, encrypted).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let base = format!(
+        "host=localhost port={} dbname=directus user={CERT_USER} sslmode=verify-full sslrootcert={} sslcert={} sslkey={}",
+        server.port(),
+        server.file("ca.crt").display(),
+        server.file("client.crt").display(),
+        key.display()
+    );
+    let (code, _, stderr) = review_json(&ready, &base, &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("is encrypted: give its passphrase with sslpassword"),
+        "{stderr}"
+    );
+
+    let target = format!("{base} sslpassword=key-pass-5e1");
+    let (code, doc, stderr) = review_json(&ready, &target, &[]);
+    assert_eq!(code, 3, "identity names workflow_admin: {stderr}");
+    assert_eq!(doc["live"]["facts"]["role"], CERT_USER, "{stderr}");
+    assert!(!stderr.contains("key-pass-5e1"));
+
+    // pg_dump gets the key decrypted in a 0600 file, never the passphrase
+    let t = sluice::target::Target::resolve(Some(&target), None).unwrap();
+    t.connect("test").unwrap();
+    let env = t.tool_env().unwrap();
+    assert!(env.vars.iter().all(|(_, v)| !v.contains("key-pass-5e1")));
+    let tool_key = &env.vars.iter().find(|(k, _)| *k == "PGSSLKEY").unwrap().1;
+    assert_ne!(tool_key, &key.display().to_string());
+    let mode = std::fs::metadata(tool_key).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let major = server.cluster.binaries().major;
+    if let Ok(tools) = sluice::backup::find_tools_for(None, major, true) {
+        if tools.major >= major {
+            let out = sluice::backup::tool_command(&tools, "pg_dump", &env)
+                .args(["--schema-only", "--no-password"])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(String::from_utf8_lossy(&out.stdout).contains("tac_logical_unit"));
+        }
+    }
+}
