@@ -126,13 +126,15 @@ pub enum Command {
         /// The apply's evidence folder.
         #[arg(long)]
         run: PathBuf,
-        /// The verify check whose failure triggers the rollback.
+        /// The verify check whose failure triggers the rollback (or `migration-atomic` for a
+        /// non-atomic migration that failed after part of it committed).
         #[arg(long)]
         failed_check: String,
         #[arg(long)]
         operator: String,
-        #[arg(long, default_value = "evidence")]
-        evidence: PathBuf,
+        /// Where the rollback's evidence goes (default: beside the apply's, same ledger).
+        #[arg(long)]
+        evidence: Option<PathBuf>,
         #[arg(long)]
         yes: bool,
     },

@@ -181,6 +181,16 @@ pub struct RunDir {
     dir: PathBuf,
 }
 
+/// The evidence root a run folder (`ROOT/PACKAGE_ID/STAMP-ENVIRONMENT`) lives in: where the
+/// ledger it was chained into is, and where a rollback of it writes by default.
+pub fn root_of_run(run_dir: &Path) -> PathBuf {
+    run_dir
+        .parent()
+        .and_then(Path::parent)
+        .filter(|p| !p.as_os_str().is_empty())
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
 impl RunDir {
     /// Creates `ROOT/PACKAGE_ID/STAMP-ENVIRONMENT/` and its sub-folders; refuses an existing
     /// folder and any symlink.

@@ -48,6 +48,45 @@ pub struct MigrationReport {
     pub failure: Option<String>,
     /// How long the committed attempt held its locks (BEGIN to COMMIT), in ms.
     pub lock_holding_ms: Option<u128>,
+    /// `transaction = "none"`: each statement that ran, committed on its own or failed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub statements: Vec<StatementOutcome>,
+    /// `transaction = "none"`: indexes left INVALID by a failed statement (a failed
+    /// `CREATE INDEX CONCURRENTLY` leaves its index behind, unusable but maintained).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub invalid_indexes: Vec<String>,
+}
+
+impl MigrationReport {
+    fn new() -> MigrationReport {
+        MigrationReport {
+            committed: false,
+            attempts: Vec::new(),
+            last_row: None,
+            failure: None,
+            lock_holding_ms: None,
+            statements: Vec::new(),
+            invalid_indexes: Vec::new(),
+        }
+    }
+
+    /// How many statements committed (`transaction = "none"`).
+    pub fn statements_committed(&self) -> usize {
+        self.statements.iter().filter(|s| s.committed).count()
+    }
+}
+
+/// One statement of a `transaction = "none"` migration, for the evidence.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatementOutcome {
+    /// 1-based, among the statements that run.
+    pub number: usize,
+    /// `file:line:col` of its first character.
+    pub at: String,
+    /// Its first line, for the reader.
+    pub text: String,
+    pub committed: bool,
+    pub duration_ms: u128,
 }
 
 enum AttemptError {
@@ -80,13 +119,7 @@ pub fn run_single(
     run: &MigrationRun,
     on_attempt: &dyn Fn(&Attempt),
 ) -> MigrationReport {
-    let mut report = MigrationReport {
-        committed: false,
-        attempts: Vec::new(),
-        last_row: None,
-        failure: None,
-        lock_holding_ms: None,
-    };
+    let mut report = MigrationReport::new();
     for number in 1..=run.lock_retries + 1 {
         let started = Instant::now();
         let result = attempt(client, run, &mut report);
@@ -187,17 +220,31 @@ fn statement_error(source: &SourceFile, stmt: &Statement, err: &postgres::Error)
     }
 }
 
-/// `transaction = "none"`: statements one at a time in autocommit; not atomic. Expectations are
-/// checked after the last statement, when nothing can be rolled back any more.
+/// Every index left INVALID in the database, `schema.name`.
+const INVALID_INDEXES_SQL: &str =
+    "SELECT n.nspname || '.' || c.relname FROM pg_catalog.pg_index i \
+     JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid \
+     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+     WHERE NOT i.indisvalid ORDER BY 1";
+
+fn invalid_indexes(client: &mut postgres::Client) -> Vec<String> {
+    crate::target::text_query(client, INVALID_INDEXES_SQL)
+        .map(|rows| {
+            rows.rows
+                .into_iter()
+                .filter_map(|r| r.into_iter().next().flatten())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `transaction = "none"`: statements one at a time in autocommit; not atomic. Each statement's
+/// outcome is recorded; a failure after one committed names what committed and any index it
+/// left INVALID. Expectations are checked after the last statement, when nothing can be rolled
+/// back any more.
 pub fn run_autocommit(client: &mut postgres::Client, run: &MigrationRun) -> MigrationReport {
     let started = Instant::now();
-    let mut report = MigrationReport {
-        committed: false,
-        attempts: Vec::new(),
-        last_row: None,
-        failure: None,
-        lock_holding_ms: None,
-    };
+    let mut report = MigrationReport::new();
     let setup = format!(
         "SET lock_timeout = {}; SET statement_timeout = {}",
         run.lock_timeout_ms, run.statement_timeout_ms
@@ -206,12 +253,24 @@ pub fn run_autocommit(client: &mut postgres::Client, run: &MigrationRun) -> Migr
         report.failure = Some(pg_message(&e));
         return report;
     }
+    let invalid_before = invalid_indexes(client);
+    let total = run.statements.len();
     for (i, stmt) in run.statements.iter().enumerate() {
-        let result = if i + 1 == run.statements.len() {
+        let began = Instant::now();
+        let result = if i + 1 == total {
             crate::target::text_query(client, &stmt.text).map(Some)
         } else {
             client.batch_execute(&stmt.text).map(|_| None)
         };
+        let mut outcome = StatementOutcome {
+            number: i + 1,
+            at: run.source.locate(stmt.start).to_string(),
+            text: stmt.text.lines().next().unwrap_or("").to_string(),
+            committed: result.is_ok(),
+            duration_ms: began.elapsed().as_millis(),
+        };
+        outcome.text.truncate(200);
+        report.statements.push(outcome);
         match result {
             Ok(rows) => {
                 report.committed = true;
@@ -222,28 +281,58 @@ pub fn run_autocommit(client: &mut postgres::Client, run: &MigrationRun) -> Migr
             Err(err) => {
                 let (AttemptError::LockTimeout(m) | AttemptError::Failed(m)) =
                     statement_error(run.source, stmt, &err);
-                report.failure = Some(format!("{m} (statements before it are committed: transaction = \"none\" is not atomic)"));
+                report.failure = Some(partial_failure(&m, i, total));
                 break;
             }
         }
     }
-    if report.failure.is_none() {
-        if let Err(why) = check_expectations(run.expect, report.last_row.as_ref()) {
-            report.failure = Some(format!("[migration.expect] does not match: {why} (already committed: transaction = \"none\")"));
+    if report.failure.is_some() {
+        report.invalid_indexes = invalid_indexes(client)
+            .into_iter()
+            .filter(|name| !invalid_before.contains(name))
+            .collect();
+        if let Some(f) = report
+            .failure
+            .as_mut()
+            .filter(|_| !report.invalid_indexes.is_empty())
+        {
+            f.push_str(&format!(
+                "; left INVALID: {} (drop it, e.g. with the rollback)",
+                report.invalid_indexes.join(", ")
+            ));
         }
+    } else if let Err(why) = check_expectations(run.expect, report.last_row.as_ref()) {
+        report.failure = Some(format!(
+            "[migration.expect] does not match: {why} (all {total} statements already committed: transaction = \"none\")"
+        ));
     }
     report.attempts.push(Attempt {
         number: 1,
         outcome: if report.failure.is_none() {
             "committed".into()
+        } else if report.committed {
+            "partly-committed".into()
         } else {
             "failed".into()
         },
-        detail: report
-            .failure
-            .clone()
-            .unwrap_or_else(|| "each statement committed on its own".into()),
+        detail: report.failure.clone().unwrap_or_else(|| {
+            format!("{total} statement(s), each committed on its own (transaction = \"none\")")
+        }),
         duration_ms: started.elapsed().as_millis(),
     });
     report
+}
+
+/// What a failed statement of a non-atomic migration means for the target.
+fn partial_failure(message: &str, index: usize, total: usize) -> String {
+    match index {
+        0 => format!("statement 1 of {total} failed, nothing committed: {message}"),
+        1 => format!(
+            "statement 2 of {total} failed after statement 1 COMMITTED (transaction = \"none\" is not atomic): {message}"
+        ),
+        n => format!(
+            "statement {} of {total} failed after statements 1–{n} COMMITTED (transaction = \"none\" is not atomic): {message}",
+            n + 1
+        ),
+    }
 }

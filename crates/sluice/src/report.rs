@@ -17,6 +17,16 @@ pub fn render(r: &RunRecord) -> String {
             "**FAILED** at `{}` — the migration did not commit: the target is unchanged",
             r.failed_gate.as_deref().unwrap_or("?")
         ),
+        (RunStatus::Failed, true) if r.failed_gate.as_deref() == Some("migration-atomic") => {
+            let m = r.migration.as_ref();
+            format!(
+                "**FAILED** at `migration-atomic` — the non-atomic migration PARTLY COMMITTED ({} statement(s) committed){}; `sluice rollback … --failed-check migration-atomic` is available",
+                m.map_or(0, |m| m.statements_committed()),
+                m.filter(|m| !m.invalid_indexes.is_empty())
+                    .map(|m| format!(", left INVALID: {}", m.invalid_indexes.join(", ")))
+                    .unwrap_or_default()
+            )
+        }
         (RunStatus::Failed, true) => format!(
             "**FAILED** at `{}` — the migration COMMITTED; `sluice rollback` is available",
             r.failed_gate.as_deref().unwrap_or("?")

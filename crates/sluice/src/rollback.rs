@@ -1,5 +1,7 @@
-//! Rollback: the package's rollback file run in one transaction with the migration's lock
-//! discipline. The gated `sluice rollback` verb (SPEC §6) and rehearsal both use it.
+//! Rollback: the package's rollback file run with the migration's lock discipline — in one
+//! transaction, or statement by statement when the package is `transaction = "none"` (so that
+//! `DROP INDEX CONCURRENTLY` can undo `CREATE INDEX CONCURRENTLY`). The gated `sluice rollback`
+//! verb (SPEC §6) and rehearsal both use it.
 
 use crate::migration::{self, MigrationReport, MigrationRun};
 use crate::package::Package;
@@ -13,15 +15,16 @@ pub enum RollbackError {
     Sql(#[from] sql::SqlError),
 }
 
-/// Runs the rollback file atomically (its own BEGIN/COMMIT set aside, SET LOCAL timeouts,
-/// lock-timeout retries).
+/// Runs the rollback file in the package's transaction mode: atomically (its own BEGIN/COMMIT
+/// set aside, SET LOCAL timeouts, lock-timeout retries), or one statement at a time.
 pub fn run_rollback_sql(
     client: &mut postgres::Client,
     pkg: &Package,
 ) -> Result<MigrationReport, RollbackError> {
     let source = pkg.rollback_source().ok_or(RollbackError::NoRollback)?;
     let file = sql::parse_file(source)?;
-    let plan = transaction::plan(&file.statements, transaction::TransactionMode::Single);
+    let mode = pkg.migration.transaction;
+    let plan = transaction::plan(&file.statements, mode);
     let run = MigrationRun {
         source: &file.source,
         statements: &plan.statements,
@@ -30,5 +33,8 @@ pub fn run_rollback_sql(
         statement_timeout_ms: pkg.migration.statement_timeout_ms,
         lock_retries: pkg.migration.lock_retries,
     };
-    Ok(migration::run_single(client, &run, &|_| {}))
+    Ok(match mode {
+        transaction::TransactionMode::Single => migration::run_single(client, &run, &|_| {}),
+        transaction::TransactionMode::None => migration::run_autocommit(client, &run),
+    })
 }

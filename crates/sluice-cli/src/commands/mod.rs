@@ -103,7 +103,7 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
             let options = sluice::pipeline::RollbackOptions {
                 environment,
                 operator,
-                evidence_root: evidence,
+                evidence_root: evidence.unwrap_or_else(|| sluice::evidence::root_of_run(&run)),
                 run_dir: run,
                 failed_check,
             };

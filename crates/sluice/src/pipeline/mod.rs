@@ -150,7 +150,7 @@ impl Run<'_> {
         let (status, detail) = match &result {
             StepResult::Passed(d) => (Status::Passed, d.clone()),
             StepResult::Skipped(d) => (Status::Skipped, d.clone()),
-            StepResult::Failed(d) => (Status::Failed, d.clone()),
+            StepResult::Failed(d) | StepResult::FailedAfterCommit(d) => (Status::Failed, d.clone()),
         };
         let rec = &mut self.record.steps[index];
         rec.status = status;
@@ -168,6 +168,11 @@ impl Run<'_> {
             StepResult::Failed(message) => Err(GateFailure {
                 gate: step.gate.unwrap_or(step.name).to_string(),
                 exit_code: step.phase.exit_code(),
+                message,
+            }),
+            StepResult::FailedAfterCommit(message) => Err(GateFailure {
+                gate: step.gate.unwrap_or(step.name).to_string(),
+                exit_code: gate::Phase::AfterCommit.exit_code(),
                 message,
             }),
             _ => Ok(()),
@@ -217,6 +222,9 @@ pub(crate) enum StepResult {
     Passed(String),
     Skipped(String),
     Failed(String),
+    /// Failed with part of the change committed (`transaction = "none"`): exit 5, whatever the
+    /// step's phase.
+    FailedAfterCommit(String),
 }
 
 /// What distinguishes one kind of run from another when it starts.

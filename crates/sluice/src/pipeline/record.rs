@@ -128,6 +128,10 @@ pub struct StoredRun {
     pub exit_code: Option<i32>,
     pub migration_committed: bool,
     #[serde(default)]
+    pub failed_gate: Option<String>,
+    #[serde(default)]
+    pub failure: Option<String>,
+    #[serde(default)]
     pub verification: Vec<StoredCheck>,
     pub steps: Vec<StepRecord>,
 }

@@ -10,7 +10,10 @@ use crate::probe::{Earlier, KeyOrder, RowDiff};
 use crate::review::{evaluate_check, CheckResult};
 use crate::target::{self, Target};
 use std::time::Instant;
-use StepResult::{Failed, Passed, Skipped};
+use StepResult::{Failed, FailedAfterCommit, Passed, Skipped};
+
+/// The migration's gate id, also the rollback trigger of a partly committed migration.
+const MIGRATION_GATE: &str = "migration-atomic";
 
 /// What earlier steps hand to later ones.
 #[derive(Default)]
@@ -473,12 +476,18 @@ fn migration_atomic(run: &mut Run, pkg: &Package, st: &mut State) -> StepResult 
         .map(|r| r.render())
         .unwrap_or_default();
     let attempts = report.attempts.len();
-    let failure = report.failure.clone();
+    let (failure, committed) = (report.failure.clone(), report.committed);
+    let statements = report.statements.len();
     run.record.migration = Some(report);
+    let none = pkg.migration.transaction == crate::sql::transaction::TransactionMode::None;
     match failure {
+        None if none => Passed(format!(
+            "{statements} statement(s) committed one by one (transaction = \"none\": not atomic); last row: {row}"
+        )),
         None => Passed(format!(
             "committed after {attempts} attempt(s); last row: {row}"
         )),
+        Some(f) if committed => FailedAfterCommit(f),
         Some(f) => Failed(f),
     }
 }
@@ -701,10 +710,25 @@ fn failed_check(
     opts: &super::RollbackOptions,
     st: &State,
 ) -> StepResult {
+    // a non-atomic migration that failed after part of it committed: the failed statement is
+    // the trigger
+    if opts.failed_check == MIGRATION_GATE {
+        return match st.applied.as_ref() {
+            Some(r) if r.migration_committed && r.failed_gate.as_deref() == Some(MIGRATION_GATE) => {
+                Passed(format!(
+                    "the migration failed after part of it committed: {}",
+                    r.failure.as_deref().unwrap_or("")
+                ))
+            }
+            _ => Failed(format!(
+                "{MIGRATION_GATE} is a rollback trigger only for a run whose non-atomic migration failed after part of it committed; this run's migration did not"
+            )),
+        };
+    }
     let Some(check) = pkg.verify.iter().find(|c| c.id == opts.failed_check) else {
         let ids: Vec<&str> = pkg.verify.iter().map(|c| c.id.as_str()).collect();
         return Failed(format!(
-            "{} is not a verify check of this package (its verify checks: {})",
+            "{} is not a verify check of this package (its verify checks: {}; or {MIGRATION_GATE} for a partly committed non-atomic migration)",
             opts.failed_check,
             ids.join(", ")
         ));
