@@ -284,8 +284,9 @@ fn a_full_evidence_filesystem_fails_the_backup_before_any_change() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(3), "{stderr}");
+    // refused before dumping: the free space cannot hold even a twentieth of the database
     assert!(
-        stderr.contains("error[backup-restorable]") && stderr.contains("No space left on device"),
+        stderr.contains("error[backup-restorable]") && stderr.contains("would not fit"),
         "{stderr}"
     );
     assert_eq!(before, fingerprint(&conninfo));
@@ -295,6 +296,10 @@ fn a_full_evidence_filesystem_fails_the_backup_before_any_change() {
         .unwrap()
         .unwrap()
         .path();
+    assert_eq!(
+        std::fs::read_dir(run_dir.join("backup")).unwrap().count(),
+        0
+    );
     let run = run_json(&run_dir);
     assert_ne!(
         run["status"], "succeeded",
@@ -649,4 +654,110 @@ fn kill_9_at_every_step_boundary_of_rollback() {
             }
         }
     }
+}
+
+#[test]
+fn a_dump_that_fills_the_disk_is_removed_and_the_bundle_says_so() {
+    if !is_root() {
+        eprintln!("skipped: mounting a small tmpfs needs root (CI runs as root)");
+        return;
+    }
+    let (cluster, conninfo) = fixture_target();
+    // some megabytes of md5 text: a dump far larger than a twentieth of the database
+    let mut admin = cluster.connect("directus").unwrap();
+    admin.batch_execute("CREATE TABLE public.filler AS SELECT g, md5(g::text) || md5((g * 7)::text) AS pad FROM generate_series(1, 60000) g").unwrap();
+    let size: i64 = admin
+        .query_one("SELECT pg_database_size(current_database())", &[])
+        .unwrap()
+        .get(0);
+    let ready = ready_package(&cluster);
+    approve_all(&ready);
+    let evidence = ready.tmp.path().join("small-evidence");
+    let kib = size / 20 / 1024 + 96;
+    if !mount_tmpfs(&evidence, &format!("size={kib}k,mode=0700")) {
+        eprintln!("skipped: this machine does not let root mount a tmpfs");
+        return;
+    }
+    let _unmount = Unmount(evidence.clone());
+    let before = fingerprint(&conninfo);
+    let output = apply_as(&ready, &conninfo, "carol@example.com", &evidence)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("error[backup-restorable]"), "{stderr}");
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+    assert!(
+        stderr.contains("(the incomplete dump was removed)"),
+        "{stderr}"
+    );
+    assert_eq!(before, fingerprint(&conninfo));
+    let run_dir = std::fs::read_dir(evidence.join("dot-iu-cutter-v0.2-phase-alpha"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    // a consistent bundle: no half dump, no temporary files, a record and a report that say
+    // what failed, sums that check
+    assert_eq!(
+        std::fs::read_dir(run_dir.join("backup")).unwrap().count(),
+        0
+    );
+    let run = run_json(&run_dir);
+    assert_eq!(run["status"], "failed");
+    assert_eq!(run["failed_gate"], "backup-restorable");
+    let report = std::fs::read_to_string(run_dir.join("report.md")).unwrap();
+    assert!(report.contains("No space left on device"), "{report}");
+    assert!(!files_named_tmp(&run_dir), "a temporary file was left");
+    sluice()
+        .args(["evidence", "check"])
+        .arg(&run_dir)
+        .assert()
+        .success();
+}
+
+fn files_named_tmp(dir: &std::path::Path) -> bool {
+    std::fs::read_dir(dir).unwrap().any(|e| {
+        let path = e.unwrap().path();
+        path.to_string_lossy().ends_with("tmp~") || (path.is_dir() && files_named_tmp(&path))
+    })
+}
+
+#[test]
+fn an_evidence_write_that_fails_fails_the_run_with_exit_1() {
+    let (cluster, conninfo) = fixture_target();
+    let ready = ready_package(&cluster);
+    approve_all(&ready);
+    // the migration commits; then SHA256SUMS cannot be written
+    let output = apply_cmd(&ready, &conninfo)
+        .env("SLUICE_FAULT_EVIDENCE_FULL", "SHA256SUMS")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("error[evidence]"), "{stderr}");
+    assert!(stderr.contains("the migration COMMITTED"), "{stderr}");
+    assert!(stderr.contains("SHA256SUMS"), "{stderr}");
+    let run_dir = last_run(&ready);
+    let run = run_json(&run_dir);
+    assert_eq!(run["exit_code"], 1);
+    assert_eq!(run["failed_gate"], "evidence");
+    assert!(!files_named_tmp(&run_dir), "a temporary file was left");
+    let ledger = std::fs::read_to_string(ready.tmp.path().join("evidence/ledger.jsonl")).unwrap();
+    let last: serde_json::Value = serde_json::from_str(ledger.lines().last().unwrap()).unwrap();
+    assert_eq!(last["exit_code"], 1, "the ledger does not record a success");
+
+    // report.md: a partial report is not left to pass for one
+    let (cluster, conninfo) = fixture_target();
+    let ready = ready_package(&cluster);
+    approve_all(&ready);
+    let output = apply_cmd(&ready, &conninfo)
+        .env("SLUICE_FAULT_EVIDENCE_FULL", "report.md")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("report.md"), "{stderr}");
+    assert!(!last_run(&ready).join("report.md").exists());
 }

@@ -149,7 +149,10 @@ fn a_failure_after_a_committed_statement_exits_5_and_the_gated_rollback_undoes_i
     let statements = run["migration"]["statements"].as_array().unwrap();
     assert_eq!(statements.len(), 2);
     assert_eq!(statements[0]["committed"], true);
-    assert!(statements[0]["at"].as_str().unwrap().ends_with("sql/migration.sql:1:1"));
+    assert!(statements[0]["at"]
+        .as_str()
+        .unwrap()
+        .ends_with("sql/migration.sql:1:1"));
     assert_eq!(statements[1]["committed"], false);
     assert_eq!(
         run["migration"]["invalid_indexes"],

@@ -308,15 +308,47 @@ fn a_real_rollback_returns_the_schema_and_its_restore_script_returns_the_data() 
     // the schema is back; the data is not (the 86 updated_at values)
     assert_ne!(original, fingerprint(&conninfo));
 
+    // the application writes one row after the rollback: the script must leave it alone
+    let written: String = client
+        .query_one(
+            "UPDATE public.tac_logical_unit SET updated_at = '2031-02-03 04:05:06+00' \
+              WHERE id = (SELECT min(id) FROM public.tac_logical_unit) RETURNING id::text",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    let after_app_write = updated_at(&mut client);
     let script = rollback_dir.join("restore/tac-updated-at.restore.sql");
+    let out = run_psql(&script, &conninfo);
+    assert!(
+        out.contains(&format!(
+            "{written} | written since the migration: left as it is"
+        )),
+        "{out}"
+    );
+    let now = updated_at(&mut client);
+    for ((now, before), app) in now.iter().zip(&values_before).zip(&after_app_write) {
+        if now.starts_with(&format!("{written}=")) {
+            assert_eq!(now, app, "the row the application wrote was reset");
+        } else {
+            assert_eq!(
+                now, before,
+                "the restore script did not bring updated_at back"
+            );
+        }
+    }
+}
+
+/// Runs a script with psql, asserting success; its standard output.
+fn run_psql(script: &Path, conninfo: &str) -> String {
     let psql = sluice::backup::find_tools(None)
         .unwrap()
         .bindir
         .join("psql");
     let out = std::process::Command::new(psql)
         .args(["-X", "-v", "ON_ERROR_STOP=1", "-f"])
-        .arg(&script)
-        .arg(&conninfo)
+        .arg(script)
+        .arg(conninfo)
         .output()
         .unwrap();
     assert!(
@@ -324,16 +356,60 @@ fn a_real_rollback_returns_the_schema_and_its_restore_script_returns_the_data() 
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(
-        updated_at(&mut client),
-        values_before,
-        "the restore script did not bring updated_at back"
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn the_restore_script_works_for_a_table_owner_who_is_not_superuser() {
+    let (cluster, conninfo) = fixture_target();
+    let mut admin = cluster.connect("postgres").unwrap();
+    let mut client = postgres::Client::connect(&conninfo, postgres::NoTls).unwrap();
+    let values = |c: &mut postgres::Client| -> Vec<String> {
+        c.query(
+            "SELECT id::text || '=' || updated_at::text FROM public.tac_logical_unit ORDER BY id",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+    };
+    let before = values(&mut client);
+    // the owner of every fixture object, as on a managed server: no superuser
+    admin
+        .batch_execute("ALTER ROLE workflow_admin NOSUPERUSER")
+        .unwrap();
+    let ready = ready_package(&cluster);
+    let run = applied_with_failing_verify(&ready, &conninfo);
+    let assert = rollback_cmd(&ready, &conninfo, &run, "V-α-3", "production")
+        .assert()
+        .success();
+    let stderr = stderr_of(&assert);
+    assert!(
+        stderr.contains("disabled inside its transaction, as the owner may"),
+        "{stderr}"
     );
-    assert_eq!(
-        original,
-        fingerprint(&conninfo),
-        "schema and data are exactly as before the apply"
+    let script = last_run(&ready).join("restore/tac-updated-at.restore.sql");
+    let text = std::fs::read_to_string(&script).unwrap();
+    assert!(
+        !text.contains("session_replication_role = replica;"),
+        "{text}"
     );
+    run_psql(&script, &conninfo);
+    assert_eq!(
+        values(&mut client),
+        before,
+        "updated_at is back, written by the owner"
+    );
+    // the triggers are enabled again
+    let disabled: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'public.tac_logical_unit'::regclass AND NOT tgisinternal AND tgenabled = 'D'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(disabled, 0);
 }
 
 fn schema_only(conninfo: &str) -> String {

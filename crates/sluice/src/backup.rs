@@ -31,6 +31,13 @@ pub enum BackupError {
     Empty,
     #[error("pg_restore --list cannot read the dump: {0}")]
     NotRestorable(String),
+    #[error("{0}")]
+    NoRoom(String),
+    #[error("{cause}{}", if *removed { " (the incomplete dump was removed)" } else { "" })]
+    Incomplete {
+        cause: Box<BackupError>,
+        removed: bool,
+    },
     #[error("backup I/O on {}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -205,9 +212,82 @@ pub struct DumpInfo {
     pub pg_dump: String,
 }
 
+/// A custom-format dump is compressed and holds no index data, yet one smaller than a twentieth
+/// of `pg_database_size` is rare: with less free space than that the dump clearly cannot fit.
+const DUMP_FLOOR_RATIO: u64 = 20;
+
+/// Free bytes for an unprivileged writer on the filesystem holding `dir`.
+fn free_bytes(dir: &Path) -> std::io::Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(dir.as_os_str().as_bytes())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a NUL-terminated path and a zeroed statvfs the call fills in
+    if unsafe { libc::statvfs(c_path.as_ptr(), &mut stat) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(stat.f_bavail as u64 * stat.f_frsize as u64)
+}
+
+/// Refuses before dumping when the folder `dir` clearly cannot hold a dump of a database of
+/// `database_bytes` (`pg_database_size`), instead of filling the disk and leaving half a dump.
+pub fn ensure_room(dir: &Path, database_bytes: u64) -> Result<(), BackupError> {
+    let free = free_bytes(dir).map_err(|source| BackupError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let floor = database_bytes / DUMP_FLOOR_RATIO;
+    if free < floor {
+        return Err(BackupError::NoRoom(format!(
+            "{} has {} free; the database is {} (pg_database_size) and even a dump of a twentieth of that ({}) would not fit — free space or choose another --evidence folder",
+            dir.display(),
+            human_bytes(free),
+            human_bytes(database_bytes),
+            human_bytes(floor)
+        )));
+    }
+    Ok(())
+}
+
+/// `1.5 GiB`, `160 KiB`.
+pub fn human_bytes(bytes: u64) -> String {
+    let units = ["bytes", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < units.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} bytes")
+    } else {
+        format!("{value:.1} {}", units[unit])
+    }
+}
+
 /// Dumps the target in custom format into `file` (already created 0600), hashing while
-/// streaming; then proves that `pg_restore --list` reads it.
+/// streaming; then proves that `pg_restore --list` reads it. A dump that fails is removed, so
+/// a full disk leaves no half dump behind to be mistaken for a backup.
 pub fn dump(
+    tools: &ClientTools,
+    target: &Target,
+    compress: u8,
+    path: &Path,
+    file: std::fs::File,
+    progress: &dyn Fn(u64),
+) -> Result<DumpInfo, BackupError> {
+    let dumped = dump_into(tools, target, compress, path, file, progress);
+    if let Err(e) = dumped {
+        let removed = std::fs::remove_file(path).is_ok();
+        return Err(BackupError::Incomplete {
+            cause: Box::new(e),
+            removed,
+        });
+    }
+    dumped
+}
+
+fn dump_into(
     tools: &ClientTools,
     target: &Target,
     compress: u8,

@@ -30,6 +30,15 @@ pub enum EvidenceError {
         #[source]
         source: std::io::Error,
     },
+    #[error("evidence: cannot serialize {what}: {message}")]
+    Serialize { what: String, message: String },
+}
+
+fn serialize_err(what: &str) -> impl FnOnce(serde_json::Error) -> EvidenceError + '_ {
+    move |e| EvidenceError::Serialize {
+        what: what.to_string(),
+        message: e.to_string(),
+    }
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> EvidenceError + '_ {
@@ -168,10 +177,17 @@ pub fn replace_file_private(path: &Path, bytes: &[u8]) -> Result<(), EvidenceErr
     }
     let tmp = path.with_extension("tmp~");
     let _ = std::fs::remove_file(&tmp);
-    let mut file = create_file_private(&tmp)?;
-    file.write_all(bytes).map_err(io_err(&tmp))?;
-    file.sync_all().map_err(io_err(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io_err(path))
+    let written = create_file_private(&tmp).and_then(|mut file| {
+        crate::fault::evidence_write(path).map_err(io_err(&tmp))?;
+        file.write_all(bytes).map_err(io_err(&tmp))?;
+        file.sync_all().map_err(io_err(&tmp))?;
+        std::fs::rename(&tmp, path).map_err(io_err(path))
+    });
+    if written.is_err() {
+        // no half-written temporary left beside the file it failed to replace
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 /// One run's evidence folder.
@@ -224,14 +240,21 @@ impl RunDir {
             create_dir_private(parent)?;
         }
         let mut file = create_file_private(&path)?;
-        file.write_all(bytes).map_err(io_err(&path))?;
-        file.sync_all().map_err(io_err(&path))?;
+        let written = crate::fault::evidence_write(&path)
+            .and_then(|_| file.write_all(bytes))
+            .and_then(|_| file.sync_all())
+            .map_err(io_err(&path));
+        if let Err(e) = written {
+            // a partial file would pass for evidence: remove it, the error says what is missing
+            let _ = std::fs::remove_file(&path);
+            return Err(e);
+        }
         Ok(path)
     }
 
     /// Writes a value as pretty JSON.
     pub fn write_json<T: Serialize>(&self, rel: &str, value: &T) -> Result<PathBuf, EvidenceError> {
-        let text = serde_json::to_vec_pretty(value).unwrap_or_default();
+        let text = serde_json::to_vec_pretty(value).map_err(serialize_err(rel))?;
         self.write(rel, &text)
     }
 
@@ -317,7 +340,7 @@ impl RunDir {
             .unwrap_or(&self.dir)
             .to_string_lossy()
             .into_owned();
-        let line = serde_json::to_string(&entry).unwrap_or_default();
+        let line = serde_json::to_string(&entry).map_err(serialize_err(LEDGER))?;
         writeln!(handle, "{line}").map_err(io_err(&ledger))?;
         file.sync_all().map_err(io_err(&ledger))?;
         Ok(entry)

@@ -5,6 +5,8 @@
 //! - `SLUICE_FAULT_KILL_AT=STEP` (or `STEP:end`): the process SIGKILLs itself when that step
 //!   starts (or ends), as `kill -9` would, with no destructor or cleanup running.
 //! - `SLUICE_FAULT_BACKUP_AGE_S=N`: the backup-fresh gate sees the backup N seconds older.
+//! - `SLUICE_FAULT_EVIDENCE_FULL=NAME`: writing the evidence file NAME (`SHA256SUMS`,
+//!   `report.md`, …) fails as on a full disk (ENOSPC), after the file was created.
 
 /// Kills the process at a step boundary when asked to.
 pub fn step_boundary(step: &str, end: bool) {
@@ -33,4 +35,16 @@ pub fn backup_age_offset() -> std::time::Duration {
         return std::time::Duration::from_secs(secs);
     }
     std::time::Duration::ZERO
+}
+
+/// A full disk when writing the evidence file `name`, when asked to.
+pub fn evidence_write(name: &std::path::Path) -> std::io::Result<()> {
+    #[cfg(feature = "fault-injection")]
+    if let Ok(want) = std::env::var("SLUICE_FAULT_EVIDENCE_FULL") {
+        if name.file_name().is_some_and(|n| n == want.as_str()) {
+            return Err(std::io::Error::from_raw_os_error(libc::ENOSPC));
+        }
+    }
+    let _ = name;
+    Ok(())
 }

@@ -225,6 +225,16 @@ fn fresh_backup(
     dir: &Path,
     observer: &dyn Observer,
 ) -> Result<(PathBuf, String), RehearseError> {
+    let mut client = target.connect("size")?;
+    let size: i64 = client
+        .query_one(
+            "SELECT pg_catalog.pg_database_size(pg_catalog.current_database())",
+            &[],
+        )
+        .map_err(|e| target.query_error(&e))?
+        .get(0);
+    drop(client);
+    backup::ensure_room(dir, size.max(0) as u64)?;
     let path = dir.join(format!(
         "{}.dump",
         crate::evidence::safe_name(target.dbname())

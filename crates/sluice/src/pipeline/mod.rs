@@ -96,26 +96,38 @@ pub(crate) struct Run<'a> {
     /// Evidence files streamed through `WriteBehind` (dump, probe captures, restore scripts),
     /// relative path → the SHA-256 computed while they were written.
     pub streamed: std::collections::BTreeMap<String, String>,
+    /// Evidence writes that failed; any fails the run (exit 1) when it finishes.
+    pub evidence_errors: std::cell::RefCell<Vec<String>>,
 }
 
 impl Run<'_> {
+    /// Rewrites run.json; a failure is kept for [`Run::finish`], which fails the run with it.
     pub fn save(&self) {
-        let text = serde_json::to_vec_pretty(&self.record).unwrap_or_default();
-        // A failure to write run.json must not hide the run's real outcome; the log says so.
-        if let Err(e) = self.dir.replace("run.json", &text) {
-            let _ = self.dir.append_line(
-                "log.jsonl",
-                &format!(
-                    "{{\"event\":\"run.json not written\",\"error\":{}}}",
-                    serde_json::json!(e.to_string())
-                ),
-            );
+        let written = serde_json::to_vec_pretty(&self.record)
+            .map_err(|e| format!("run.json: {e}"))
+            .and_then(|text| {
+                self.dir
+                    .replace("run.json", &text)
+                    .map_err(|e| e.to_string())
+            });
+        if let Err(e) = written {
+            self.evidence_failed(e);
         }
     }
 
     pub fn log(&self, event: &str, data: serde_json::Value) {
         let line = serde_json::json!({ "at": now_utc().0, "event": event, "data": data });
-        let _ = self.dir.append_line("log.jsonl", &line.to_string());
+        if let Err(e) = self.dir.append_line("log.jsonl", &line.to_string()) {
+            self.evidence_failed(e.to_string());
+        }
+    }
+
+    /// Records an evidence write that failed: the run will end with exit 1 saying so.
+    pub fn evidence_failed(&self, message: String) {
+        let mut errors = self.evidence_errors.borrow_mut();
+        if !errors.contains(&message) {
+            errors.push(message);
+        }
     }
 
     /// Runs one step: records its start, its outcome and timing, and turns a failure into the
@@ -179,25 +191,29 @@ impl Run<'_> {
         }
     }
 
-    /// Closes the run: final record, report, SHA256SUMS, ledger line.
-    fn finish(&mut self, failure: Option<&GateFailure>, kind: &str) -> i32 {
-        let exit_code = failure.map_or(0, |f| f.exit_code);
-        self.record.finished_at = Some(now_utc().0);
-        self.record.status = if failure.is_some() {
-            RunStatus::Failed
-        } else {
-            RunStatus::Succeeded
-        };
-        self.record.exit_code = Some(exit_code);
-        self.record.failed_gate = failure.map(|f| f.gate.clone());
-        self.record.failure = failure.map(|f| f.message.clone());
-        self.record.connection = Some(self.target.connection_record());
-        self.save();
+    /// Closes the run: final record, report, SHA256SUMS, ledger line. An evidence write that
+    /// failed at any point fails the run (exit 1, gate `evidence`), saying whether the
+    /// migration committed; what could still be written says so too.
+    fn finish(&mut self, failure: Option<GateFailure>, kind: &str) -> Option<GateFailure> {
+        self.close_record(failure.as_ref());
         let report = crate::report::render(&self.record);
         if let Err(e) = self.dir.write("report.md", report.as_bytes()) {
-            self.log("report.md not written", serde_json::json!(e.to_string()));
+            self.evidence_failed(e.to_string());
         }
-        let sums = self.dir.write_sums(&self.streamed).unwrap_or_default();
+        let sums = match self.dir.write_sums(&self.streamed) {
+            Ok(sums) => sums,
+            Err(e) => {
+                self.evidence_failed(e.to_string());
+                String::new()
+            }
+        };
+        let failure = self.evidence_failure().or(failure);
+        if failure.as_ref().is_some_and(|f| f.gate == EVIDENCE) {
+            // say it where it can still be said; a disk that is full may refuse this too
+            self.close_record(failure.as_ref());
+            self.save();
+        }
+        let exit_code = failure.as_ref().map_or(0, |f| f.exit_code);
         let entry = LedgerEntry {
             run: String::new(),
             kind: kind.to_string(),
@@ -211,11 +227,50 @@ impl Run<'_> {
             prev: String::new(),
         };
         if let Err(e) = self.dir.append_to_ledger(entry) {
-            self.log("ledger not written", serde_json::json!(e.to_string()));
+            self.evidence_failed(e.to_string());
         }
-        exit_code
+        self.evidence_failure().or(failure)
+    }
+
+    fn close_record(&mut self, failure: Option<&GateFailure>) {
+        self.record.finished_at = Some(now_utc().0);
+        self.record.status = if failure.is_some() {
+            RunStatus::Failed
+        } else {
+            RunStatus::Succeeded
+        };
+        self.record.exit_code = Some(failure.map_or(0, |f| f.exit_code));
+        self.record.failed_gate = failure.map(|f| f.gate.clone());
+        self.record.failure = failure.map(|f| f.message.clone());
+        self.record.connection = Some(self.target.connection_record());
+        self.save();
+    }
+
+    /// The run's failure when an evidence write failed: exit 1, naming what was not written and
+    /// the state of the target.
+    fn evidence_failure(&self) -> Option<GateFailure> {
+        let errors = self.evidence_errors.borrow();
+        if errors.is_empty() {
+            return None;
+        }
+        let state = if self.record.migration_committed {
+            "the migration COMMITTED: the target has the change"
+        } else {
+            "the migration did not commit: the target is unchanged"
+        };
+        Some(GateFailure {
+            gate: EVIDENCE.into(),
+            exit_code: 1,
+            message: format!(
+                "the evidence is incomplete ({state}): {}",
+                errors.join("; ")
+            ),
+        })
     }
 }
+
+/// The failure id of a run whose evidence could not be written.
+pub const EVIDENCE: &str = "evidence";
 
 /// What a step's body returns.
 pub(crate) enum StepResult {
@@ -268,13 +323,14 @@ fn execute(
         observer,
         stamp,
         streamed: Default::default(),
+        evidence_errors: Default::default(),
     };
     run.save();
     run.log("run.start", spec.start);
     let failure = steps(&mut run).err();
-    let exit_code = run.finish(failure.as_ref(), spec.kind);
+    let failure = run.finish(failure, spec.kind);
     Ok(ApplyOutcome {
-        exit_code,
+        exit_code: failure.as_ref().map_or(0, |f| f.exit_code),
         run_dir: run.dir.path().to_path_buf(),
         record: run.record,
         failure,

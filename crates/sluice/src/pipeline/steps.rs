@@ -68,10 +68,18 @@ pub(super) fn run_all(
     run.step("migration-atomic", |run| {
         migration_atomic(run, pkg, &mut st)
     })?;
-    run.step("verification", |run| verification(run, pkg, &mut st))?;
-    run.step("schema-diff", |run| schema_diff(run, pkg, &mut st))?;
-    run.step("probes", |run| probes(run, pkg, &mut st))?;
-    Ok(())
+    // After COMMIT every step runs even when one before it failed: each only reads, and the
+    // evidence of what the change did (the post snapshot, the post probe captures a rollback's
+    // restore script needs) matters most when something is wrong. The first failure counts.
+    let after_commit = [
+        run.step("verification", |run| verification(run, pkg, &mut st)),
+        run.step("schema-diff", |run| schema_diff(run, pkg, &mut st)),
+        run.step("probes", |run| probes(run, pkg, &mut st)),
+    ];
+    after_commit
+        .into_iter()
+        .collect::<Result<Vec<()>, _>>()
+        .map(|_| ())
 }
 
 fn client(st: &mut State) -> &mut postgres::Client {
@@ -329,6 +337,17 @@ fn backup_restorable(run: &mut Run, pkg: &Package, target: &Target, st: &mut Sta
         crate::evidence::safe_name(target.dbname()),
         run.stamp
     );
+    let size = client(st).query_one(
+        "SELECT pg_catalog.pg_database_size(pg_catalog.current_database())",
+        &[],
+    );
+    let size = match size {
+        Ok(row) => row.get::<_, i64>(0).max(0) as u64,
+        Err(e) => return Failed(format!("pg_database_size: {}", target::pg_message(&e))),
+    };
+    if let Err(e) = backup::ensure_room(run.dir.path(), size) {
+        return Failed(e.to_string());
+    }
     let (path, file) = match run.dir.create_file(&rel) {
         Ok(f) => f,
         Err(e) => return Failed(e.to_string()),
@@ -826,16 +845,34 @@ fn restore_script(
             ));
             continue;
         }
+        let post_path = opts.run_dir.join(format!("probes/{}.post.csv", probe.id));
+        if !post_path.is_file() {
+            lines.push(format!(
+                "cannot restore {} changed and {} removed row(s) of {}: the run has no post capture to tell the migration's writes from later ones, so no restore script is written",
+                rows.changed, rows.removed, probe.table
+            ));
+            continue;
+        }
+        let guard = match crate::probe::trigger_guard(client(st), &probe.table) {
+            Ok(g) => g,
+            Err(e) => return Failed(format!("{}: {}", probe.table, target::pg_message(&e))),
+        };
         let rel = format!("restore/{}.restore.sql", probe.id);
-        if let Err(e) = write_restore_script(run, probe, &pre_path, &opts.run_dir, &rel) {
+        let captures = (pre_path.as_path(), post_path.as_path());
+        if let Err(e) = write_restore_script(run, probe, captures, &opts.run_dir, &guard, &rel) {
             return Failed(e);
         }
         lines.push(format!(
-            "cannot restore {} changed and {} removed row(s) of {} ({}): restore script {rel} written, not run",
+            "cannot restore {} changed and {} removed row(s) of {} ({}): restore script {rel} written, not run (it restores only rows still at their post-migration value; {})",
             rows.changed,
             rows.removed,
             probe.table,
-            probe.columns.join(", ")
+            probe.columns.join(", "),
+            match guard {
+                crate::probe::TriggerGuard::ReplicationRole => "user triggers off with session_replication_role".to_string(),
+                crate::probe::TriggerGuard::DisableTriggers(ref t) if t.is_empty() => "the table has no user trigger".to_string(),
+                crate::probe::TriggerGuard::DisableTriggers(ref t) => format!("triggers {} disabled inside its transaction, as the owner may", t.join(", ")),
+            }
         ));
     }
     if lines.is_empty() {
@@ -849,16 +886,18 @@ fn restore_script(
 fn write_restore_script(
     run: &mut Run,
     probe: &crate::package::Probe,
-    pre_csv: &std::path::Path,
+    (pre_csv, post_csv): (&std::path::Path, &std::path::Path),
     apply_dir: &std::path::Path,
+    guard: &crate::probe::TriggerGuard,
     rel: &str,
 ) -> Result<(), String> {
     let (path, file) = run.dir.create_file(rel).map_err(|e| e.to_string())?;
     let mut out = std::io::BufWriter::new(crate::evidence::WriteBehind::new(file));
-    let sha256 = crate::probe::write_restore_script(probe, pre_csv, apply_dir, &mut out)
-        .and_then(|_| out.into_inner().map_err(|e| e.into_error()))
-        .and_then(|file| file.finish())
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let sha256 =
+        crate::probe::write_restore_script(probe, pre_csv, post_csv, apply_dir, guard, &mut out)
+            .and_then(|_| out.into_inner().map_err(|e| e.into_error()))
+            .and_then(|file| file.finish())
+            .map_err(|e| format!("{}: {e}", path.display()))?;
     run.streamed.insert(rel.to_string(), sha256);
     Ok(())
 }

@@ -7,6 +7,9 @@
 mod binary;
 mod copy_stream;
 mod merge;
+mod restore;
+
+pub use restore::{trigger_guard, write_restore_script, TriggerGuard};
 
 use crate::evidence::WriteBehind;
 use crate::expect::TextRows;
@@ -556,100 +559,6 @@ impl ProbeSummary {
                 .unwrap_or_default()
         );
         out
-    }
-}
-
-/// A psql script that puts the watched columns back to their values in a pre capture: the CSV is
-/// loaded into a temporary table shaped like the probed columns (so NULL and empty text stay
-/// apart), and only rows whose values differ are updated, with user triggers off
-/// (`session_replication_role = replica`, superuser) so a trigger like `updated_at := now()`
-/// cannot overwrite what is restored. sluice writes it into `out`, streaming the CSV from
-/// `pre_csv` (a capture can be larger than memory should hold); a person decides to run it.
-pub fn write_restore_script(
-    probe: &Probe,
-    pre_csv: &Path,
-    run_dir: &Path,
-    out: &mut impl std::io::Write,
-) -> std::io::Result<()> {
-    let table = quote_qualified(&probe.table);
-    let all = captured_quoted(probe);
-    let set: Vec<String> = probe
-        .columns
-        .iter()
-        .map(|c| format!("{q} = r.{q}", q = quote_ident(c)))
-        .collect();
-    let on: Vec<String> = probe
-        .key
-        .iter()
-        .map(|k| format!("t.{q} = r.{q}", q = quote_ident(k)))
-        .collect();
-    let differs: Vec<String> = probe
-        .columns
-        .iter()
-        .map(|c| format!("t.{q} IS DISTINCT FROM r.{q}", q = quote_ident(c)))
-        .collect();
-    let mut head = String::new();
-    let _ = writeln!(
-        head,
-        "-- sluice restore script for probe {} on {}",
-        probe.id, probe.table
-    );
-    let _ = writeln!(
-        head,
-        "-- Puts {} back to the values captured before the migration of run",
-        probe.columns.join(", ")
-    );
-    let _ = writeln!(head, "--   {}", run_dir.display());
-    let _ = writeln!(head, "-- The rollback cannot do this (it drops what the migration added; it does not rewind data).");
-    let _ = writeln!(
-        head,
-        "-- Review it, then run it with: psql -v ON_ERROR_STOP=1 -f THIS_FILE"
-    );
-    let _ = writeln!(head, "-- session_replication_role = replica keeps user triggers from rewriting the restored values; it needs a superuser.\n");
-    let _ = writeln!(head, "BEGIN;");
-    let _ = writeln!(head, "SET LOCAL session_replication_role = replica;");
-    let _ = writeln!(
-        head,
-        "CREATE TEMP TABLE sluice_restore ON COMMIT DROP AS SELECT {} FROM {table} WITH NO DATA;",
-        all.join(", ")
-    );
-    let _ = writeln!(
-        head,
-        "COPY sluice_restore ({}) FROM STDIN WITH (FORMAT csv, HEADER);",
-        all.join(", ")
-    );
-    out.write_all(head.as_bytes())?;
-    let last = copy_tracking_last_byte(&mut std::fs::File::open(pre_csv)?, out)?;
-    if last != Some(b'\n') {
-        out.write_all(b"\n")?;
-    }
-    let mut tail = String::new();
-    let _ = writeln!(tail, "\\.");
-    let _ = writeln!(
-        tail,
-        "UPDATE {table} AS t SET {} FROM sluice_restore AS r WHERE {} AND ({});",
-        set.join(", "),
-        on.join(" AND "),
-        differs.join(" OR ")
-    );
-    let _ = writeln!(tail, "COMMIT;");
-    out.write_all(tail.as_bytes())
-}
-
-/// Copies `from` into `to`; returns the last byte copied.
-fn copy_tracking_last_byte(
-    from: &mut impl std::io::Read,
-    to: &mut impl std::io::Write,
-) -> std::io::Result<Option<u8>> {
-    let mut buf = vec![0u8; 1 << 16];
-    let mut last = None;
-    loop {
-        let n = from.read(&mut buf)?;
-        if n == 0 {
-            return Ok(last);
-        }
-        to.write_all(&buf[..n])?;
-        last = Some(buf[n - 1]);
     }
 }
 
