@@ -450,7 +450,9 @@ fn apply_without_a_terminal_or_yes_is_refused_before_anything() {
         .arg("--evidence")
         .arg(ready.tmp.path().join("evidence"))
         .assert()
-        .code(2)
+        // SPEC §8: not confirming is a refusal before the migration started (exit 3), not a
+        // usage error
+        .code(3)
         .stderr(predicates::str::contains("--yes"));
     assert_eq!(before, fingerprint(&conninfo));
     assert!(!ready.tmp.path().join("evidence").exists());

@@ -219,6 +219,38 @@ fn rollback_is_refused_without_a_failed_check() {
 }
 
 #[test]
+fn rollback_without_a_terminal_or_yes_is_refused_with_exit_3() {
+    let (cluster, conninfo) = fixture_target();
+    let ready = ready_package(&cluster);
+    let run = applied_with_failing_verify(&ready, &conninfo);
+    let before = fingerprint(&conninfo);
+    let runs_before = std::fs::read_dir(run.parent().unwrap()).unwrap().count();
+    // the same command as rollback_cmd, without --yes (assert_cmd gives it no terminal)
+    let assert = sluice()
+        .arg("rollback")
+        .arg(&ready.dir)
+        .args(["--target", &conninfo, "--environment", "production"])
+        .args(["--failed-check", "V-α-3", "--operator", "carol@example.com"])
+        .arg("--run")
+        .arg(&run)
+        .arg("--evidence")
+        .arg(ready.tmp.path().join("evidence"))
+        .assert()
+        .code(3);
+    let stderr = stderr_of(&assert);
+    assert!(
+        stderr.contains("no terminal") && stderr.contains("--yes"),
+        "{stderr}"
+    );
+    assert_eq!(before, fingerprint(&conninfo));
+    let runs_after = std::fs::read_dir(run.parent().unwrap()).unwrap().count();
+    assert_eq!(
+        runs_before, runs_after,
+        "a refused rollback wrote a run folder"
+    );
+}
+
+#[test]
 fn rollback_is_refused_on_another_environment() {
     let (cluster, conninfo) = fixture_target();
     let ready = ready_package(&cluster);

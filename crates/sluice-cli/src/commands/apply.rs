@@ -18,7 +18,8 @@ pub struct ApplyArgs {
     pub pg_dump_bindir: Option<PathBuf>,
 }
 
-/// Asks the operator to type the package id; refuses without a terminal unless --yes.
+/// Asks the operator to type the package id; refuses without a terminal unless --yes. Not
+/// confirming is a refusal before anything started, with the target unchanged: exit 3 (SPEC §8).
 pub fn confirm(
     package_id: &str,
     environment: &str,
@@ -30,8 +31,8 @@ pub fn confirm(
     }
     if !std::io::stdin().is_terminal() {
         return Err(Failure::new(
-            2,
-            "no terminal to confirm on: pass --yes to apply without confirmation",
+            3,
+            "no terminal to confirm on: nothing was done; pass --yes to go on without confirmation",
         ));
     }
     eprint!("apply {package_id} to {environment} ({target})?\ntype the package id to confirm: ");
