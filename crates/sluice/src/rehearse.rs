@@ -310,7 +310,7 @@ fn run_cycle(
     steps: &mut Vec<RehearsalStep>,
 ) -> Result<Option<u128>, String> {
     let options = ApplyOptions {
-        environment: "rehearsal".into(),
+        environment: pipeline::REHEARSAL_ENVIRONMENT.into(),
         operator: "sluice-rehearsal".into(),
         evidence_root: opts.evidence_root.clone(),
         // the tools this rehearsal found, not a search again in each apply

@@ -49,7 +49,14 @@ pub fn confirm(
     }
 }
 
+/// `--environment NAME`, checked before anything else is read (exit 2 when it cannot be one).
+fn check_environment(name: &str) -> Result<(), Failure> {
+    pipeline::check_environment(name)
+        .map_err(|e| Failure::new(2, format!("invalid --environment: {e}")))
+}
+
 pub fn apply(args: &ApplyArgs, json: bool) -> Result<u8, Failure> {
+    check_environment(&args.environment)?;
     let pkg = Package::load(&args.package)?;
     let target = Target::resolve(args.target.as_deref())?;
     confirm(&pkg.info.id, &args.environment, &target, args.yes)?;
@@ -223,6 +230,7 @@ pub fn rollback(
     yes: bool,
     json: bool,
 ) -> Result<u8, Failure> {
+    check_environment(&options.environment)?;
     let pkg = Package::load(dir)?;
     let target = Target::resolve(target)?;
     confirm(&pkg.info.id, &options.environment, &target, yes)?;
