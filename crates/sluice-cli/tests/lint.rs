@@ -176,6 +176,31 @@ fn a_syntax_error_names_file_line_and_column() {
         .stderr(predicate::str::contains("syntax error"));
 }
 
+/// A missing `)` is reported where PostgreSQL's cursor is: at the `;` on line 70 of the file
+/// (not at the file's or the statement's start), counted from the file's own lines.
+#[test]
+fn a_syntax_error_at_a_semicolon_is_located_at_postgresqls_cursor() {
+    let (_tmp, dir) = reference_copy();
+    let needle = "alias (valid_from, valid_to);";
+    edit_pinned(&dir, MIGRATION, |sql| {
+        sql.replacen(needle, "alias (valid_from, valid_to;", 1)
+    });
+    let sql = read(&dir, MIGRATION);
+    let at = sql.find("valid_to;").unwrap() + "valid_to".len();
+    let line = sql[..at].matches('\n').count() + 1;
+    let column = at - sql[..at].rfind('\n').unwrap();
+    assert_eq!((line, column), (70, 71), "the edit moved");
+    sluice()
+        .arg("lint")
+        .arg(&dir)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(format!(
+            "phase-alpha-r2.sql:{line}:{column}: syntax error"
+        )))
+        .stderr(predicate::str::contains("at or near \";\""));
+}
+
 #[test]
 fn lint_json_is_one_document() {
     let out = sluice()
