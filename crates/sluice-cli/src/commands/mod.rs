@@ -215,6 +215,10 @@ fn approve(
     };
     let approval = sluice::approval::sign(&pkg.info.id, &digest, signer, decision, note, key)
         .map_err(|e| Failure::new(2, e.to_string()))?;
+    // a signer or key the approvals gate would refuse is a wrong argument: exit 2, no file
+    approval
+        .check_allowed(&pkg.approvals)
+        .map_err(|e| Failure::new(2, e.to_string()))?;
     let path = approval
         .write_into(&pkg.dir.join("approvals"))
         .map_err(|e| Failure::new(1, e.to_string()))?;
