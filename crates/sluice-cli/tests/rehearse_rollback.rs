@@ -77,6 +77,34 @@ fn rehearse_from_the_target_passes_and_leaves_the_target_untouched() {
     assert!(stderr_of(&assert).contains("passing rehearsal"));
 }
 
+/// The rehearsal runs the pipeline twice; each block of step lines has its heading.
+#[test]
+fn rehearsal_heads_its_two_step_blocks_apply_and_re_apply() {
+    let (cluster, conninfo) = fixture_target();
+    let ready = ready_package(&cluster);
+    let assert = rehearse_cmd(&ready)
+        .args(["--target", &conninfo])
+        .assert()
+        .success();
+    let stderr = stderr_of(&assert);
+    let lines: Vec<&str> = stderr.lines().collect();
+    let apply = lines.iter().position(|l| *l == "apply:");
+    let again = lines.iter().position(|l| *l == "re-apply:");
+    let (Some(apply), Some(again)) = (apply, again) else {
+        panic!("no `apply:` and `re-apply:` headings in:\n{stderr}");
+    };
+    // each heading is followed by its own block, starting at step 1
+    for heading in [apply, again] {
+        assert!(
+            lines[heading + 1]
+                .trim_start()
+                .starts_with("[ 1] exclusive-run"),
+            "{stderr}"
+        );
+    }
+    assert!(apply < again, "{stderr}");
+}
+
 #[test]
 fn rehearse_from_a_backup_passes() {
     let (cluster, conninfo) = fixture_target();

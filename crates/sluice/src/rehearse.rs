@@ -318,6 +318,7 @@ fn run_cycle(
         rehearsal: true,
     };
     let started = Instant::now();
+    observer.phase("apply");
     let first = pipeline::apply(pkg, target, &options, observer).map_err(|e| e.to_string())?;
     let lock_ms = first
         .record
@@ -400,6 +401,7 @@ fn run_cycle(
     }
 
     let started = Instant::now();
+    observer.phase("re-apply");
     let again = pipeline::apply(pkg, target, &options, observer).map_err(|e| e.to_string())?;
     step(
         steps,

@@ -32,6 +32,9 @@ pub struct ApplyOptions {
 
 /// Told about progress, for a terminal.
 pub trait Observer {
+    /// A pipeline run that is one part of a larger whole is about to start, e.g. the
+    /// rehearsal's `apply` and `re-apply`: a heading for the steps that follow.
+    fn phase(&self, _name: &str) {}
     fn step_started(&self, _step: &Step) {}
     fn step_finished(&self, _record: &StepRecord) {}
     fn progress(&self, _label: &str, _bytes: u64) {}
