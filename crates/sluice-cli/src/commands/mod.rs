@@ -20,6 +20,7 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
             deny,
             target,
         } => lint(&package, deny, target.as_deref(), json),
+        Command::Pin { package } => pin(&package, json),
         Command::Digest { package, explain } => digest(&package, explain, json),
         Command::Review {
             package,
@@ -148,6 +149,41 @@ fn lint(dir: &Path, deny: DenyLevel, target: Option<&str>, json: bool) -> Result
         print!("{}", render::lint(&report, passed));
     }
     Ok(if passed { 0 } else { 3 })
+}
+
+fn pin(dir: &Path, json: bool) -> Result<u8, Failure> {
+    let pins = sluice::pin::pin(dir).map_err(|e| match e {
+        sluice::pin::PinError::Package(e) => Failure::from(e),
+        other => Failure::new(1, other.to_string()),
+    })?;
+    if json {
+        print_json(&serde_json::json!({ "ok": true, "package": dir, "pins": pins }));
+    }
+    for p in &pins {
+        let old = if p.old.is_empty() { "(none)" } else { &p.old };
+        let line = if p.changed() {
+            format!("{}: {old} → {}", p.file.display(), p.new)
+        } else {
+            format!("{}: {} (unchanged)", p.file.display(), p.new)
+        };
+        if json {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+    }
+    let changed = pins.iter().filter(|p| p.changed()).count();
+    eprintln!(
+        "{}",
+        match changed {
+            0 => "sluice.toml already pins every file".to_string(),
+            n => format!(
+                "pinned {n} file(s) in {}",
+                dir.join("sluice.toml").display()
+            ),
+        }
+    );
+    Ok(0)
 }
 
 fn digest(dir: &Path, explain: bool, json: bool) -> Result<u8, Failure> {
