@@ -444,3 +444,43 @@ fn a_rollback_statement_that_fails_rolls_the_rollback_back_and_exits_6() {
         "a failed rollback left part of itself behind"
     );
 }
+
+/// A package from `sluice init` names no `[target].database` (it is commented out): the
+/// rehearsal restores into the target's own database, current_database(), and passes.
+#[test]
+fn an_initd_package_without_a_target_database_can_be_rehearsed() {
+    let (_cluster, conninfo) = fixture_target();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("starter");
+    sluice().arg("init").arg(&dir).assert().success();
+    assert!(read(&dir, "sluice.toml").contains("# database = "));
+    let before = fingerprint(&conninfo);
+    let mut cmd = sluice();
+    cmd.arg("rehearse")
+        .arg(&dir)
+        .args(["--target", &conninfo, "--evidence"])
+        .arg(tmp.path().join("evidence"));
+    if let Some(bindir) = std::env::var_os("SLUICE_TEST_PG_BINDIR") {
+        cmd.arg("--pg-bindir").arg(bindir);
+    }
+    let assert = cmd.assert();
+    let stderr = stderr_of(&assert);
+    assert!(
+        assert.get_output().status.success() && stderr.contains("rehearsal passed"),
+        "{stderr}"
+    );
+    let database: String = postgres::Client::connect(&conninfo, postgres::NoTls)
+        .unwrap()
+        .query_one("SELECT current_database()::text", &[])
+        .unwrap()
+        .get(0);
+    assert!(
+        stderr.contains(&format!("restored {database} with pg_restore")),
+        "{stderr}"
+    );
+    assert_eq!(
+        before,
+        fingerprint(&conninfo),
+        "rehearsal changed the target"
+    );
+}

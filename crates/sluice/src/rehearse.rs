@@ -59,10 +59,14 @@ struct DumpFacts {
 
 fn dump_facts(tools: &ClientTools, dump: &Path) -> Result<DumpFacts, RehearseError> {
     let text = backup::restore_listing(tools, dump)?;
+    // pg_restore's header keys change case between versions (`dbname:` today)
     let header = |key: &str| {
         text.lines()
-            .find_map(|l| l.strip_prefix(key))
-            .map(|v| v.trim().to_string())
+            .find(|l| {
+                l.get(..key.len())
+                    .is_some_and(|start| start.eq_ignore_ascii_case(key))
+            })
+            .map(|l| l[key.len()..].trim().to_string())
     };
     let server_version = header(";     Dumped from database version:").unwrap_or_default();
     let major = server_version
@@ -118,12 +122,12 @@ pub fn rehearse(
 
     let started = Instant::now();
     // a fresh dump was hashed while it was written; a given one is hashed here
-    let (dump_path, backup_sha256) = match source {
+    let (dump_path, backup_sha256, taken_of) = match source {
         Source::Target(t) => fresh_backup(pkg, t, &tools, scratch.path(), observer)?,
         Source::Backup(p) => {
             let sha256 = crate::evidence::hash_file(p)
                 .map_err(|e| RehearseError::Other(format!("{}: {e}", p.display())))?;
-            (p.to_path_buf(), sha256)
+            (p.to_path_buf(), sha256, None)
         }
     };
     let facts = dump_facts(&tools, &dump_path)?;
@@ -153,11 +157,7 @@ pub fn rehearse(
             .cloned()
             .unwrap_or_else(|| "postgres".into())
     });
-    let dbname = pkg
-        .target
-        .database
-        .clone()
-        .unwrap_or_else(|| facts.dbname.clone());
+    let dbname = rehearsal_database(pkg, taken_of, &facts)?;
     restore(&cluster, &tools, &dump_path, &facts, &role, &dbname)?;
     step(
         &mut steps,
@@ -201,13 +201,35 @@ pub fn rehearse(
     Ok(RehearsalOutcome { record, path })
 }
 
+/// The database the rehearsal restores into and applies to: `[target].database`, else the one
+/// the backup was taken of (the target's `current_database()`, or the dump's own header).
+fn rehearsal_database(
+    pkg: &Package,
+    taken_of: Option<String>,
+    facts: &DumpFacts,
+) -> Result<String, RehearseError> {
+    pkg.target
+        .database
+        .clone()
+        .or(taken_of)
+        .or_else(|| Some(facts.dbname.clone()))
+        .filter(|name| !name.is_empty())
+        .ok_or_else(|| {
+            RehearseError::Other(
+                "the dump does not say which database it holds: name it in [target].database"
+                    .into(),
+            )
+        })
+}
+
+/// A fresh dump of the target: its path, its sha256, and the database it holds.
 fn fresh_backup(
     pkg: &Package,
     target: &Target,
     tools: &ClientTools,
     dir: &Path,
     observer: &dyn Observer,
-) -> Result<(PathBuf, String), RehearseError> {
+) -> Result<(PathBuf, String, Option<String>), RehearseError> {
     let mut client = target.connect()?;
     let facts = target::identity(&mut client).map_err(|e| target.query_error(&e))?;
     backup::check_version(tools, facts.server_major(), &facts.server_version)?;
@@ -219,7 +241,7 @@ fn fresh_backup(
         .map_err(|e| RehearseError::Other(e.to_string()))?;
     let progress = |bytes: u64| observer.progress("pg_dump", bytes);
     let info = backup::dump(tools, target, pkg.backup.compress, &path, file, &progress)?;
-    Ok((path, info.sha256))
+    Ok((path, info.sha256, Some(facts.database)))
 }
 
 fn restore(
