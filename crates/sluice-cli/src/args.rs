@@ -41,6 +41,9 @@ pub enum Command {
         #[arg(long)]
         target: Option<String>,
     },
+    /// Write the sha256 of the migration and rollback files into sluice.toml (comments and
+    /// layout kept); prints old → new.
+    Pin { package: PathBuf },
     /// Print the package digest that approvals and rehearsals are bound to.
     Digest {
         package: PathBuf,

@@ -34,6 +34,13 @@ fn paint(text: &str, status: Status) -> String {
 }
 
 impl Observer for Terminal {
+    fn phase(&self, name: &str) {
+        eprintln!(
+            "{}",
+            format!("{name}:").if_supports_color(Stream::Stderr, |t| t.bold().to_string())
+        );
+    }
+
     fn step_started(&self, step: &Step) {
         if self.interactive {
             let bar = ProgressBar::new_spinner();

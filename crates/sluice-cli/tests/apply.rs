@@ -450,8 +450,46 @@ fn apply_without_a_terminal_or_yes_is_refused_before_anything() {
         .arg("--evidence")
         .arg(ready.tmp.path().join("evidence"))
         .assert()
-        .code(2)
+        // SPEC §8: not confirming is a refusal before the migration started (exit 3), not a
+        // usage error
+        .code(3)
         .stderr(predicates::str::contains("--yes"));
     assert_eq!(before, fingerprint(&conninfo));
     assert!(!ready.tmp.path().join("evidence").exists());
+}
+
+#[test]
+fn an_empty_malformed_or_reserved_environment_name_is_refused_with_exit_2() {
+    let (cluster, conninfo) = fixture_target();
+    let ready = ready_package(&cluster);
+    approve_all(&ready);
+    let before = fingerprint(&conninfo);
+    let evidence = ready.tmp.path().join("evidence");
+    for (name, why) in [
+        ("", "is empty"),
+        ("rehearsal", "reserved for `sluice rehearse`"),
+        ("Rehearsal", "reserved for `sluice rehearse`"),
+        ("prod/../x", "has `/` at character 5"),
+        ("-rf", "has `-` at character 1"),
+    ] {
+        for verb in ["apply", "rollback"] {
+            let mut cmd = sluice();
+            cmd.arg(verb)
+                .arg(&ready.dir)
+                .args(["--target", &conninfo, &format!("--environment={name}")])
+                .args(["--operator", "carol@example.com", "--yes", "--evidence"])
+                .arg(&evidence);
+            if verb == "rollback" {
+                cmd.args(["--run", "nowhere", "--failed-check", "V-α-3"]);
+            }
+            let assert = cmd.assert().code(2);
+            let stderr = stderr_of(&assert);
+            assert!(
+                stderr.contains("--environment") && stderr.contains(why),
+                "{verb} --environment {name:?}: {stderr}"
+            );
+        }
+    }
+    assert_eq!(before, fingerprint(&conninfo));
+    assert!(!evidence.exists(), "a refused environment wrote evidence");
 }

@@ -148,6 +148,7 @@ fn json_output_is_one_document_on_every_verb() {
     let dir = ready.dir.to_str().unwrap();
     assert_eq!(doc(&["digest", dir])["digest"].as_str().unwrap().len(), 64);
     assert_eq!(doc(&["lint", dir])["ok"], true);
+    assert_eq!(doc(&["pin", dir])["pins"].as_array().unwrap().len(), 2);
     assert!(doc(&["review", dir, "--target", &conninfo])["live"]["identity"].is_array());
     let refused = doc(&[
         "apply",

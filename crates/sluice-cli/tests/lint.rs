@@ -1,6 +1,7 @@
 mod support;
 
 use predicates::prelude::*;
+use sluice::digest::sha256_hex;
 use support::*;
 
 const OPERATIONS: &[&str] = &[
@@ -176,6 +177,31 @@ fn a_syntax_error_names_file_line_and_column() {
         .stderr(predicate::str::contains("syntax error"));
 }
 
+/// A missing `)` is reported where PostgreSQL's cursor is: at the `;` on line 70 of the file
+/// (not at the file's or the statement's start), counted from the file's own lines.
+#[test]
+fn a_syntax_error_at_a_semicolon_is_located_at_postgresqls_cursor() {
+    let (_tmp, dir) = reference_copy();
+    let needle = "alias (valid_from, valid_to);";
+    edit_pinned(&dir, MIGRATION, |sql| {
+        sql.replacen(needle, "alias (valid_from, valid_to;", 1)
+    });
+    let sql = read(&dir, MIGRATION);
+    let at = sql.find("valid_to;").unwrap() + "valid_to".len();
+    let line = sql[..at].matches('\n').count() + 1;
+    let column = at - sql[..at].rfind('\n').unwrap();
+    assert_eq!((line, column), (70, 71), "the edit moved");
+    sluice()
+        .arg("lint")
+        .arg(&dir)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(format!(
+            "phase-alpha-r2.sql:{line}:{column}: syntax error"
+        )))
+        .stderr(predicate::str::contains("at or near \";\""));
+}
+
 #[test]
 fn lint_json_is_one_document() {
     let out = sluice()
@@ -212,4 +238,70 @@ fn init_writes_a_starter_that_lints_clean() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("not empty"));
+}
+
+/// SPEC §3: lint checks the package's pins, and `sluice pin` writes them again, changing
+/// nothing else of sluice.toml.
+#[test]
+fn lint_fails_on_a_stale_pin_and_pin_fixes_it_keeping_the_rest_byte_for_byte() {
+    let (_tmp, dir) = reference_copy();
+    let manifest = read(&dir, "sluice.toml");
+    let old_sha = sha256_hex(read(&dir, MIGRATION).as_bytes());
+    let sql = format!("{}-- a late edit\n", read(&dir, MIGRATION));
+    write(&dir, MIGRATION, &sql);
+    let new_sha = sha256_hex(sql.as_bytes());
+    let line = manifest_line(&dir, &old_sha);
+    let lint = sluice().arg("lint").arg(&dir).assert().code(3);
+    let out = String::from_utf8(lint.get_output().stdout.clone()).unwrap();
+    assert!(
+        out.contains("error sql-integrity")
+            && out.contains(&format!("sluice.toml:{line}:"))
+            && out.contains(&format!("{MIGRATION} has sha256 {new_sha}"))
+            && out.contains(&format!("pins {old_sha}"))
+            && out.contains("lint: FAILED"),
+        "{out}"
+    );
+
+    let pin = sluice().arg("pin").arg(&dir).assert().success();
+    let out = String::from_utf8(pin.get_output().stdout.clone()).unwrap();
+    assert!(
+        out.contains(&format!("{MIGRATION}: {old_sha} → {new_sha}"))
+            && out.contains(&format!("{ROLLBACK}: ")),
+        "{out}"
+    );
+    // every comment and every other byte of the manifest is as it was
+    assert_eq!(
+        read(&dir, "sluice.toml"),
+        manifest.replacen(&old_sha, &new_sha, 1)
+    );
+    sluice()
+        .arg("lint")
+        .arg(&dir)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("lint: passed"));
+
+    // idempotent: a second pin changes nothing
+    let again = sluice().arg("pin").arg(&dir).assert().success();
+    let out = String::from_utf8(again.get_output().stdout.clone()).unwrap();
+    assert!(!out.contains('→') && out.contains("(unchanged)"), "{out}");
+    assert_eq!(
+        read(&dir, "sluice.toml"),
+        manifest.replacen(&old_sha, &new_sha, 1)
+    );
+
+    // the rollback is pinned too
+    let rollback = format!("{}-- later\n", read(&dir, ROLLBACK));
+    write(&dir, ROLLBACK, &rollback);
+    sluice()
+        .arg("lint")
+        .arg(&dir)
+        .assert()
+        .code(3)
+        .stdout(predicate::str::contains(format!(
+            "{ROLLBACK} has sha256 {}",
+            sha256_hex(rollback.as_bytes())
+        )));
+    sluice().arg("pin").arg(&dir).assert().success();
+    sluice().arg("lint").arg(&dir).assert().success();
 }

@@ -36,7 +36,52 @@ fn unknown_section() {
     let (_tmp, dir) = reference_copy();
     edit_manifest(&dir, "[rehearsal]", "[rehersal]");
     let line = manifest_line(&dir, "[rehersal]");
-    refused_at(&dir, line, 2, "unknown key `rehersal`");
+    refused_at(
+        &dir,
+        line,
+        2,
+        "unknown table `[rehersal]` (did you mean `[rehearsal]`?)",
+    );
+}
+
+/// `[migraton]` sorts after `[migration.expect]`'s `migration`, which then lacks `file`: the
+/// typo must be named, not the missing key of the table it was meant to be.
+#[test]
+fn misspelt_table_is_named_not_a_missing_key_elsewhere() {
+    let (_tmp, dir) = reference_copy();
+    edit_manifest(&dir, "[migration]\n", "[migraton]\n");
+    let line = manifest_line(&dir, "[migraton]");
+    refused_at(
+        &dir,
+        line,
+        2,
+        "unknown table `[migraton]` (did you mean `[migration]`?): expected one of the tables [package], [target], [migration], [scope], [[preflight]]",
+    );
+    let out = sluice().arg("lint").arg(&dir).assert().code(2);
+    assert!(
+        !stderr_of(&out).contains("missing key"),
+        "{}",
+        stderr_of(&out)
+    );
+    // an array of tables and a plain key are named as what they are
+    let (_tmp, dir) = reference_copy();
+    edit_manifest(&dir, "[[preflight]]", "[[preflght]]");
+    let line = manifest_line(&dir, "[[preflght]]");
+    refused_at(
+        &dir,
+        line,
+        3,
+        "unknown table `[[preflght]]` (did you mean `[[preflight]]`?)",
+    );
+    let (_tmp, dir) = reference_copy();
+    edit_manifest(&dir, "[package]", "colour = 1\n[package]");
+    let line = manifest_line(&dir, "colour = 1");
+    refused_at(
+        &dir,
+        line,
+        1,
+        "unknown key `colour`: expected one of the tables",
+    );
 }
 
 #[test]

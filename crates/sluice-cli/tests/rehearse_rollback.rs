@@ -77,6 +77,34 @@ fn rehearse_from_the_target_passes_and_leaves_the_target_untouched() {
     assert!(stderr_of(&assert).contains("passing rehearsal"));
 }
 
+/// The rehearsal runs the pipeline twice; each block of step lines has its heading.
+#[test]
+fn rehearsal_heads_its_two_step_blocks_apply_and_re_apply() {
+    let (cluster, conninfo) = fixture_target();
+    let ready = ready_package(&cluster);
+    let assert = rehearse_cmd(&ready)
+        .args(["--target", &conninfo])
+        .assert()
+        .success();
+    let stderr = stderr_of(&assert);
+    let lines: Vec<&str> = stderr.lines().collect();
+    let apply = lines.iter().position(|l| *l == "apply:");
+    let again = lines.iter().position(|l| *l == "re-apply:");
+    let (Some(apply), Some(again)) = (apply, again) else {
+        panic!("no `apply:` and `re-apply:` headings in:\n{stderr}");
+    };
+    // each heading is followed by its own block, starting at step 1
+    for heading in [apply, again] {
+        assert!(
+            lines[heading + 1]
+                .trim_start()
+                .starts_with("[ 1] exclusive-run"),
+            "{stderr}"
+        );
+    }
+    assert!(apply < again, "{stderr}");
+}
+
 #[test]
 fn rehearse_from_a_backup_passes() {
     let (cluster, conninfo) = fixture_target();
@@ -216,6 +244,38 @@ fn rollback_is_refused_without_a_failed_check() {
         .code(3);
     assert!(stderr_of(&assert).contains("not a verify check"));
     assert_eq!(before, fingerprint(&conninfo));
+}
+
+#[test]
+fn rollback_without_a_terminal_or_yes_is_refused_with_exit_3() {
+    let (cluster, conninfo) = fixture_target();
+    let ready = ready_package(&cluster);
+    let run = applied_with_failing_verify(&ready, &conninfo);
+    let before = fingerprint(&conninfo);
+    let runs_before = std::fs::read_dir(run.parent().unwrap()).unwrap().count();
+    // the same command as rollback_cmd, without --yes (assert_cmd gives it no terminal)
+    let assert = sluice()
+        .arg("rollback")
+        .arg(&ready.dir)
+        .args(["--target", &conninfo, "--environment", "production"])
+        .args(["--failed-check", "V-α-3", "--operator", "carol@example.com"])
+        .arg("--run")
+        .arg(&run)
+        .arg("--evidence")
+        .arg(ready.tmp.path().join("evidence"))
+        .assert()
+        .code(3);
+    let stderr = stderr_of(&assert);
+    assert!(
+        stderr.contains("no terminal") && stderr.contains("--yes"),
+        "{stderr}"
+    );
+    assert_eq!(before, fingerprint(&conninfo));
+    let runs_after = std::fs::read_dir(run.parent().unwrap()).unwrap().count();
+    assert_eq!(
+        runs_before, runs_after,
+        "a refused rollback wrote a run folder"
+    );
 }
 
 #[test]
@@ -458,5 +518,45 @@ fn a_rollback_statement_that_fails_rolls_the_rollback_back_and_exits_6() {
         after_apply,
         schema_only(&conninfo),
         "a failed rollback left part of itself behind"
+    );
+}
+
+/// A package from `sluice init` names no `[target].database` (it is commented out): the
+/// rehearsal restores into the target's own database, current_database(), and passes.
+#[test]
+fn an_initd_package_without_a_target_database_can_be_rehearsed() {
+    let (_cluster, conninfo) = fixture_target();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("starter");
+    sluice().arg("init").arg(&dir).assert().success();
+    assert!(read(&dir, "sluice.toml").contains("# database = "));
+    let before = fingerprint(&conninfo);
+    let mut cmd = sluice();
+    cmd.arg("rehearse")
+        .arg(&dir)
+        .args(["--target", &conninfo, "--evidence"])
+        .arg(tmp.path().join("evidence"));
+    if let Some(bindir) = std::env::var_os("SLUICE_TEST_PG_BINDIR") {
+        cmd.arg("--pg-bindir").arg(bindir);
+    }
+    let assert = cmd.assert();
+    let stderr = stderr_of(&assert);
+    assert!(
+        assert.get_output().status.success() && stderr.contains("rehearsal passed"),
+        "{stderr}"
+    );
+    let database: String = postgres::Client::connect(&conninfo, postgres::NoTls)
+        .unwrap()
+        .query_one("SELECT current_database()::text", &[])
+        .unwrap()
+        .get(0);
+    assert!(
+        stderr.contains(&format!("restored {database} with pg_restore")),
+        "{stderr}"
+    );
+    assert_eq!(
+        before,
+        fingerprint(&conninfo),
+        "rehearsal changed the target"
     );
 }

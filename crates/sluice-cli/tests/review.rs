@@ -251,3 +251,63 @@ fn review_shows_the_approvals_verified_so_far() {
         "{md}"
     );
 }
+
+/// `approve` refuses what the approvals gate would refuse later, and writes nothing: a signer
+/// allowed_signers does not list, and a listed signer signing with another person's key.
+#[test]
+fn approve_refuses_a_signer_not_allowed_or_a_key_not_theirs() {
+    let (tmp, dir) = reference_copy();
+    let keys = tmp.path().join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    let mut signers = String::new();
+    for name in SIGNERS {
+        let key = sluice::approval::generate_ed25519(&keys.join(name), name).unwrap();
+        signers.push_str(&sluice::approval::allowed_signers_line(name, &key));
+        signers.push('\n');
+    }
+    write(&dir, "allowed_signers", &signers);
+    sluice::approval::generate_ed25519(&keys.join("mallory"), "mallory@x").unwrap();
+    let approve = |signer: &str, key: &str| {
+        let mut cmd = sluice();
+        cmd.arg("approve")
+            .arg(&dir)
+            .args(["--signer", signer, "--decision", "pass", "--key"])
+            .arg(keys.join(key));
+        cmd
+    };
+    for (signer, key, why) in [
+        (
+            "mallory@x",
+            "mallory",
+            "signer mallory@x is not in allowed_signers",
+        ),
+        (
+            "alice@example.com",
+            "mallory",
+            "signed with a key allowed_signers does not list for alice@example.com",
+        ),
+        (
+            "alice@example.com",
+            "bob@example.com",
+            "signed with a key allowed_signers does not list for alice@example.com",
+        ),
+    ] {
+        let assert = approve(signer, key).assert().code(2);
+        let stderr = stderr_of(&assert);
+        assert!(
+            stderr.contains(&format!("{signer} cannot approve this package"))
+                && stderr.contains(why)
+                && stderr.contains("nothing was written"),
+            "{signer} with {key}'s key: {stderr}"
+        );
+        assert!(
+            !dir.join("approvals").exists(),
+            "{signer} with {key}'s key wrote into approvals/"
+        );
+    }
+    // the signer's own key still signs
+    approve("alice@example.com", "alice@example.com")
+        .assert()
+        .success();
+    assert_eq!(std::fs::read_dir(dir.join("approvals")).unwrap().count(), 1);
+}

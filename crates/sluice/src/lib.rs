@@ -13,7 +13,8 @@
 //! - [`target`]: connecting to a target, identity, read-only checks;
 //! - [`review`]: the review package, as data and as Markdown;
 //! - [`cluster`]: throwaway PostgreSQL clusters;
-//! - [`scaffold`]: the starter package of `sluice init`.
+//! - [`scaffold`]: the starter package of `sluice init`;
+//! - [`pin`]: `sluice pin`, the sha256 pins of `sluice.toml` written again.
 
 pub mod approval;
 pub mod backup;
@@ -27,6 +28,7 @@ pub mod gate;
 pub mod lint;
 pub mod migration;
 pub mod package;
+pub mod pin;
 pub mod pipeline;
 pub mod probe;
 pub mod reference;

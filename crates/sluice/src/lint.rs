@@ -2,7 +2,7 @@
 //! it performs, the scope proof, and the hazards; the rollback parsed and held to the same
 //! transaction rules. This is what `sluice lint` prints and what the scope gate decides on.
 
-use crate::package::Package;
+use crate::package::{Package, PinnedFile};
 use crate::source::Location;
 use crate::sql::hazards::{self, Finding, HazardContext, Severity, TargetFacts};
 use crate::sql::transaction::{self, ExecutionPlan};
@@ -97,9 +97,10 @@ pub fn lint_parsed(
     facts: Option<&TargetFacts>,
 ) -> Result<LintReport, SqlError> {
     let mut migration = lint_file(pkg, parsed, facts, true);
-    if let Some(f) = expectation_finding(pkg, parsed) {
-        migration.findings.push(f);
-    }
+    migration.findings.extend(expectation_finding(pkg, parsed));
+    migration
+        .findings
+        .extend(pin_finding(pkg, &pkg.migration.file));
     let scope = pkg.scope.as_ref().map(|declared| {
         let declared_ops: Vec<Operation> = declared.iter().map(|s| s.value.clone()).collect();
         let derived: Vec<Operation> = migration
@@ -128,7 +129,10 @@ pub fn lint_parsed(
             let file = sql::parse_file(source)?;
             let plan = transaction::plan(&file.statements, pkg.migration.transaction);
             let parsed = ParsedMigration { file, plan };
-            Some(lint_file(pkg, &parsed, None, false))
+            let mut lint = lint_file(pkg, &parsed, None, false);
+            lint.findings
+                .extend(pkg.rollback.as_ref().and_then(|r| pin_finding(pkg, r)));
+            Some(lint)
         }
         None => None,
     };
@@ -206,5 +210,26 @@ fn expectation_finding(pkg: &Package, parsed: &ParsedMigration) -> Option<Findin
         statement: last.headline(),
         why: "[migration.expect] checks the row of the migration's last statement, but this statement returns no rows".into(),
         help: Some("end the migration with a SELECT that returns the one row to check".into()),
+    })
+}
+
+/// A file whose bytes no longer hash to the sha256 the manifest pins: the `sql-integrity` gate
+/// would refuse the package, so lint says so first, at the pin.
+fn pin_finding(pkg: &Package, file: &PinnedFile) -> Option<Finding> {
+    let actual = crate::digest::sha256_hex(&file.bytes);
+    (actual != file.sha256).then(|| Finding {
+        hazard: "sql-integrity",
+        severity: Severity::Error,
+        location: pkg.locate(&file.sha256_span),
+        statement: pkg.manifest.line_text(file.sha256_span.start).trim().to_string(),
+        why: format!(
+            "{} has sha256 {actual}, but sluice.toml pins {}: the file changed after it was pinned, and apply's sql-integrity gate refuses it",
+            file.rel.display(),
+            file.sha256
+        ),
+        help: Some(format!(
+            "review the change, then `sluice pin {}` writes the new sha256 (or restore the file)",
+            pkg.display_dir.display()
+        )),
     })
 }

@@ -59,10 +59,14 @@ struct DumpFacts {
 
 fn dump_facts(tools: &ClientTools, dump: &Path) -> Result<DumpFacts, RehearseError> {
     let text = backup::restore_listing(tools, dump)?;
+    // pg_restore's header keys change case between versions (`dbname:` today)
     let header = |key: &str| {
         text.lines()
-            .find_map(|l| l.strip_prefix(key))
-            .map(|v| v.trim().to_string())
+            .find(|l| {
+                l.get(..key.len())
+                    .is_some_and(|start| start.eq_ignore_ascii_case(key))
+            })
+            .map(|l| l[key.len()..].trim().to_string())
     };
     let server_version = header(";     Dumped from database version:").unwrap_or_default();
     let major = server_version
@@ -121,12 +125,12 @@ pub fn rehearse(
 
     let started = Instant::now();
     // a fresh dump was hashed while it was written; a given one is hashed here
-    let (dump_path, backup_sha256) = match source {
+    let (dump_path, backup_sha256, taken_of) = match source {
         Source::Target(t) => fresh_backup(pkg, t, &tools, scratch.path(), observer)?,
         Source::Backup(p) => {
             let sha256 = crate::evidence::hash_file(p)
                 .map_err(|e| RehearseError::Other(format!("{}: {e}", p.display())))?;
-            (p.to_path_buf(), sha256)
+            (p.to_path_buf(), sha256, None)
         }
     };
     let facts = dump_facts(&tools, &dump_path)?;
@@ -156,11 +160,7 @@ pub fn rehearse(
             .cloned()
             .unwrap_or_else(|| "postgres".into())
     });
-    let dbname = pkg
-        .target
-        .database
-        .clone()
-        .unwrap_or_else(|| facts.dbname.clone());
+    let dbname = rehearsal_database(pkg, taken_of, &facts)?;
     restore(&cluster, &tools, &dump_path, &facts, &role, &dbname)?;
     step(
         &mut steps,
@@ -218,21 +218,43 @@ fn tools_for(target: &Target, opts: &RehearseOptions) -> Result<ClientTools, Reh
     Ok(tools)
 }
 
+/// The database the rehearsal restores into and applies to: `[target].database`, else the one
+/// the backup was taken of (the target's `current_database()`, or the dump's own header).
+fn rehearsal_database(
+    pkg: &Package,
+    taken_of: Option<String>,
+    facts: &DumpFacts,
+) -> Result<String, RehearseError> {
+    pkg.target
+        .database
+        .clone()
+        .or(taken_of)
+        .or_else(|| Some(facts.dbname.clone()))
+        .filter(|name| !name.is_empty())
+        .ok_or_else(|| {
+            RehearseError::Other(
+                "the dump does not say which database it holds: name it in [target].database"
+                    .into(),
+            )
+        })
+}
+
+/// A fresh dump of the target: its path, its sha256, and the database it holds.
 fn fresh_backup(
     pkg: &Package,
     target: &Target,
     tools: &ClientTools,
     dir: &Path,
     observer: &dyn Observer,
-) -> Result<(PathBuf, String), RehearseError> {
+) -> Result<(PathBuf, String, Option<String>), RehearseError> {
     let mut client = target.connect("size")?;
-    let size: i64 = client
+    let row = client
         .query_one(
-            "SELECT pg_catalog.pg_database_size(pg_catalog.current_database())",
+            "SELECT pg_catalog.current_database()::text, pg_catalog.pg_database_size(pg_catalog.current_database())",
             &[],
         )
-        .map_err(|e| target.query_error(&e))?
-        .get(0);
+        .map_err(|e| target.query_error(&e))?;
+    let (database, size): (String, i64) = (row.get(0), row.get(1));
     drop(client);
     backup::ensure_room(dir, size.max(0) as u64)?;
     let path = dir.join(format!(
@@ -243,7 +265,7 @@ fn fresh_backup(
         .map_err(|e| RehearseError::Other(e.to_string()))?;
     let progress = |bytes: u64| observer.progress("pg_dump", bytes);
     let info = backup::dump(tools, target, pkg.backup.compress, &path, file, &progress)?;
-    Ok((path, info.sha256))
+    Ok((path, info.sha256, Some(database)))
 }
 
 fn restore(
@@ -336,7 +358,7 @@ fn run_cycle(
     steps: &mut Vec<RehearsalStep>,
 ) -> Result<Option<u128>, String> {
     let options = ApplyOptions {
-        environment: "rehearsal".into(),
+        environment: pipeline::REHEARSAL_ENVIRONMENT.into(),
         operator: "sluice-rehearsal".into(),
         evidence_root: opts.evidence_root.clone(),
         // the tools this rehearsal found, not a search again in each apply
@@ -344,6 +366,7 @@ fn run_cycle(
         rehearsal: true,
     };
     let started = Instant::now();
+    observer.phase("apply");
     let first = pipeline::apply(pkg, target, &options, observer).map_err(|e| e.to_string())?;
     let lock_ms = first
         .record
@@ -426,6 +449,7 @@ fn run_cycle(
     }
 
     let started = Instant::now();
+    observer.phase("re-apply");
     let again = pipeline::apply(pkg, target, &options, observer).map_err(|e| e.to_string())?;
     step(
         steps,

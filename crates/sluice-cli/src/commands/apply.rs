@@ -18,7 +18,8 @@ pub struct ApplyArgs {
     pub pg_dump_bindir: Option<PathBuf>,
 }
 
-/// Asks the operator to type the package id; refuses without a terminal unless --yes.
+/// Asks the operator to type the package id; refuses without a terminal unless --yes. Not
+/// confirming is a refusal before anything started, with the target unchanged: exit 3 (SPEC §8).
 pub fn confirm(
     package_id: &str,
     environment: &str,
@@ -30,8 +31,8 @@ pub fn confirm(
     }
     if !std::io::stdin().is_terminal() {
         return Err(Failure::new(
-            2,
-            "no terminal to confirm on: pass --yes to apply without confirmation",
+            3,
+            "no terminal to confirm on: nothing was done; pass --yes to go on without confirmation",
         ));
     }
     eprint!("apply {package_id} to {environment} ({target})?\ntype the package id to confirm: ");
@@ -48,7 +49,14 @@ pub fn confirm(
     }
 }
 
+/// `--environment NAME`, checked before anything else is read (exit 2 when it cannot be one).
+fn check_environment(name: &str) -> Result<(), Failure> {
+    pipeline::check_environment(name)
+        .map_err(|e| Failure::new(2, format!("invalid --environment: {e}")))
+}
+
 pub fn apply(args: &ApplyArgs, json: bool) -> Result<u8, Failure> {
+    check_environment(&args.environment)?;
     let pkg = Package::load(&args.package)?;
     let target = super::resolve_target(args.target.as_deref())?;
     confirm(&pkg.info.id, &args.environment, &target, args.yes)?;
@@ -222,6 +230,7 @@ pub fn rollback(
     yes: bool,
     json: bool,
 ) -> Result<u8, Failure> {
+    check_environment(&options.environment)?;
     let pkg = Package::load(dir)?;
     let target = super::resolve_target(target)?;
     confirm(&pkg.info.id, &options.environment, &target, yes)?;

@@ -31,6 +31,7 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
             deny,
             target,
         } => lint(&package, deny, target.as_deref(), json),
+        Command::Pin { package } => pin(&package, json),
         Command::Digest { package, explain } => digest(&package, explain, json),
         Command::Review {
             package,
@@ -161,6 +162,41 @@ fn lint(dir: &Path, deny: DenyLevel, target: Option<&str>, json: bool) -> Result
     Ok(if passed { 0 } else { 3 })
 }
 
+fn pin(dir: &Path, json: bool) -> Result<u8, Failure> {
+    let pins = sluice::pin::pin(dir).map_err(|e| match e {
+        sluice::pin::PinError::Package(e) => Failure::from(e),
+        other => Failure::new(1, other.to_string()),
+    })?;
+    if json {
+        print_json(&serde_json::json!({ "ok": true, "package": dir, "pins": pins }));
+    }
+    for p in &pins {
+        let old = if p.old.is_empty() { "(none)" } else { &p.old };
+        let line = if p.changed() {
+            format!("{}: {old} → {}", p.file.display(), p.new)
+        } else {
+            format!("{}: {} (unchanged)", p.file.display(), p.new)
+        };
+        if json {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+    }
+    let changed = pins.iter().filter(|p| p.changed()).count();
+    eprintln!(
+        "{}",
+        match changed {
+            0 => "sluice.toml already pins every file".to_string(),
+            n => format!(
+                "pinned {n} file(s) in {}",
+                dir.join("sluice.toml").display()
+            ),
+        }
+    );
+    Ok(0)
+}
+
 fn digest(dir: &Path, explain: bool, json: bool) -> Result<u8, Failure> {
     let pkg = Package::load(dir)?;
     let digest = sluice::digest::package_digest(&pkg);
@@ -225,6 +261,10 @@ fn approve(
         DecisionArg::Reject => sluice::approval::Decision::Reject,
     };
     let approval = sluice::approval::sign(&pkg.info.id, &digest, signer, decision, note, key)
+        .map_err(|e| Failure::new(2, e.to_string()))?;
+    // a signer or key the approvals gate would refuse is a wrong argument: exit 2, no file
+    approval
+        .check_allowed(&pkg.approvals)
         .map_err(|e| Failure::new(2, e.to_string()))?;
     let path = approval
         .write_into(&pkg.dir.join("approvals"))

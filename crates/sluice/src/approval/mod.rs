@@ -160,6 +160,8 @@ pub enum ApprovalError {
     KeyExists { path: PathBuf },
     #[error("cannot generate a key: {reason}")]
     KeyGeneration { reason: String },
+    #[error("{signer} cannot approve this package: {reason}; nothing was written")]
+    NotAllowed { signer: String, reason: String },
 }
 
 /// Signs an approval of `package_id` at `digest` with the unencrypted OpenSSH private key in
@@ -244,6 +246,18 @@ impl Approval {
             self.decision,
             file_name_safe(&short_digest)
         )
+    }
+
+    /// Whether the package's allowed_signers lets this approval's signer sign with the key that
+    /// signed it: the approvals gate's own signature check, run before the file is written so
+    /// that `approve` refuses what the gate would refuse later. Returns the key's fingerprint.
+    pub fn check_allowed(&self, policy: &ApprovalPolicy) -> Result<String, ApprovalError> {
+        let not_allowed = |reason: String| ApprovalError::NotAllowed {
+            signer: self.signer.clone(),
+            reason,
+        };
+        let signers = read_allowed_signers(policy).map_err(not_allowed)?;
+        check_signature(self, &signers, OffsetDateTime::now_utc()).map_err(not_allowed)
     }
 
     /// The file's text.

@@ -6,6 +6,28 @@ use serde_spanned::Spanned;
 
 pub type S<T> = Spanned<T>;
 
+/// The top-level tables of `sluice.toml`, in the order of [`RawManifest`]'s fields (a unit test
+/// holds the two together). Checked before serde reads the manifest: serde visits tables in
+/// sorted order, so a misspelt table (`[migraton]`) would otherwise be reported as a missing key
+/// of a table that sorts before it.
+pub const TABLES: [&str; 12] = [
+    "package",
+    "target",
+    "migration",
+    "scope",
+    "preflight",
+    "verify",
+    "probe",
+    "backup",
+    "schema_diff",
+    "rollback",
+    "approvals",
+    "rehearsal",
+];
+
+/// The tables of [`TABLES`] that are arrays of tables (`[[preflight]]`).
+pub const ARRAY_TABLES: [&str; 3] = ["preflight", "verify", "probe"];
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawManifest {
@@ -130,4 +152,21 @@ pub struct RawApprovals {
 #[serde(deny_unknown_fields)]
 pub struct RawRehearsal {
     pub required: Option<bool>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_are_the_manifests_fields() {
+        let err = toml::from_str::<RawManifest>("zzz = 1").unwrap_err();
+        let expected: Vec<String> = TABLES.iter().map(|t| format!("`{t}`")).collect();
+        assert!(
+            err.message()
+                .contains(&format!("expected one of {}", expected.join(", "))),
+            "{}",
+            err.message()
+        );
+    }
 }

@@ -191,12 +191,7 @@ impl Package {
     pub fn load(dir: impl AsRef<Path>) -> Result<Package, PackageError> {
         let dir = dir.as_ref();
         let manifest_path = dir.join(MANIFEST);
-        let canonical = dir
-            .canonicalize()
-            .map_err(|source| PackageError::Unreadable {
-                path: dir.to_path_buf(),
-                source,
-            })?;
+        let canonical = canonical_dir(dir)?;
         let bytes = std::fs::read(&manifest_path).map_err(|source| PackageError::Unreadable {
             path: manifest_path.clone(),
             source,
@@ -210,6 +205,13 @@ impl Package {
             }
         };
         validate::package(canonical, dir.to_path_buf(), source)
+    }
+
+    /// Loads the package in `dir` as if its manifest held `text` (`sluice pin` reads the files
+    /// of a manifest whose malformed pins it has replaced).
+    pub(crate) fn load_with_manifest(dir: &Path, text: String) -> Result<Package, PackageError> {
+        let source = SourceFile::new(dir.join(MANIFEST), text);
+        validate::package(canonical_dir(dir)?, dir.to_path_buf(), source)
     }
 
     /// The migration's text (the file is checked to be UTF-8 when the package loads).
@@ -239,4 +241,12 @@ impl Package {
     pub fn locate(&self, span: &std::ops::Range<usize>) -> Location {
         self.manifest.locate(span.start)
     }
+}
+
+fn canonical_dir(dir: &Path) -> Result<PathBuf, PackageError> {
+    dir.canonicalize()
+        .map_err(|source| PackageError::Unreadable {
+            path: dir.to_path_buf(),
+            source,
+        })
 }

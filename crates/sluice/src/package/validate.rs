@@ -69,6 +69,10 @@ pub fn package(
     display_dir: PathBuf,
     source: SourceFile,
 ) -> Result<Package, PackageError> {
+    let unknown = unknown_tables(&source);
+    if !unknown.is_empty() {
+        return Err(PackageError::Invalid { problems: unknown });
+    }
     let raw: RawManifest = match toml::from_str(&source.text) {
         Ok(raw) => raw,
         Err(err) => {
@@ -145,6 +149,79 @@ pub fn package(
 }
 
 /// toml's messages, with serde's wording of unknown keys made to say what is allowed.
+/// Every top-level key of the manifest that is not one of its tables, located at the key (a TOML
+/// syntax error is left to the full read, which reports it).
+fn unknown_tables(source: &SourceFile) -> Vec<Problem> {
+    let Ok(doc) = toml::de::DeTable::parse(&source.text) else {
+        return Vec::new();
+    };
+    let expected = manifest::TABLES
+        .iter()
+        .map(|t| header(t))
+        .collect::<Vec<_>>()
+        .join(", ");
+    doc.get_ref()
+        .iter()
+        .filter(|(key, _)| !manifest::TABLES.contains(&key.get_ref().as_ref()))
+        .map(|(key, value)| {
+            let name = key.get_ref().as_ref();
+            let (what, open, close) = match value.get_ref() {
+                toml::de::DeValue::Table(_) => ("table", "[", "]"),
+                toml::de::DeValue::Array(items)
+                    if items.iter().all(|i| i.get_ref().is_table()) =>
+                {
+                    ("table", "[[", "]]")
+                }
+                _ => ("key", "", ""),
+            };
+            let hint = closest_table(name)
+                .map(|t| format!(" (did you mean `{}`?)", header(t)))
+                .unwrap_or_default();
+            Problem {
+                location: source.locate(key.span().start),
+                message: format!(
+                    "unknown {what} `{open}{name}{close}`{hint}: expected one of the tables {expected}"
+                ),
+            }
+        })
+        .collect()
+}
+
+/// How a known table is written: `[[preflight]]` for the arrays of tables, `[target]` else.
+fn header(table: &str) -> String {
+    if manifest::ARRAY_TABLES.contains(&table) {
+        format!("[[{table}]]")
+    } else {
+        format!("[{table}]")
+    }
+}
+
+/// The known table a misspelt name most likely means: at most two edits away.
+fn closest_table(name: &str) -> Option<&'static str> {
+    manifest::TABLES
+        .iter()
+        .map(|t| (edit_distance(name, t), *t))
+        .filter(|(d, _)| *d <= 2)
+        .min()
+        .map(|(_, t)| t)
+}
+
+/// Levenshtein distance in characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = diagonal + usize::from(ca != *cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitute.min(row[j] + 1).min(diagonal + 1);
+        }
+    }
+    row[b.len()]
+}
+
 fn toml_message(message: &str) -> String {
     let message = message.trim();
     if let Some(rest) = message.strip_prefix("unknown field ") {

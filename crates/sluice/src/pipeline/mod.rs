@@ -32,6 +32,9 @@ pub struct ApplyOptions {
 
 /// Told about progress, for a terminal.
 pub trait Observer {
+    /// A pipeline run that is one part of a larger whole is about to start, e.g. the
+    /// rehearsal's `apply` and `re-apply`: a heading for the steps that follow.
+    fn phase(&self, _name: &str) {}
     fn step_started(&self, _step: &Step) {}
     fn step_finished(&self, _record: &StepRecord) {}
     fn progress(&self, _label: &str, _bytes: u64) {}
@@ -58,11 +61,63 @@ pub struct ApplyOutcome {
     pub failure: Option<GateFailure>,
 }
 
-/// Why a run could not even start (no evidence folder): nothing was done to the target.
+/// Why a run could not even start (no evidence folder, an environment name that cannot be one):
+/// nothing was done to the target.
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
     #[error(transparent)]
     Evidence(#[from] EvidenceError),
+    #[error(transparent)]
+    Environment(#[from] EnvironmentError),
+}
+
+/// The environment name the rehearsal's own runs use; no operator-named environment may use it.
+pub const REHEARSAL_ENVIRONMENT: &str = "rehearsal";
+
+/// Why a name cannot be an environment's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnvironmentError {
+    #[error("the environment name is empty: expected a name like `production` ([A-Za-z0-9][A-Za-z0-9._-]*)")]
+    Empty,
+    #[error("the environment name `{name}` has `{bad}` at character {at}: expected [A-Za-z0-9][A-Za-z0-9._-]* (a letter or digit first, then letters, digits, `.`, `_` or `-`)")]
+    BadCharacter { name: String, bad: char, at: usize },
+    #[error("the environment name `{name}` is reserved for `sluice rehearse` (its runs are recorded as `{REHEARSAL_ENVIRONMENT}`): name the target's real environment, e.g. `staging`")]
+    Reserved { name: String },
+}
+
+/// Checks an operator-given environment name (SPEC §1: a rehearsal cluster can never pass as a
+/// named environment, so no named environment may look like one): non-empty,
+/// `[A-Za-z0-9][A-Za-z0-9._-]*`, and not `rehearsal` in any case.
+pub fn check_environment(name: &str) -> Result<(), EnvironmentError> {
+    if name.is_empty() {
+        return Err(EnvironmentError::Empty);
+    }
+    let bad = name.chars().enumerate().find(|&(i, c)| {
+        let allowed = c.is_ascii_alphanumeric() || (i > 0 && matches!(c, '.' | '_' | '-'));
+        !allowed
+    });
+    if let Some((i, c)) = bad {
+        return Err(EnvironmentError::BadCharacter {
+            name: name.to_string(),
+            bad: c,
+            at: i + 1,
+        });
+    }
+    if name.eq_ignore_ascii_case(REHEARSAL_ENVIRONMENT) {
+        return Err(EnvironmentError::Reserved {
+            name: name.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// The environment of a run: an operator's name checked, the rehearsal's own name only for a
+/// rehearsal run.
+fn run_environment(environment: &str, rehearsal: bool) -> Result<(), EnvironmentError> {
+    if rehearsal && environment == REHEARSAL_ENVIRONMENT {
+        return Ok(());
+    }
+    check_environment(environment)
 }
 
 /// UTC now as RFC 3339 and as the evidence STAMP.
@@ -344,6 +399,7 @@ pub fn apply(
     options: &ApplyOptions,
     observer: &dyn Observer,
 ) -> Result<ApplyOutcome, PipelineError> {
+    run_environment(&options.environment, options.rehearsal)?;
     let spec = RunKind {
         kind: if options.rehearsal {
             "rehearsal-apply"
@@ -383,6 +439,7 @@ pub fn rollback(
     options: &RollbackOptions,
     observer: &dyn Observer,
 ) -> Result<ApplyOutcome, PipelineError> {
+    check_environment(&options.environment)?;
     let spec = RunKind {
         kind: "rollback",
         table: gate::ROLLBACK_STEPS,
@@ -422,4 +479,35 @@ fn copy_package(pkg: &Package, dir: &RunDir) -> Result<(), EvidenceError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_names() {
+        for ok in ["production", "staging-2", "eu.prod_1", "Prod", "rehearsal2"] {
+            assert_eq!(check_environment(ok), Ok(()), "{ok}");
+        }
+        assert_eq!(check_environment(""), Err(EnvironmentError::Empty));
+        for bad in ["-x", ".hidden", "a/b", "a b", "prod\n", "é"] {
+            assert!(
+                matches!(
+                    check_environment(bad),
+                    Err(EnvironmentError::BadCharacter { .. })
+                ),
+                "{bad:?}"
+            );
+        }
+        for reserved in ["rehearsal", "Rehearsal", "REHEARSAL"] {
+            assert!(matches!(
+                check_environment(reserved),
+                Err(EnvironmentError::Reserved { .. })
+            ));
+        }
+        // only a rehearsal run may use the rehearsal's own name
+        assert!(run_environment("rehearsal", true).is_ok());
+        assert!(run_environment("rehearsal", false).is_err());
+    }
 }

@@ -2,6 +2,7 @@
 //! their locations, the single-transaction rules of SPEC §4, the operations a statement performs
 //! (SPEC §5), the scope comparison, and the hazards.
 
+mod cursor;
 pub mod hazards;
 pub mod names;
 pub mod operation;
@@ -186,8 +187,16 @@ fn reject_meta_commands(source: &SourceFile) -> Result<(), SqlError> {
     Ok(())
 }
 
+/// Locates a parse error at PostgreSQL's own error cursor; when it gives none, at the token its
+/// message names in the statement that fails, or at that statement's start.
 fn locate_syntax_error(source: &SourceFile, message: &str) -> SqlError {
     let message = strip_pg_prefix(message);
+    if let Some(offset) = cursor::error_offset(&source.text) {
+        return SqlError::Syntax {
+            location: source.locate(offset),
+            message,
+        };
+    }
     let mut offset = 0;
     if let Ok(pieces) = pg_query::split_with_scanner(&source.text) {
         for piece in pieces {
