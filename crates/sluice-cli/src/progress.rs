@@ -76,9 +76,34 @@ impl Observer for Terminal {
         );
     }
 
+    fn attempt(&self, attempt: &sluice::migration::Attempt) {
+        if attempt.outcome == "committed" && attempt.number == 1 {
+            return; // the step's own line says it
+        }
+        if let Some(bar) = self.bar.borrow().as_ref() {
+            bar.suspend(|| print_attempt(attempt));
+        } else {
+            print_attempt(attempt);
+        }
+    }
+
     fn progress(&self, label: &str, bytes: u64) {
         if let Some(bar) = self.bar.borrow().as_ref() {
             bar.set_message(format!("{label}: {}", indicatif::HumanBytes(bytes)));
         }
     }
+}
+
+fn print_attempt(attempt: &sluice::migration::Attempt) {
+    eprintln!(
+        "       attempt {}: {} after {} ms — {}{}",
+        attempt.number,
+        attempt.outcome,
+        attempt.duration_ms,
+        attempt.detail,
+        attempt
+            .retry_in_ms
+            .map(|ms| format!("; retrying in {ms} ms"))
+            .unwrap_or_default()
+    );
 }

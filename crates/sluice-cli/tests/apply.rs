@@ -350,10 +350,18 @@ fn migration_atomic_retries_lock_timeouts_then_gives_up() {
     );
     edit_manifest(&ready.dir, "lock_retries = 3", "lock_retries = 2");
     approve_all(&ready);
-    let mut blocker = postgres::Client::connect(&conninfo, postgres::NoTls).unwrap();
+    let mut blocker = postgres::Client::connect(
+        &format!("{conninfo} application_name=nightly-report"),
+        postgres::NoTls,
+    )
+    .unwrap();
     blocker
         .batch_execute("BEGIN; LOCK TABLE sandbox_tac.logical_unit IN ACCESS SHARE MODE;")
         .unwrap();
+    let blocker_pid: i32 = blocker
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
     let before = fingerprint(&conninfo);
     let started = std::time::Instant::now();
     let stderr = refused(&ready, &conninfo, 4, "migration-atomic");
@@ -362,8 +370,24 @@ fn migration_atomic_retries_lock_timeouts_then_gives_up() {
         stderr.contains("gave up after 3 attempt(s)") && stderr.contains("55P03"),
         "{stderr}"
     );
+    // each attempt is on the terminal, naming the blocker
+    for n in 1..=3 {
+        assert!(
+            stderr.contains(&format!("attempt {n}: lock-timeout")),
+            "{stderr}"
+        );
+    }
+    assert!(stderr.contains("retrying in 200 ms"), "{stderr}");
+    let named = format!(
+        "blocked by pid {blocker_pid} (nightly-report as workflow_admin, idle in transaction)"
+    );
+    assert!(stderr.contains(&named), "{stderr}");
     let log = read(&last_run(&ready), "log.jsonl");
     assert_eq!(log.matches("\"migration.attempt\"").count(), 3, "{log}");
+    let run = run_json(&last_run(&ready));
+    let blocked_by = &run["migration"]["attempts"][0]["blocked_by"][0];
+    assert_eq!(blocked_by["pid"], blocker_pid, "{run}");
+    assert_eq!(blocked_by["application"], "nightly-report");
     blocker.batch_execute("ROLLBACK").unwrap();
     assert_eq!(before, fingerprint(&conninfo));
 }
@@ -492,4 +516,31 @@ fn an_empty_malformed_or_reserved_environment_name_is_refused_with_exit_2() {
     }
     assert_eq!(before, fingerprint(&conninfo));
     assert!(!evidence.exists(), "a refused environment wrote evidence");
+}
+
+#[test]
+fn an_already_applied_package_is_refused_before_the_backup_naming_the_run() {
+    let (cluster, conninfo) = fixture_target();
+    let ready = ready_package(&cluster);
+    approve_all(&ready);
+    apply_cmd(&ready, &conninfo).assert().success();
+    let first = last_run(&ready);
+    let before = fingerprint(&conninfo);
+    let stderr = refused(&ready, &conninfo, 3, "preflight");
+    assert!(stderr.contains("before the backup"), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "already applied to this target in run {}",
+            first.display()
+        )),
+        "{stderr}"
+    );
+    let second = last_run(&ready);
+    assert_ne!(first, second);
+    assert_eq!(
+        std::fs::read_dir(second.join("backup")).unwrap().count(),
+        0,
+        "no dump was taken"
+    );
+    assert_eq!(before, fingerprint(&conninfo));
 }

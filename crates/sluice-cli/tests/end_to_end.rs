@@ -62,6 +62,64 @@ fn verify_reports_drift_object_by_object() {
 }
 
 #[test]
+fn verify_needs_a_baseline_applied_to_this_same_target() {
+    let (cluster, conninfo) = fixture_target();
+    let ready = ready_package(&cluster);
+    approve_all(&ready);
+    apply_cmd(&ready, &conninfo).assert().success();
+    let applied = last_run(&ready);
+    let verify = |conninfo: &str, evidence: &std::path::Path| {
+        let mut cmd = sluice();
+        cmd.arg("verify")
+            .arg(&ready.dir)
+            .args(["--target", conninfo, "--evidence"])
+            .arg(evidence);
+        cmd
+    };
+    // no evidence here: an error, not a pass
+    let elsewhere = tempfile::tempdir().unwrap();
+    let assert = verify(&conninfo, elsewhere.path()).assert().code(2);
+    let stderr = stderr_of(&assert);
+    assert!(stderr.contains("no successful apply of digest"), "{stderr}");
+    assert!(
+        !stderr.contains("holds"),
+        "no check reported as holding: {stderr}"
+    );
+
+    // another cluster with a database of the same name: the run is not its baseline
+    let (_other, other_conninfo) = fixture_target();
+    let assert = verify(&other_conninfo, &ready.tmp.path().join("evidence"))
+        .assert()
+        .code(2);
+    assert!(stderr_of(&assert).contains("no successful apply"));
+    let assert = verify(&other_conninfo, elsewhere.path())
+        .arg("--run")
+        .arg(&applied)
+        .assert()
+        .code(2);
+    let stderr = stderr_of(&assert);
+    assert!(stderr.contains("it applied to another cluster"), "{stderr}");
+
+    // a rehearsal's run is never a baseline, even when named
+    let mut record = run_json(&applied);
+    record["kind"] = serde_json::json!("rehearsal-apply");
+    let copy = ready.tmp.path().join("rehearsal-like");
+    std::fs::create_dir_all(copy.join("schema")).unwrap();
+    std::fs::copy(
+        applied.join("schema/post.json"),
+        copy.join("schema/post.json"),
+    )
+    .unwrap();
+    std::fs::write(copy.join("run.json"), record.to_string()).unwrap();
+    let assert = verify(&conninfo, elsewhere.path())
+        .arg("--run")
+        .arg(&copy)
+        .assert()
+        .code(2);
+    assert!(stderr_of(&assert).contains("it is a rehearsal-apply run"));
+}
+
+#[test]
 fn evidence_check_names_a_changed_file_and_a_broken_chain() {
     let (cluster, conninfo) = fixture_target();
     let ready = ready_package(&cluster);

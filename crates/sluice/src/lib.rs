@@ -14,10 +14,12 @@
 //! - [`review`]: the review package, as data and as Markdown;
 //! - [`cluster`]: throwaway PostgreSQL clusters;
 //! - [`scaffold`]: the starter package of `sluice init`;
-//! - [`pin`]: `sluice pin`, the sha256 pins of `sluice.toml` written again.
+//! - [`pin`]: `sluice pin`, the sha256 pins of `sluice.toml` written again;
+//! - [`blockers`]: which sessions block the migration when its locks wait.
 
 pub mod approval;
 pub mod backup;
+pub mod blockers;
 pub mod catalog;
 pub mod cluster;
 pub mod digest;

@@ -35,6 +35,12 @@ pub struct Attempt {
     pub outcome: String,
     pub detail: String,
     pub duration_ms: u128,
+    /// The sessions that blocked it, when its locks waited (lock timeouts).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub blocked_by: Vec<crate::blockers::Blocker>,
+    /// How long sluice waits before the next attempt, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_in_ms: Option<u128>,
 }
 
 /// The migration's result.
@@ -113,16 +119,43 @@ fn commit(tx: postgres::Transaction<'_>, _held: ExpectationsHeld) -> Result<(), 
     tx.commit()
 }
 
-/// Runs the migration in one transaction, retrying lock timeouts.
+/// Runs `attempt` while `watcher` (when there is one) asks who blocks the working session.
+fn watched<T>(
+    client: &mut postgres::Client,
+    watcher: Option<&mut postgres::Client>,
+    lock_timeout_ms: u64,
+    attempt: impl FnOnce(&mut postgres::Client) -> T,
+) -> (T, Vec<crate::blockers::Blocker>) {
+    let pid = client
+        .query_one("SELECT pg_catalog.pg_backend_pid()", &[])
+        .map(|r| r.get::<_, i32>(0));
+    let (Some(watcher), Ok(pid)) = (watcher, pid) else {
+        return (attempt(client), Vec::new());
+    };
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let seen = scope.spawn(|| crate::blockers::watch(watcher, pid, lock_timeout_ms, &done));
+        let result = attempt(client);
+        done.store(true, std::sync::atomic::Ordering::Release);
+        (result, seen.join().unwrap_or_default())
+    })
+}
+
+/// Runs the migration in one transaction, retrying lock timeouts. With a `watcher` session,
+/// a lock timeout names the sessions that blocked it.
 pub fn run_single(
     client: &mut postgres::Client,
+    mut watcher: Option<&mut postgres::Client>,
     run: &MigrationRun,
     on_attempt: &dyn Fn(&Attempt),
 ) -> MigrationReport {
     let mut report = MigrationReport::new();
     for number in 1..=run.lock_retries + 1 {
         let started = Instant::now();
-        let result = attempt(client, run, &mut report);
+        let (result, blocked_by) =
+            watched(client, watcher.as_deref_mut(), run.lock_timeout_ms, |c| {
+                attempt(c, run, &mut report)
+            });
         let duration_ms = started.elapsed().as_millis();
         let (outcome, detail, retry) = match result {
             Ok(()) => {
@@ -138,11 +171,24 @@ pub fn run_single(
             }
             Err(AttemptError::Failed(d)) => ("rolled-back".into(), d, false),
         };
+        let detail = match blocked_by.as_slice() {
+            [] => detail,
+            sessions => format!(
+                "{detail}; blocked by {}",
+                sessions
+                    .iter()
+                    .map(|b| b.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        };
         let attempt = Attempt {
             number,
             outcome: outcome.clone(),
             detail: detail.clone(),
             duration_ms,
+            blocked_by,
+            retry_in_ms: retry.then(|| backoff(number).as_millis()),
         };
         on_attempt(&attempt);
         report.attempts.push(attempt);
@@ -319,6 +365,8 @@ pub fn run_autocommit(client: &mut postgres::Client, run: &MigrationRun) -> Migr
             format!("{total} statement(s), each committed on its own (transaction = \"none\")")
         }),
         duration_ms: started.elapsed().as_millis(),
+        blocked_by: Vec::new(),
+        retry_in_ms: None,
     });
     report
 }

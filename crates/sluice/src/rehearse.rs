@@ -381,7 +381,7 @@ fn run_cycle(
 
     let started = Instant::now();
     let verified =
-        pipeline::verify::verify(pkg, target, Some(&first.run_dir)).map_err(|e| e.to_string())?;
+        pipeline::verify::verify(pkg, target, &first.run_dir).map_err(|e| e.to_string())?;
     step(
         steps,
         "verify",

@@ -34,7 +34,7 @@ pub fn run_rollback_sql(
         lock_retries: pkg.migration.lock_retries,
     };
     Ok(match mode {
-        transaction::TransactionMode::Single => migration::run_single(client, &run, &|_| {}),
+        transaction::TransactionMode::Single => migration::run_single(client, None, &run, &|_| {}),
         transaction::TransactionMode::None => migration::run_autocommit(client, &run),
     })
 }

@@ -120,8 +120,13 @@ pub fn verify(
 ) -> Result<u8, Failure> {
     let pkg = Package::load(dir)?;
     let target = super::resolve_target(target)?;
-    let run = run.or_else(|| pipeline::verify::latest_applied_run(evidence, &pkg.info.id));
-    let report = pipeline::verify::verify(&pkg, &target, run.as_deref())?;
+    let live = {
+        let mut client = target.connect("identity")?;
+        sluice::target::identity(&mut client).map_err(|e| Failure::from(target.query_error(&e)))?
+    };
+    let run = pipeline::verify::baseline(evidence, run.as_deref(), &pkg, &live)
+        .map_err(|e| Failure::new(2, e.to_string()))?;
+    let report = pipeline::verify::verify(&pkg, &target, &run)?;
     if json {
         crate::commands::print_json(&serde_json::json!({ "ok": report.holds, "verify": report }));
     }

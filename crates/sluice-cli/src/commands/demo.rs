@@ -146,7 +146,7 @@ pub fn demo(pg_bindir: Option<&Path>, workdir: &Path, json: bool) -> Result<u8, 
         return Ok(code);
     }
 
-    let report = pipeline::verify::verify(&pkg, &target, Some(&outcome.run_dir))?;
+    let report = pipeline::verify::verify(&pkg, &target, &outcome.run_dir)?;
     eprintln!(
         "8. verify: {} check(s) {}, schema drift: {}",
         report.checks.len(),

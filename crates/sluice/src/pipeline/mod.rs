@@ -38,6 +38,8 @@ pub trait Observer {
     fn step_started(&self, _step: &Step) {}
     fn step_finished(&self, _record: &StepRecord) {}
     fn progress(&self, _label: &str, _bytes: u64) {}
+    /// One attempt of the migration ended (a lock timeout is retried after it).
+    fn attempt(&self, _attempt: &crate::migration::Attempt) {}
 }
 
 /// An observer that says nothing.
@@ -217,7 +219,9 @@ impl Run<'_> {
         let (status, detail) = match &result {
             StepResult::Passed(d) => (Status::Passed, d.clone()),
             StepResult::Skipped(d) => (Status::Skipped, d.clone()),
-            StepResult::Failed(d) | StepResult::FailedAfterCommit(d) => (Status::Failed, d.clone()),
+            StepResult::Failed(d)
+            | StepResult::FailedAfterCommit(d)
+            | StepResult::FailedAs(_, d) => (Status::Failed, d.clone()),
         };
         let rec = &mut self.record.steps[index];
         rec.status = status;
@@ -234,6 +238,11 @@ impl Run<'_> {
         match result {
             StepResult::Failed(message) => Err(GateFailure {
                 gate: step.gate.unwrap_or(step.name).to_string(),
+                exit_code: step.phase.exit_code(),
+                message,
+            }),
+            StepResult::FailedAs(gate, message) => Err(GateFailure {
+                gate: gate.to_string(),
                 exit_code: step.phase.exit_code(),
                 message,
             }),
@@ -335,6 +344,8 @@ pub(crate) enum StepResult {
     /// Failed with part of the change committed (`transaction = "none"`): exit 5, whatever the
     /// step's phase.
     FailedAfterCommit(String),
+    /// Failed on behalf of another gate, run early (the preflight checks before the backup).
+    FailedAs(&'static str, String),
 }
 
 /// What distinguishes one kind of run from another when it starts.

@@ -121,6 +121,10 @@ impl RunRecord {
 #[derive(Debug, Clone, Deserialize)]
 pub struct StoredRun {
     pub kind: String,
+    #[serde(default)]
+    pub started_at: String,
+    #[serde(default)]
+    pub server: Option<IdentityFacts>,
     pub package: String,
     pub digest: String,
     pub environment: String,

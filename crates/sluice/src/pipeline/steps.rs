@@ -10,7 +10,10 @@ use crate::probe::{Earlier, KeyOrder, RowDiff};
 use crate::review::{evaluate_check, CheckResult};
 use crate::target::{self, Target};
 use std::time::Instant;
-use StepResult::{Failed, FailedAfterCommit, Passed, Skipped};
+use StepResult::{Failed, FailedAfterCommit, FailedAs, Passed, Skipped};
+
+/// The preflight gate's id, which its early run before the backup fails as.
+const PREFLIGHT_GATE: &str = "preflight";
 
 /// The migration's gate id, also the rollback trigger of a partly committed migration.
 const MIGRATION_GATE: &str = "migration-atomic";
@@ -60,10 +63,10 @@ pub(super) fn run_all(
         client_version(run, pkg, target, opts)
     })?;
     run.step("backup-restorable", |run| {
-        backup_restorable(run, pkg, target, &mut st)
+        backup_restorable(run, pkg, target, opts, &mut st)
     })?;
     run.step("pre-snapshots", |run| pre_snapshots(run, pkg, &mut st))?;
-    run.step("preflight", |run| preflight(run, pkg, &mut st))?;
+    run.step("preflight", |run| preflight(run, pkg, opts, &mut st))?;
     run.step("backup-fresh", |_| backup_fresh(pkg, &st))?;
     run.step("migration-atomic", |run| {
         migration_atomic(run, pkg, &mut st)
@@ -323,7 +326,16 @@ fn client_version(
     Passed(detail)
 }
 
-fn backup_restorable(run: &mut Run, pkg: &Package, target: &Target, st: &mut State) -> StepResult {
+fn backup_restorable(
+    run: &mut Run,
+    pkg: &Package,
+    target: &Target,
+    opts: &ApplyOptions,
+    st: &mut State,
+) -> StepResult {
+    if let Some(refused) = early_preflight(run, pkg, opts, st) {
+        return refused;
+    }
     if !pkg.backup.required {
         return Skipped(format!(
             "not required: {}",
@@ -434,10 +446,50 @@ fn verdict(results: &[CheckResult]) -> StepResult {
     }
 }
 
-fn preflight(run: &mut Run, pkg: &Package, st: &mut State) -> StepResult {
+fn preflight(run: &mut Run, pkg: &Package, opts: &ApplyOptions, st: &mut State) -> StepResult {
     let results = run_checks(client(st), &pkg.preflight);
     run.record.preflight = results.clone();
-    verdict(&results)
+    match verdict(&results) {
+        Failed(why) => Failed(format!("{why}{}", already_applied(run, pkg, opts))),
+        held => held,
+    }
+}
+
+/// The preflight checks once before the backup (SPEC §4): a package that cannot apply is
+/// refused before a dump that can take hours. The run at step 10 is the one that counts.
+fn early_preflight(
+    run: &mut Run,
+    pkg: &Package,
+    opts: &ApplyOptions,
+    st: &mut State,
+) -> Option<StepResult> {
+    let results = run_checks(client(st), &pkg.preflight);
+    run.log("preflight.before-backup", serde_json::json!(results));
+    match verdict(&results) {
+        Failed(why) => Some(FailedAs(
+            PREFLIGHT_GATE,
+            format!(
+                "before the backup: {why}{}; nothing was dumped",
+                already_applied(run, pkg, opts)
+            ),
+        )),
+        _ => None,
+    }
+}
+
+/// `; already applied to this target in run X` when the evidence root holds a successful apply
+/// of this digest to this same target (system identifier + database).
+fn already_applied(run: &Run, pkg: &Package, opts: &ApplyOptions) -> String {
+    let Some(live) = run.record.server.as_ref() else {
+        return String::new();
+    };
+    match super::verify::baseline(&opts.evidence_root, None, pkg, live) {
+        Ok(dir) => format!(
+            "; this package (same digest) was already applied to this target in run {}",
+            dir.display()
+        ),
+        Err(_) => String::new(),
+    }
 }
 
 fn backup_fresh(pkg: &Package, st: &State) -> StepResult {
@@ -473,14 +525,14 @@ fn migration_atomic(run: &mut Run, pkg: &Package, st: &mut State) -> StepResult 
         statement_timeout_ms: pkg.migration.statement_timeout_ms,
         lock_retries: pkg.migration.lock_retries,
     };
-    let dir = run.dir.clone();
     let log_attempt = |a: &migration::Attempt| {
-        let line = serde_json::json!({ "at": super::now_utc().0, "event": "migration.attempt", "data": a });
-        let _ = dir.append_line("log.jsonl", &line.to_string());
+        run.observer.attempt(a);
+        run.log("migration.attempt", serde_json::json!(a));
     };
     let report = match pkg.migration.transaction {
         crate::sql::transaction::TransactionMode::Single => {
-            migration::run_single(client(st), &spec, &log_attempt)
+            let work = st.client.as_mut().expect("connected by exclusive-run");
+            migration::run_single(work, st.lock_session.as_mut(), &spec, &log_attempt)
         }
         crate::sql::transaction::TransactionMode::None => {
             let r = migration::run_autocommit(client(st), &spec);

@@ -4,7 +4,7 @@
 use crate::catalog::{self, diff::SchemaDiff, Snapshot};
 use crate::package::Package;
 use crate::review::{evaluate_check, CheckResult};
-use crate::target::{Target, TargetError};
+use crate::target::{IdentityFacts, Target, TargetError};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
@@ -19,63 +19,132 @@ pub struct VerifyReport {
     pub holds: bool,
 }
 
-/// The newest completed apply of this package in the evidence root that has a post snapshot.
-pub fn latest_applied_run(evidence_root: &Path, package_id: &str) -> Option<PathBuf> {
-    let mut runs: Vec<PathBuf> = std::fs::read_dir(evidence_root.join(package_id))
-        .ok()?
+/// Why there is nothing to compare the live schema with.
+#[derive(Debug, thiserror::Error)]
+pub enum BaselineError {
+    #[error("no successful apply of digest {digest} to this target (database {database}{system}) in {root}: verify compares with the run that applied the change; give --run RUN_DIR or --evidence DIR")]
+    NotFound {
+        digest: String,
+        database: String,
+        system: String,
+        root: String,
+    },
+    #[error("{run} is not a baseline for verify: {why}")]
+    NotAnApply { run: String, why: String },
+}
+
+fn stored(run_dir: &Path) -> Option<super::record::StoredRun> {
+    let text = std::fs::read_to_string(run_dir.join("run.json")).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// Whether `run` applied `digest` to the target whose identity is `live`, successfully, and
+/// left a post snapshot: never a rehearsal, never another database or cluster.
+fn baseline_problem(run_dir: &Path, digest: &str, live: &IdentityFacts) -> Option<String> {
+    let Some(run) = stored(run_dir) else {
+        return Some("it has no readable run.json".into());
+    };
+    let same_cluster = match (
+        run.server
+            .as_ref()
+            .and_then(|s| s.system_identifier.as_deref()),
+        live.system_identifier.as_deref(),
+    ) {
+        (Some(a), Some(b)) => a == b,
+        _ => true, // not readable by this role: the database name and the rest must do
+    };
+    let problem = if run.kind != "apply" {
+        format!("it is a {} run, not an apply to a real target", run.kind)
+    } else if run.digest != digest {
+        format!("it applied digest {}, the package is {digest}", run.digest)
+    } else if run.status != super::record::RunStatus::Succeeded {
+        "its apply did not succeed".into()
+    } else if run.server.as_ref().map(|s| s.database.as_str()) != Some(live.database.as_str()) {
+        format!("it applied to another database than {}", live.database)
+    } else if !same_cluster {
+        "it applied to another cluster (system identifier)".into()
+    } else if !run_dir.join("schema/post.json").is_file() {
+        "it has no post snapshot".into()
+    } else {
+        return None;
+    };
+    Some(problem)
+}
+
+/// The baseline of `verify`: `run` when given (checked), else the newest successful apply of
+/// this digest to this same target (system identifier + database) under `evidence_root`.
+pub fn baseline(
+    evidence_root: &Path,
+    run: Option<&Path>,
+    pkg: &Package,
+    live: &IdentityFacts,
+) -> Result<PathBuf, BaselineError> {
+    let digest = crate::digest::package_digest(pkg);
+    if let Some(run) = run {
+        return match baseline_problem(run, &digest, live) {
+            None => Ok(run.to_path_buf()),
+            Some(why) => Err(BaselineError::NotAnApply {
+                run: run.display().to_string(),
+                why,
+            }),
+        };
+    }
+    let mut runs: Vec<(String, PathBuf)> = std::fs::read_dir(evidence_root.join(&pkg.info.id))
+        .into_iter()
+        .flatten()
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.join("schema/post.json").is_file())
+        .filter(|p| baseline_problem(p, &digest, live).is_none())
+        .filter_map(|p| stored(&p).map(|r| (r.started_at, p)))
         .collect();
     runs.sort();
     runs.pop()
+        .map(|(_, p)| p)
+        .ok_or_else(|| BaselineError::NotFound {
+            digest: digest[..12.min(digest.len())].to_string(),
+            database: live.database.clone(),
+            system: live
+                .system_identifier
+                .as_ref()
+                .map(|s| format!(", system identifier {s}"))
+                .unwrap_or_default(),
+            root: evidence_root.display().to_string(),
+        })
 }
 
-/// Runs the verification read-only.
-pub fn verify(
-    pkg: &Package,
-    target: &Target,
-    run_dir: Option<&Path>,
-) -> Result<VerifyReport, TargetError> {
+/// Runs the verification read-only against the post snapshot of `run_dir` (see [`baseline`]).
+pub fn verify(pkg: &Package, target: &Target, run_dir: &Path) -> Result<VerifyReport, TargetError> {
     let mut client = target.connect("check")?;
     let checks: Vec<CheckResult> = pkg
         .verify
         .iter()
         .map(|c| evaluate_check(&mut client, c))
         .collect();
-    let drift = match run_dir {
-        Some(dir) => {
-            let text = std::fs::read_to_string(dir.join("schema/post.json")).map_err(|e| {
-                TargetError::Query {
-                    target: target.to_string(),
-                    message: format!(
-                        "cannot read {}: {e}",
-                        dir.join("schema/post.json").display()
-                    ),
-                }
-            })?;
-            let post: Snapshot = serde_json::from_str(&text).map_err(|e| TargetError::Query {
-                target: target.to_string(),
-                message: format!(
-                    "{} is not a sluice snapshot: {e}",
-                    dir.join("schema/post.json").display()
-                ),
-            })?;
-            let mut helper = target.connect("helper").ok();
-            let live = catalog::snapshot_with(
-                &mut client,
-                helper.as_mut(),
-                &pkg.schema_diff.ignore_schemas,
-            )
-            .map_err(|e| target.query_error(&e))?;
-            Some(catalog::diff::diff(&post, &live))
-        }
-        None => None,
+    let post_path = run_dir.join("schema/post.json");
+    let query_error = |message: String| TargetError::Query {
+        target: target.to_string(),
+        message,
     };
+    let text = std::fs::read_to_string(&post_path)
+        .map_err(|e| query_error(format!("cannot read {}: {e}", post_path.display())))?;
+    let post: Snapshot = serde_json::from_str(&text).map_err(|e| {
+        query_error(format!(
+            "{} is not a sluice snapshot: {e}",
+            post_path.display()
+        ))
+    })?;
+    let mut helper = target.connect("helper").ok();
+    let live = catalog::snapshot_with(
+        &mut client,
+        helper.as_mut(),
+        &pkg.schema_diff.ignore_schemas,
+    )
+    .map_err(|e| target.query_error(&e))?;
+    let drift = Some(catalog::diff::diff(&post, &live));
     let holds = checks.iter().all(|c| c.holds) && drift.as_ref().is_none_or(|d| d.is_empty());
     Ok(VerifyReport {
         target: target.to_string(),
         checks,
-        run: run_dir.map(Path::to_path_buf),
+        run: Some(run_dir.to_path_buf()),
         drift,
         holds,
     })

@@ -305,7 +305,7 @@ pub fn pg_message(err: &postgres::Error) -> String {
 }
 
 /// What the target says about itself.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct IdentityFacts {
     pub database: String,
     pub role: String,
