@@ -2,20 +2,21 @@
 //! classified here, once.
 
 use owo_colors::{OwoColorize, Stream};
+use sluice::exit::ExitCode;
 use sluice::package::PackageError;
 use sluice::sql::SqlError;
 use sluice::target::TargetError;
 
 #[derive(Debug)]
 pub struct Failure {
-    pub code: u8,
+    pub code: ExitCode,
     pub message: String,
     /// The gate whose refusal this is, when one.
     pub gate: Option<String>,
 }
 
 impl Failure {
-    pub fn new(code: u8, message: impl Into<String>) -> Self {
+    pub fn new(code: ExitCode, message: impl Into<String>) -> Self {
         Failure {
             code,
             message: message.into(),
@@ -23,7 +24,7 @@ impl Failure {
         }
     }
 
-    pub fn gate(gate: impl Into<String>, code: u8, message: impl Into<String>) -> Self {
+    pub fn gate(gate: impl Into<String>, code: ExitCode, message: impl Into<String>) -> Self {
         Failure {
             code,
             message: message.into(),
@@ -35,7 +36,7 @@ impl Failure {
         if json {
             let doc = serde_json::json!({
                 "ok": false,
-                "exit_code": self.code,
+                "exit_code": self.code.code(),
                 "gate": self.gate,
                 "error": self.message,
             });
@@ -55,28 +56,28 @@ impl Failure {
 
 impl From<PackageError> for Failure {
     fn from(err: PackageError) -> Self {
-        Failure::new(2, format!("invalid package:\n{err}"))
+        Failure::new(ExitCode::Usage, format!("invalid package:\n{err}"))
     }
 }
 
 impl From<SqlError> for Failure {
     fn from(err: SqlError) -> Self {
-        Failure::new(2, err.to_string())
+        Failure::new(ExitCode::Usage, err.to_string())
     }
 }
 
 impl From<TargetError> for Failure {
     fn from(err: TargetError) -> Self {
         if err.is_usage() {
-            Failure::new(2, err.to_string())
+            Failure::new(ExitCode::Usage, err.to_string())
         } else {
-            Failure::gate("target-identity", 3, err.to_string())
+            Failure::gate("target-identity", ExitCode::Refused, err.to_string())
         }
     }
 }
 
 impl From<std::io::Error> for Failure {
     fn from(err: std::io::Error) -> Self {
-        Failure::new(1, err.to_string())
+        Failure::new(ExitCode::Internal, err.to_string())
     }
 }

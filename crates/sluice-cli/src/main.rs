@@ -14,10 +14,10 @@ fn main() -> ExitCode {
     let cli = args::Cli::parse();
     let json = cli.json;
     match commands::run(cli) {
-        Ok(code) => ExitCode::from(code),
+        Ok(code) => ExitCode::from(code.code()),
         Err(failure) => {
             failure.print(json);
-            ExitCode::from(failure.code)
+            ExitCode::from(failure.code.code())
         }
     }
 }

@@ -77,7 +77,7 @@ impl Observer for Terminal {
     }
 
     fn attempt(&self, attempt: &sluice::migration::Attempt) {
-        if attempt.outcome == "committed" && attempt.number == 1 {
+        if attempt.outcome == sluice::migration::AttemptOutcome::Committed && attempt.number == 1 {
             return; // the step's own line says it
         }
         if let Some(bar) = self.bar.borrow().as_ref() {

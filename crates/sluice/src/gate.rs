@@ -1,6 +1,7 @@
 //! The gates of the apply pipeline (SPEC §4) as one table. The pipeline, the review document,
 //! `--json` and the evidence all read this list: adding a gate is one entry.
 
+use crate::exit::ExitCode;
 use serde::Serialize;
 
 /// What a failing gate means for the target, and so the exit code (SPEC §8).
@@ -18,13 +19,17 @@ pub enum Phase {
 }
 
 impl Phase {
-    pub fn exit_code(self) -> i32 {
+    pub fn exit(self) -> ExitCode {
         match self {
-            Phase::BeforeMigration => 3,
-            Phase::Migration => 4,
-            Phase::AfterCommit => 5,
-            Phase::Rollback => 6,
+            Phase::BeforeMigration => ExitCode::Refused,
+            Phase::Migration => ExitCode::RolledBack,
+            Phase::AfterCommit => ExitCode::CommittedButFailed,
+            Phase::Rollback => ExitCode::RollbackFailed,
         }
+    }
+
+    pub fn exit_code(self) -> i32 {
+        i32::from(self.exit().code())
     }
 }
 

@@ -15,7 +15,8 @@
 //! - [`cluster`]: throwaway PostgreSQL clusters;
 //! - [`scaffold`]: the starter package of `sluice init`;
 //! - [`pin`]: `sluice pin`, the sha256 pins of `sluice.toml` written again;
-//! - [`blockers`]: which sessions block the migration when its locks wait.
+//! - [`blockers`]: which sessions block the migration when its locks wait;
+//! - [`exit`]: SPEC §8's exit codes.
 
 pub mod approval;
 pub mod backup;
@@ -24,6 +25,7 @@ pub mod catalog;
 pub mod cluster;
 pub mod digest;
 pub mod evidence;
+pub mod exit;
 pub mod expect;
 pub mod fault;
 pub mod gate;

@@ -28,11 +28,39 @@ pub struct MigrationRun<'a> {
     pub lock_retries: u32,
 }
 
+/// How one attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AttemptOutcome {
+    /// Expectations held and COMMIT went through (in `none` mode: every statement committed).
+    Committed,
+    /// A lock was not granted within `lock_timeout`: rolled back, maybe retried.
+    LockTimeout,
+    /// A statement or the expectations failed: rolled back.
+    RolledBack,
+    /// `transaction = "none"`: a statement failed after earlier ones committed.
+    PartlyCommitted,
+    /// `transaction = "none"`: the first statement failed, nothing committed.
+    Failed,
+}
+
+impl std::fmt::Display for AttemptOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            AttemptOutcome::Committed => "committed",
+            AttemptOutcome::LockTimeout => "lock-timeout",
+            AttemptOutcome::RolledBack => "rolled-back",
+            AttemptOutcome::PartlyCommitted => "partly-committed",
+            AttemptOutcome::Failed => "failed",
+        })
+    }
+}
+
 /// One attempt, for the evidence.
 #[derive(Debug, Clone, Serialize)]
 pub struct Attempt {
     pub number: u32,
-    pub outcome: String,
+    pub outcome: AttemptOutcome,
     pub detail: String,
     pub duration_ms: u128,
     /// The sessions that blocked it, when its locks waited (lock timeouts).
@@ -161,15 +189,15 @@ pub fn run_single(
             Ok(()) => {
                 report.lock_holding_ms = Some(duration_ms);
                 (
-                    "committed".to_string(),
+                    AttemptOutcome::Committed,
                     "expectations held; COMMIT".to_string(),
                     false,
                 )
             }
             Err(AttemptError::LockTimeout(d)) => {
-                ("lock-timeout".into(), d, number <= run.lock_retries)
+                (AttemptOutcome::LockTimeout, d, number <= run.lock_retries)
             }
-            Err(AttemptError::Failed(d)) => ("rolled-back".into(), d, false),
+            Err(AttemptError::Failed(d)) => (AttemptOutcome::RolledBack, d, false),
         };
         let detail = match blocked_by.as_slice() {
             [] => detail,
@@ -184,7 +212,7 @@ pub fn run_single(
         };
         let attempt = Attempt {
             number,
-            outcome: outcome.clone(),
+            outcome,
             detail: detail.clone(),
             duration_ms,
             blocked_by,
@@ -192,12 +220,12 @@ pub fn run_single(
         };
         on_attempt(&attempt);
         report.attempts.push(attempt);
-        if outcome == "committed" {
+        if outcome == AttemptOutcome::Committed {
             report.committed = true;
             return report;
         }
         if !retry {
-            report.failure = Some(if outcome == "lock-timeout" {
+            report.failure = Some(if outcome == AttemptOutcome::LockTimeout {
                 format!("gave up after {number} attempt(s): {detail}")
             } else {
                 detail
@@ -355,11 +383,11 @@ pub fn run_autocommit(client: &mut postgres::Client, run: &MigrationRun) -> Migr
     report.attempts.push(Attempt {
         number: 1,
         outcome: if report.failure.is_none() {
-            "committed".into()
+            AttemptOutcome::Committed
         } else if report.committed {
-            "partly-committed".into()
+            AttemptOutcome::PartlyCommitted
         } else {
-            "failed".into()
+            AttemptOutcome::Failed
         },
         detail: report.failure.clone().unwrap_or_else(|| {
             format!("{total} statement(s), each committed on its own (transaction = \"none\")")

@@ -2,6 +2,7 @@
 
 use crate::failure::Failure;
 use crate::progress::Terminal;
+use sluice::exit::ExitCode;
 use sluice::package::Package;
 use sluice::pipeline::{self, ApplyOptions};
 use sluice::target::Target;
@@ -31,7 +32,7 @@ pub fn confirm(
     }
     if !std::io::stdin().is_terminal() {
         return Err(Failure::new(
-            3,
+            ExitCode::Refused,
             "no terminal to confirm on: nothing was done; pass --yes to go on without confirmation",
         ));
     }
@@ -45,17 +46,20 @@ pub fn confirm(
     if answer.trim() == package_id {
         Ok(())
     } else {
-        Err(Failure::new(3, "not confirmed: nothing was done"))
+        Err(Failure::new(
+            ExitCode::Refused,
+            "not confirmed: nothing was done",
+        ))
     }
 }
 
 /// `--environment NAME`, checked before anything else is read (exit 2 when it cannot be one).
 fn check_environment(name: &str) -> Result<(), Failure> {
     pipeline::check_environment(name)
-        .map_err(|e| Failure::new(2, format!("invalid --environment: {e}")))
+        .map_err(|e| Failure::new(ExitCode::Usage, format!("invalid --environment: {e}")))
 }
 
-pub fn apply(args: &ApplyArgs, json: bool) -> Result<u8, Failure> {
+pub fn apply(args: &ApplyArgs, json: bool) -> Result<ExitCode, Failure> {
     check_environment(&args.environment)?;
     let pkg = Package::load(&args.package)?;
     let target = super::resolve_target(args.target.as_deref())?;
@@ -71,13 +75,17 @@ pub fn apply(args: &ApplyArgs, json: bool) -> Result<u8, Failure> {
         "sluice apply {} → {} ({})",
         pkg.info.id, args.environment, target
     );
-    let outcome = pipeline::apply(&pkg, &target, &options, &Terminal::new())
-        .map_err(|e| Failure::new(3, format!("refused before anything ran: {e}")))?;
+    let outcome = pipeline::apply(&pkg, &target, &options, &Terminal::new()).map_err(|e| {
+        Failure::new(
+            ExitCode::Refused,
+            format!("refused before anything ran: {e}"),
+        )
+    })?;
     finish(&outcome, json)
 }
 
 /// Prints the end of a run and turns it into the exit code.
-pub fn finish(outcome: &pipeline::ApplyOutcome, json: bool) -> Result<u8, Failure> {
+pub fn finish(outcome: &pipeline::ApplyOutcome, json: bool) -> Result<ExitCode, Failure> {
     if json {
         crate::commands::print_json(&serde_json::json!({
             "ok": outcome.exit_code == 0,
@@ -101,12 +109,13 @@ pub fn finish(outcome: &pipeline::ApplyOutcome, json: bool) -> Result<u8, Failur
     match &outcome.failure {
         None => {
             eprintln!("done: every gate held");
-            Ok(0)
+            Ok(ExitCode::Done)
         }
         Some(f) => {
-            let failure = Failure::gate(f.gate.clone(), f.exit_code as u8, f.message.clone());
+            let code = ExitCode::from_code(f.exit_code).unwrap_or(ExitCode::Internal);
+            let failure = Failure::gate(f.gate.clone(), code, f.message.clone());
             failure.print(false);
-            Ok(f.exit_code as u8)
+            Ok(code)
         }
     }
 }
@@ -117,7 +126,7 @@ pub fn verify(
     run: Option<PathBuf>,
     evidence: &Path,
     json: bool,
-) -> Result<u8, Failure> {
+) -> Result<ExitCode, Failure> {
     let pkg = Package::load(dir)?;
     let target = super::resolve_target(target)?;
     let live = {
@@ -125,7 +134,7 @@ pub fn verify(
         sluice::target::identity(&mut client).map_err(|e| Failure::from(target.query_error(&e)))?
     };
     let run = pipeline::verify::baseline(evidence, run.as_deref(), &pkg, &live)
-        .map_err(|e| Failure::new(2, e.to_string()))?;
+        .map_err(|e| Failure::new(ExitCode::Usage, e.to_string()))?;
     let report = pipeline::verify::verify(&pkg, &target, &run)?;
     if json {
         crate::commands::print_json(&serde_json::json!({ "ok": report.holds, "verify": report }));
@@ -162,7 +171,11 @@ pub fn verify(
             evidence.display()
         ),
     }
-    Ok(if report.holds { 0 } else { 5 })
+    Ok(if report.holds {
+        ExitCode::Done
+    } else {
+        ExitCode::CommittedButFailed
+    })
 }
 
 pub fn rehearse(
@@ -173,7 +186,7 @@ pub fn rehearse(
     pg_dump_bindir: Option<PathBuf>,
     evidence: PathBuf,
     json: bool,
-) -> Result<u8, Failure> {
+) -> Result<ExitCode, Failure> {
     let pkg = Package::load(dir)?;
     let target = match from_backup {
         Some(_) => None,
@@ -182,7 +195,12 @@ pub fn rehearse(
     let source = match (&target, from_backup) {
         (Some(t), _) => sluice::rehearse::Source::Target(t),
         (None, Some(p)) => sluice::rehearse::Source::Backup(p),
-        (None, None) => return Err(Failure::new(2, "give --target or --from-backup")),
+        (None, None) => {
+            return Err(Failure::new(
+                ExitCode::Usage,
+                "give --target or --from-backup",
+            ))
+        }
     };
     let options = sluice::rehearse::RehearseOptions {
         pg_bindir,
@@ -191,7 +209,7 @@ pub fn rehearse(
     };
     eprintln!("sluice rehearse {}", pkg.info.id);
     let outcome = sluice::rehearse::rehearse(&pkg, source, &options, &Terminal::new())
-        .map_err(|e| Failure::gate("rehearsal", 3, e.to_string()))?;
+        .map_err(|e| Failure::gate("rehearsal", ExitCode::Refused, e.to_string()))?;
     let r = &outcome.record;
     if json {
         crate::commands::print_json(
@@ -216,15 +234,15 @@ pub fn rehearse(
     eprintln!("record: {}", outcome.path.display());
     if r.passed {
         eprintln!("rehearsal passed");
-        Ok(0)
+        Ok(ExitCode::Done)
     } else {
         Failure::gate(
             "rehearsal",
-            3,
+            ExitCode::Refused,
             "the rehearsal failed: see the steps above; the record is written",
         )
         .print(false);
-        Ok(3)
+        Ok(ExitCode::Refused)
     }
 }
 
@@ -234,7 +252,7 @@ pub fn rollback(
     options: sluice::pipeline::RollbackOptions,
     yes: bool,
     json: bool,
-) -> Result<u8, Failure> {
+) -> Result<ExitCode, Failure> {
     check_environment(&options.environment)?;
     let pkg = Package::load(dir)?;
     let target = super::resolve_target(target)?;
@@ -246,7 +264,11 @@ pub fn rollback(
         target,
         options.run_dir.display()
     );
-    let outcome = pipeline::rollback(&pkg, &target, &options, &Terminal::new())
-        .map_err(|e| Failure::new(3, format!("refused before anything ran: {e}")))?;
+    let outcome = pipeline::rollback(&pkg, &target, &options, &Terminal::new()).map_err(|e| {
+        Failure::new(
+            ExitCode::Refused,
+            format!("refused before anything ran: {e}"),
+        )
+    })?;
     finish(&outcome, json)
 }

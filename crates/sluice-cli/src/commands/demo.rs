@@ -6,19 +6,20 @@ use super::apply::finish;
 use crate::failure::Failure;
 use crate::progress::Terminal;
 use sluice::cluster::{find_server, Cluster, ClusterOptions};
+use sluice::exit::ExitCode;
 use sluice::package::Package;
 use sluice::pipeline::{self, ApplyOptions};
 use sluice::target::Target;
 use std::path::Path;
 
 fn fail(what: &str) -> impl FnOnce(String) -> Failure + '_ {
-    move |e| Failure::new(1, format!("demo: {what}: {e}"))
+    move |e| Failure::new(ExitCode::Internal, format!("demo: {what}: {e}"))
 }
 
-pub fn demo(pg_bindir: Option<&Path>, workdir: &Path, json: bool) -> Result<u8, Failure> {
+pub fn demo(pg_bindir: Option<&Path>, workdir: &Path, json: bool) -> Result<ExitCode, Failure> {
     let bins = find_server(pg_bindir, Some(16))
         .or_else(|_| find_server(pg_bindir, None))
-        .map_err(|e| Failure::new(2, e.to_string()))?;
+        .map_err(|e| Failure::new(ExitCode::Usage, e.to_string()))?;
     eprintln!(
         "1. throwaway PostgreSQL {} from {} ({})",
         bins.version,
@@ -117,7 +118,7 @@ pub fn demo(pg_bindir: Option<&Path>, workdir: &Path, json: bool) -> Result<u8, 
         },
         &Terminal::new(),
     )
-    .map_err(|e| Failure::new(3, format!("rehearsal: {e}")))?;
+    .map_err(|e| Failure::new(ExitCode::Refused, format!("rehearsal: {e}")))?;
     eprintln!(
         "   rehearsal {}: {}",
         if rehearsal.record.passed {
@@ -128,7 +129,7 @@ pub fn demo(pg_bindir: Option<&Path>, workdir: &Path, json: bool) -> Result<u8, 
         rehearsal.path.display()
     );
     if !rehearsal.record.passed {
-        return Ok(3);
+        return Ok(ExitCode::Refused);
     }
 
     eprintln!("7. apply to environment `demo`");
@@ -140,9 +141,9 @@ pub fn demo(pg_bindir: Option<&Path>, workdir: &Path, json: bool) -> Result<u8, 
         rehearsal: false,
     };
     let outcome = pipeline::apply(&pkg, &target, &options, &Terminal::new())
-        .map_err(|e| Failure::new(3, e.to_string()))?;
+        .map_err(|e| Failure::new(ExitCode::Refused, e.to_string()))?;
     let code = finish(&outcome, json)?;
-    if code != 0 {
+    if code != ExitCode::Done {
         return Ok(code);
     }
 
@@ -163,7 +164,11 @@ pub fn demo(pg_bindir: Option<&Path>, workdir: &Path, json: bool) -> Result<u8, 
     );
     seed_numbers(&outcome);
     drop(cluster);
-    Ok(if report.holds { 0 } else { 5 })
+    Ok(if report.holds {
+        ExitCode::Done
+    } else {
+        ExitCode::CommittedButFailed
+    })
 }
 
 /// The seed's numbers, as the seed's §5 and C-07 state them.

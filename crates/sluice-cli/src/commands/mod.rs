@@ -6,6 +6,7 @@ mod demo;
 use crate::args::{Cli, Command, DecisionArg, DenyLevel, EvidenceCommand, ReviewFormat};
 use crate::failure::Failure;
 use crate::render;
+use sluice::exit::ExitCode;
 use sluice::package::Package;
 use sluice::sql::Severity;
 use sluice::target::Target;
@@ -21,7 +22,7 @@ pub(crate) fn resolve_target(spec: Option<&str>) -> Result<Target, Failure> {
     Ok(Target::resolve(spec, command)?)
 }
 
-pub fn run(cli: Cli) -> Result<u8, Failure> {
+pub fn run(cli: Cli) -> Result<ExitCode, Failure> {
     let json = cli.json;
     let _ = PASSWORD_COMMAND.set(cli.password_command.clone());
     match cli.command {
@@ -121,9 +122,9 @@ pub(crate) fn print_json(value: &serde_json::Value) {
     );
 }
 
-fn init(dir: &Path, id: Option<String>, json: bool) -> Result<u8, Failure> {
+fn init(dir: &Path, id: Option<String>, json: bool) -> Result<ExitCode, Failure> {
     let id = id.unwrap_or_else(|| sluice::scaffold::id_from_dir(dir));
-    sluice::scaffold::init(dir, &id).map_err(|e| Failure::new(2, e.to_string()))?;
+    sluice::scaffold::init(dir, &id).map_err(|e| Failure::new(ExitCode::Usage, e.to_string()))?;
     if json {
         print_json(&serde_json::json!({ "ok": true, "package": dir, "id": id }));
     }
@@ -132,10 +133,15 @@ fn init(dir: &Path, id: Option<String>, json: bool) -> Result<u8, Failure> {
         dir.display(),
         dir.display()
     );
-    Ok(0)
+    Ok(ExitCode::Done)
 }
 
-fn lint(dir: &Path, deny: DenyLevel, target: Option<&str>, json: bool) -> Result<u8, Failure> {
+fn lint(
+    dir: &Path,
+    deny: DenyLevel,
+    target: Option<&str>,
+    json: bool,
+) -> Result<ExitCode, Failure> {
     let pkg = Package::load(dir)?;
     let facts = match target {
         Some(spec) => {
@@ -159,13 +165,17 @@ fn lint(dir: &Path, deny: DenyLevel, target: Option<&str>, json: bool) -> Result
     } else {
         print!("{}", render::lint(&report, passed));
     }
-    Ok(if passed { 0 } else { 3 })
+    Ok(if passed {
+        ExitCode::Done
+    } else {
+        ExitCode::Refused
+    })
 }
 
-fn pin(dir: &Path, json: bool) -> Result<u8, Failure> {
+fn pin(dir: &Path, json: bool) -> Result<ExitCode, Failure> {
     let pins = sluice::pin::pin(dir).map_err(|e| match e {
         sluice::pin::PinError::Package(e) => Failure::from(e),
-        other => Failure::new(1, other.to_string()),
+        other => Failure::new(ExitCode::Internal, other.to_string()),
     })?;
     if json {
         print_json(&serde_json::json!({ "ok": true, "package": dir, "pins": pins }));
@@ -194,10 +204,10 @@ fn pin(dir: &Path, json: bool) -> Result<u8, Failure> {
             ),
         }
     );
-    Ok(0)
+    Ok(ExitCode::Done)
 }
 
-fn digest(dir: &Path, explain: bool, json: bool) -> Result<u8, Failure> {
+fn digest(dir: &Path, explain: bool, json: bool) -> Result<ExitCode, Failure> {
     let pkg = Package::load(dir)?;
     let digest = sluice::digest::package_digest(&pkg);
     if json {
@@ -208,7 +218,7 @@ fn digest(dir: &Path, explain: bool, json: bool) -> Result<u8, Failure> {
     } else {
         println!("{digest}");
     }
-    Ok(0)
+    Ok(ExitCode::Done)
 }
 
 fn review(
@@ -217,7 +227,7 @@ fn review(
     format: ReviewFormat,
     output: Option<&Path>,
     json: bool,
-) -> Result<u8, Failure> {
+) -> Result<ExitCode, Failure> {
     let pkg = Package::load(dir)?;
     let lint = sluice::lint::lint(&pkg, None)?;
     let mut review = sluice::review::build(&pkg, lint);
@@ -226,14 +236,19 @@ fn review(
         review.live = Some(sluice::review::evaluate_live(&pkg, &target)?);
     }
     let text = if format == ReviewFormat::Json || json {
-        serde_json::to_string_pretty(&review).map_err(|e| Failure::new(1, e.to_string()))?
+        serde_json::to_string_pretty(&review)
+            .map_err(|e| Failure::new(ExitCode::Internal, e.to_string()))?
     } else {
         sluice::review::markdown::render(&review)
     };
     match output {
         Some(path) => {
-            std::fs::write(path, &text)
-                .map_err(|e| Failure::new(1, format!("cannot write {}: {e}", path.display())))?;
+            std::fs::write(path, &text).map_err(|e| {
+                Failure::new(
+                    ExitCode::Internal,
+                    format!("cannot write {}: {e}", path.display()),
+                )
+            })?;
             eprintln!("wrote the review package to {}", path.display());
         }
         None => print!("{text}{}", if text.ends_with('\n') { "" } else { "\n" }),
@@ -242,7 +257,11 @@ fn review(
     if !live_holds {
         eprintln!("the target is not ready: identity or preflight does not hold (see §7)");
     }
-    Ok(if live_holds { 0 } else { 3 })
+    Ok(if live_holds {
+        ExitCode::Done
+    } else {
+        ExitCode::Refused
+    })
 }
 
 fn approve(
@@ -252,7 +271,7 @@ fn approve(
     decision: DecisionArg,
     note: &str,
     json: bool,
-) -> Result<u8, Failure> {
+) -> Result<ExitCode, Failure> {
     let pkg = Package::load(dir)?;
     let digest = sluice::digest::package_digest(&pkg);
     let decision = match decision {
@@ -261,14 +280,14 @@ fn approve(
         DecisionArg::Reject => sluice::approval::Decision::Reject,
     };
     let approval = sluice::approval::sign(&pkg.info.id, &digest, signer, decision, note, key)
-        .map_err(|e| Failure::new(2, e.to_string()))?;
+        .map_err(|e| Failure::new(ExitCode::Usage, e.to_string()))?;
     // a signer or key the approvals gate would refuse is a wrong argument: exit 2, no file
     approval
         .check_allowed(&pkg.approvals)
-        .map_err(|e| Failure::new(2, e.to_string()))?;
+        .map_err(|e| Failure::new(ExitCode::Usage, e.to_string()))?;
     let path = approval
         .write_into(&pkg.dir.join("approvals"))
-        .map_err(|e| Failure::new(1, e.to_string()))?;
+        .map_err(|e| Failure::new(ExitCode::Internal, e.to_string()))?;
     if json {
         print_json(
             &serde_json::json!({ "ok": true, "approval": path, "digest": digest, "signer": signer, "decision": decision.to_string() }),
@@ -279,13 +298,13 @@ fn approve(
         pkg.info.id,
         path.display()
     );
-    Ok(0)
+    Ok(ExitCode::Done)
 }
 
-fn evidence_check(run_dir: &Path, json: bool) -> Result<u8, Failure> {
+fn evidence_check(run_dir: &Path, json: bool) -> Result<ExitCode, Failure> {
     let report = sluice::evidence::check(run_dir).map_err(|e| {
         Failure::new(
-            2,
+            ExitCode::Usage,
             format!("{}: not an evidence folder ({e})", run_dir.display()),
         )
     })?;
@@ -312,9 +331,9 @@ fn evidence_check(run_dir: &Path, json: bool) -> Result<u8, Failure> {
             "evidence intact: {} file(s) match SHA256SUMS; the ledger chain holds",
             report.files_checked
         );
-        Ok(0)
+        Ok(ExitCode::Done)
     } else {
         eprintln!("evidence NOT intact: {}", run_dir.display());
-        Ok(1)
+        Ok(ExitCode::Internal)
     }
 }

@@ -324,7 +324,7 @@ impl Run<'_> {
         };
         Some(GateFailure {
             gate: EVIDENCE.into(),
-            exit_code: 1,
+            exit_code: i32::from(crate::exit::ExitCode::Internal.code()),
             message: format!(
                 "the evidence is incomplete ({state}): {}",
                 errors.join("; ")
