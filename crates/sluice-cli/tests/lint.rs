@@ -388,3 +388,41 @@ fn a_column_type_change_has_its_own_help() {
     assert!(!rewrite.contains("volatile default"), "{rewrite}");
     assert!(rewrite.contains("help: "), "{rewrite}");
 }
+
+#[test]
+fn review_with_target_reports_the_same_findings_as_lint_with_target() {
+    let (_cluster, conninfo) = fixture_target();
+    let lint = sluice()
+        .args([
+            "lint",
+            "--json",
+            "../../examples/phase-alpha",
+            "--target",
+            &conninfo,
+        ])
+        .output()
+        .unwrap();
+    let lint: serde_json::Value = serde_json::from_slice(&lint.stdout).unwrap();
+    let review = sluice()
+        .args([
+            "review",
+            "--format",
+            "json",
+            "../../examples/phase-alpha",
+            "--target",
+            &conninfo,
+        ])
+        .output()
+        .unwrap();
+    let review: serde_json::Value = serde_json::from_slice(&review.stdout).unwrap();
+    let findings = &lint["lint"]["migration"]["findings"];
+    assert!(
+        findings.to_string().contains("trigger-side-effect"),
+        "lint --target found no trigger: {findings}"
+    );
+    assert_eq!(&review["lint"]["migration"]["findings"], findings);
+    assert_eq!(
+        &review["lint"]["rollback"]["findings"],
+        &lint["lint"]["rollback"]["findings"]
+    );
+}
