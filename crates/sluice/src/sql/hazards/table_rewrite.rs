@@ -4,6 +4,7 @@
 
 use super::{Finding, HazardContext, HazardRule, Severity};
 use crate::sql::names::{relation, strings};
+use crate::sql::transaction::TransactionMode;
 use pg_query::protobuf::{AlterTableType, ConstrType, Node};
 use pg_query::{NodeEnum, NodeRef};
 
@@ -155,12 +156,20 @@ fn check(ctx: &HazardContext) -> Vec<Finding> {
                     return None;
                 }
             }
+            // batches only bound the locks when each one commits on its own
+            let help = match ctx.mode {
+                TransactionMode::Single if help.contains("in batches") => format!(
+                    "{help} (the batches in a later package with transaction = \"none\": \
+                     inside one transaction every row stays locked until COMMIT)"
+                ),
+                _ => help.to_string(),
+            };
             Some(ctx.finding(
                 RULE.id,
                 Severity::Warn,
                 stmt,
                 format!("{why}; readers and writers wait for the whole rewrite"),
-                Some(help),
+                Some(&help),
             ))
         })
         .collect()
@@ -202,6 +211,17 @@ mod tests {
             "{volatile}"
         );
         assert!(help("VACUUM FULL t;").contains("pg_repack"));
+        // in one transaction, batches need a package of their own
+        assert!(
+            type_change.contains("transaction = \"none\""),
+            "{type_change}"
+        );
+        let none = full(
+            "ALTER TABLE t ALTER COLUMN a TYPE bigint;",
+            TransactionMode::None,
+        );
+        let none = none.iter().find_map(|f| f.help.clone()).unwrap();
+        assert!(!none.contains("transaction = \"none\""), "{none}");
     }
 
     #[test]
