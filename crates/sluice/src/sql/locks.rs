@@ -243,10 +243,11 @@ fn cmd_referenced_tables(
     cmd: &pg_query::protobuf::AlterTableCmd,
     path: &SearchPath,
 ) -> Vec<String> {
-    match cmd.def.as_ref().and_then(|d| d.node.as_ref()) {
-        Some(NodeEnum::Constraint(_)) => {
-            referenced_tables(std::slice::from_ref(cmd.def.as_deref().unwrap()), path)
-        }
+    let Some(def) = cmd.def.as_deref() else {
+        return vec![];
+    };
+    match def.node.as_ref() {
+        Some(NodeEnum::Constraint(_)) => referenced_tables(std::slice::from_ref(def), path),
         Some(NodeEnum::ColumnDef(col)) if cmd.subtype == AlterTableType::AtAddColumn as i32 => {
             referenced_tables(&col.constraints, path)
         }
