@@ -6,6 +6,7 @@
 
 use super::{Finding, HazardContext, HazardRule, Severity};
 use crate::sql::names::relation;
+use crate::sql::transaction::TransactionMode;
 use pg_query::protobuf::{AlterTableCmd, AlterTableType, ConstrType, Node};
 use pg_query::NodeEnum;
 
@@ -58,22 +59,32 @@ fn constraint_finding(
     kind: ConstrType,
     name: &str,
 ) -> Finding {
+    // CONCURRENTLY cannot run inside a transaction block: in single mode it needs a package of
+    // its own; with transaction = "none" an earlier statement of this one will do
+    let first = match ctx.mode {
+        TransactionMode::Single => "in a package with transaction = \"none\" run first",
+        TransactionMode::None => "as an earlier statement",
+    };
     let (word, help) = match kind {
         ConstrType::ConstrPrimary => (
             "PRIMARY KEY",
-            "CREATE UNIQUE INDEX CONCURRENTLY in a package with transaction = \"none\" first, then \
-             ADD CONSTRAINT … PRIMARY KEY USING INDEX (with its columns already NOT NULL, or SET \
-             NOT NULL scans the table)",
+            format!(
+                "CREATE UNIQUE INDEX CONCURRENTLY {first}, then ADD CONSTRAINT … PRIMARY KEY USING \
+                 INDEX (with its columns already NOT NULL, or SET NOT NULL scans the table)"
+            ),
         ),
         ConstrType::ConstrUnique => (
             "UNIQUE",
-            "CREATE UNIQUE INDEX CONCURRENTLY in a package with transaction = \"none\" first, then \
-             ADD CONSTRAINT … UNIQUE USING INDEX, which only records the constraint",
+            format!(
+                "CREATE UNIQUE INDEX CONCURRENTLY {first}, then ADD CONSTRAINT … UNIQUE USING \
+                 INDEX, which only records the constraint"
+            ),
         ),
         _ => (
             "EXCLUDE",
             "an exclusion constraint cannot adopt an index built CONCURRENTLY: schedule a window \
-             for it, or enforce the rule another way",
+             for it, or enforce the rule another way"
+                .to_string(),
         ),
     };
     let named = if name.is_empty() {
@@ -89,7 +100,7 @@ fn constraint_finding(
             "the {word} constraint{named} builds its index while ACCESS EXCLUSIVE is held on \
              {table}: reads and writes wait for the whole build"
         ),
-        Some(help),
+        Some(&help),
     )
 }
 
@@ -110,7 +121,10 @@ fn check(ctx: &HazardContext) -> Vec<Finding> {
                     Severity::Warn,
                     stmt,
                     format!("building this index takes a SHARE lock on {table}: every INSERT, UPDATE and DELETE waits for the whole build"),
-                    Some("build it with CREATE INDEX CONCURRENTLY in a package with transaction = \"none\""),
+                    Some(match ctx.mode {
+                        TransactionMode::Single => "build it with CREATE INDEX CONCURRENTLY in a package with transaction = \"none\"",
+                        TransactionMode::None => "build it with CREATE INDEX CONCURRENTLY (this package runs its statements one by one, so it can)",
+                    }),
                 ));
             }
             NodeEnum::AlterTableStmt(alter) => {
@@ -138,7 +152,7 @@ fn check(ctx: &HazardContext) -> Vec<Finding> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{findings_for, ids};
+    use super::super::test_support::{findings_for, full, ids};
     use super::*;
 
     #[test]
@@ -148,6 +162,23 @@ mod tests {
             !ids("CREATE TABLE s.n (a int); CREATE INDEX ix ON s.n (a);")
                 .contains(&"blocking-index-build")
         );
+    }
+
+    #[test]
+    fn the_advice_fits_the_transaction_mode() {
+        let help = |sql: &str, mode| {
+            full(sql, mode)
+                .into_iter()
+                .find(|f| f.hazard == RULE.id)
+                .and_then(|f| f.help)
+                .unwrap()
+        };
+        let unique = "ALTER TABLE t ADD CONSTRAINT u UNIQUE (a);";
+        assert!(help(unique, TransactionMode::Single).contains("in a package with transaction"));
+        assert!(help(unique, TransactionMode::None).contains("as an earlier statement"));
+        let index = "CREATE INDEX ix ON t (a);";
+        assert!(help(index, TransactionMode::Single).contains("in a package with transaction"));
+        assert!(!help(index, TransactionMode::None).contains("in a package with transaction"));
     }
 
     #[test]
