@@ -224,12 +224,16 @@ fn init_writes_a_starter_that_lints_clean() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("my-change");
     sluice().arg("init").arg(&dir).assert().success();
+    // its rollback drops the table the migration creates: a data-loss note, no warning
     sluice()
         .args(["lint", "--deny", "warn"])
         .arg(&dir)
         .assert()
         .success()
-        .stdout(predicate::str::contains("hazards: none"));
+        .stdout(predicate::str::contains(
+            "0 error(s), 0 warning(s), 1 note(s)",
+        ))
+        .stdout(predicate::str::contains("info data-loss"));
     sluice().arg("review").arg(&dir).assert().success();
     // refuses to overwrite
     sluice()
@@ -304,4 +308,235 @@ fn lint_fails_on_a_stale_pin_and_pin_fixes_it_keeping_the_rest_byte_for_byte() {
         )));
     sluice().arg("pin").arg(&dir).assert().success();
     sluice().arg("lint").arg(&dir).assert().success();
+}
+
+/// The reference package with its migration replaced by `sql`, linted; its stdout.
+fn lint_migration(sql: &str) -> String {
+    let (_tmp, dir) = reference_copy();
+    edit_pinned(&dir, MIGRATION, |_| sql.to_string());
+    let out = sluice().arg("lint").arg(&dir).output().unwrap();
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The hazard blocks of a lint output (a hazard line and its indented lines).
+fn hazard_blocks(stdout: &str) -> Vec<String> {
+    let mut blocks: Vec<String> = Vec::new();
+    for line in stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("hazards:"))
+        .skip(1)
+    {
+        if line.starts_with("        ") {
+            if let Some(last) = blocks.last_mut() {
+                last.push_str(line);
+                last.push('\n');
+            }
+        } else if line.starts_with("  ") {
+            blocks.push(format!("{line}\n"));
+        }
+    }
+    blocks
+}
+
+#[test]
+fn a_foreign_key_takes_share_row_exclusive_on_both_tables() {
+    let stdout = lint_migration(
+        "ALTER TABLE sandbox_tac.logical_unit\n    ADD CONSTRAINT fk_unit FOREIGN KEY (id) REFERENCES public.tac_logical_unit (id) NOT VALID;\nSELECT 1;\n",
+    );
+    assert!(
+        stdout.contains(
+            "SHARE ROW EXCLUSIVE on sandbox_tac.logical_unit and public.tac_logical_unit"
+        ),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("ACCESS EXCLUSIVE"), "{stdout}");
+}
+
+#[test]
+fn validate_constraint_takes_no_access_exclusive_lock() {
+    let stdout =
+        lint_migration("ALTER TABLE public.tac_logical_unit VALIDATE CONSTRAINT ck;\nSELECT 1;\n");
+    assert!(!stdout.contains("access-exclusive-lock"), "{stdout}");
+    assert!(!stdout.contains("ACCESS EXCLUSIVE"), "{stdout}");
+}
+
+#[test]
+fn unique_and_primary_key_constraints_report_their_index_build() {
+    let stdout = lint_migration(
+        "ALTER TABLE public.tac_logical_unit ADD CONSTRAINT uq_unit UNIQUE (id);\nSELECT 1;\n",
+    );
+    assert!(
+        hazard_blocks(&stdout)
+            .iter()
+            .any(|b| b.contains("blocking-index-build") && b.contains("phase-alpha-r2.sql:1:1")),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn not_valid_then_validate_in_one_transaction_is_called_out() {
+    let stdout = lint_migration(
+        "ALTER TABLE public.tac_logical_unit ADD COLUMN b int;\n\
+         ALTER TABLE public.tac_logical_unit ADD CONSTRAINT ck CHECK (b > 0) NOT VALID;\n\
+         ALTER TABLE public.tac_logical_unit VALIDATE CONSTRAINT ck;\nSELECT 1;\n",
+    );
+    let validate = hazard_blocks(&stdout)
+        .into_iter()
+        .find(|b| b.contains("scan-under-lock") && b.contains("phase-alpha-r2.sql:3:1"))
+        .unwrap_or_else(|| panic!("no scan-under-lock on the VALIDATE:\n{stdout}"));
+    assert!(validate.contains("separate migration"), "{validate}");
+}
+
+#[test]
+fn renames_warn_that_clients_using_the_old_name_break() {
+    let stdout = lint_migration(
+        "ALTER TABLE public.tac_logical_unit RENAME COLUMN lifecycle_status TO status;\n\
+         ALTER TABLE sandbox_tac.logical_unit RENAME TO unit;\nSELECT 1;\n",
+    );
+    let renames: Vec<String> = hazard_blocks(&stdout)
+        .into_iter()
+        .filter(|b| b.contains("warn rename-breaks-clients"))
+        .collect();
+    assert_eq!(renames.len(), 2, "{stdout}");
+    assert!(renames[0].contains("lifecycle_status"), "{}", renames[0]);
+}
+
+#[test]
+fn the_rollbacks_drops_report_data_loss() {
+    let out = sluice()
+        .args(["lint", "../../examples/phase-alpha"])
+        .assert()
+        .success();
+    let stdout = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    let blocks = hazard_blocks(&stdout);
+    assert!(
+        blocks.iter().any(|b| b.contains("info data-loss")
+            && b.contains("phase-alpha-r2-rollback.sql:12:1")
+            && b.contains("the rollback's drop_table cutter_governance.canonical_address_alias")),
+        "{stdout}"
+    );
+    // R-1..R-5 each drop only what the migration added: notes, so --deny warn still passes
+    assert_eq!(
+        blocks
+            .iter()
+            .filter(|b| b.contains("info data-loss") && b.contains("rollback.sql"))
+            .count(),
+        5,
+        "{stdout}"
+    );
+    sluice()
+        .args(["lint", "--deny", "warn", "../../examples/phase-alpha"])
+        .assert()
+        .success();
+    // a rollback that drops what the migration did not add is warned about
+    let (_tmp, dir) = reference_copy();
+    edit_pinned(&dir, ROLLBACK, |sql| {
+        sql.replacen(
+            "COMMIT;",
+            "ALTER TABLE public.tac_logical_unit DROP COLUMN lifecycle_status;\nCOMMIT;",
+            1,
+        )
+    });
+    let out = sluice().arg("lint").arg(&dir).output().unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        hazard_blocks(&stdout)
+            .iter()
+            .any(|b| b.contains("warn data-loss")
+                && b.contains("drop_column public.tac_logical_unit.lifecycle_status")
+                && b.contains("did not add")),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn the_r1_form_reports_default_hides_backfill_once() {
+    let (_tmp, dir) = reference_copy();
+    edit_pinned(&dir, MIGRATION, |sql| {
+        sql.replacen(
+            "    ADD COLUMN authority text;",
+            "    ADD COLUMN authority text DEFAULT 'draft';",
+            1,
+        )
+    });
+    let out = sluice().arg("lint").arg(&dir).output().unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        stdout.matches("default-hides-backfill").count(),
+        1,
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_column_type_change_has_its_own_help() {
+    let stdout = lint_migration(
+        "ALTER TABLE public.tac_logical_unit ALTER COLUMN lifecycle_status TYPE varchar(40);\nSELECT 1;\n",
+    );
+    let rewrite = hazard_blocks(&stdout)
+        .into_iter()
+        .find(|b| b.contains("table-rewrite"))
+        .unwrap_or_else(|| panic!("no table-rewrite:\n{stdout}"));
+    assert!(!rewrite.contains("volatile default"), "{rewrite}");
+    assert!(rewrite.contains("help: "), "{rewrite}");
+}
+
+#[test]
+fn review_with_target_reports_the_same_findings_as_lint_with_target() {
+    let (_cluster, conninfo) = fixture_target();
+    let lint = sluice()
+        .args([
+            "lint",
+            "--json",
+            "../../examples/phase-alpha",
+            "--target",
+            &conninfo,
+        ])
+        .output()
+        .unwrap();
+    let lint: serde_json::Value = serde_json::from_slice(&lint.stdout).unwrap();
+    let review = sluice()
+        .args([
+            "review",
+            "--format",
+            "json",
+            "../../examples/phase-alpha",
+            "--target",
+            &conninfo,
+        ])
+        .output()
+        .unwrap();
+    let review: serde_json::Value = serde_json::from_slice(&review.stdout).unwrap();
+    let findings = &lint["lint"]["migration"]["findings"];
+    assert!(
+        findings.to_string().contains("trigger-side-effect"),
+        "lint --target found no trigger: {findings}"
+    );
+    assert_eq!(&review["lint"]["migration"]["findings"], findings);
+    assert_eq!(
+        &review["lint"]["rollback"]["findings"],
+        &lint["lint"]["rollback"]["findings"]
+    );
+}
+
+/// Issue 14 B.4: in a `transaction = "single"` package the rollback runs in one transaction
+/// too, so a CONCURRENTLY there is an error, named in the rollback file.
+#[test]
+fn concurrently_in_the_rollback_of_a_single_transaction_package_is_an_error() {
+    let (_tmp, dir) = reference_copy();
+    edit_pinned(&dir, ROLLBACK, |sql| {
+        sql.replacen(
+            "COMMIT;",
+            "DROP INDEX CONCURRENTLY IF EXISTS public.ix_x;\nCOMMIT;",
+            1,
+        )
+    });
+    let out = sluice().arg("lint").arg(&dir).assert().code(3);
+    let stdout = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    assert!(
+        stdout.contains("error non-transactional")
+            && stdout.contains(&format!("{ROLLBACK}:"))
+            && stdout.contains("DROP INDEX CONCURRENTLY"),
+        "{stdout}"
+    );
 }

@@ -1,10 +1,10 @@
 //! The lint report of a package: the migration parsed with PostgreSQL's parser, the operations
 //! it performs, the scope proof, and the hazards; the rollback parsed and held to the same
-//! transaction rules. This is what `sluice lint` prints and what the scope gate decides on.
+//! transaction rules, and told what data it destroys. This is what `sluice lint` prints and what the scope gate decides on.
 
 use crate::package::{Package, PinnedFile};
 use crate::source::Location;
-use crate::sql::hazards::{self, Finding, HazardContext, Severity, TargetFacts};
+use crate::sql::hazards::{self, FileRole, Finding, HazardContext, Severity, TargetFacts};
 use crate::sql::transaction::{self, ExecutionPlan};
 use crate::sql::{self, operation, scope, Operation, SqlError, SqlFile};
 use serde::Serialize;
@@ -96,7 +96,7 @@ pub fn lint_parsed(
     parsed: &ParsedMigration,
     facts: Option<&TargetFacts>,
 ) -> Result<LintReport, SqlError> {
-    let mut migration = lint_file(pkg, parsed, facts, true);
+    let mut migration = lint_file(pkg, parsed, facts, FileRole::Migration, BTreeSet::new());
     migration.findings.extend(expectation_finding(pkg, parsed));
     migration
         .findings
@@ -129,7 +129,8 @@ pub fn lint_parsed(
             let file = sql::parse_file(source)?;
             let plan = transaction::plan(&file.statements, pkg.migration.transaction);
             let parsed = ParsedMigration { file, plan };
-            let mut lint = lint_file(pkg, &parsed, None, false);
+            let added = hazards::added_objects(migration.operations.iter().map(|d| &d.operation));
+            let mut lint = lint_file(pkg, &parsed, None, FileRole::Rollback, added);
             lint.findings
                 .extend(pkg.rollback.as_ref().and_then(|r| pin_finding(pkg, r)));
             Some(lint)
@@ -144,13 +145,15 @@ pub fn lint_parsed(
     })
 }
 
-/// Operations and hazards of one file. The rollback is held to the transaction rules only:
-/// dropping what the migration added is its purpose.
+/// Operations and hazards of one file. The rollback is judged by the rules that apply to it
+/// (the transaction rules and `data-loss`): dropping what the migration added is its purpose,
+/// but what was written there since is lost all the same.
 fn lint_file(
     pkg: &Package,
     parsed: &ParsedMigration,
     facts: Option<&TargetFacts>,
-    all_rules: bool,
+    role: FileRole,
+    added_by_migration: BTreeSet<String>,
 ) -> FileLint {
     let path = &pkg.target.search_path;
     let operations = parsed
@@ -176,18 +179,17 @@ fn lint_file(
         .collect();
     let ctx = HazardContext {
         source: &parsed.file.source,
+        role,
         statements: &parsed.file.statements,
         set_aside,
         search_path: path,
         mode: pkg.migration.transaction,
         lock_timeout_ms: pkg.migration.lock_timeout_ms,
         probed_tables: pkg.probes.iter().map(|p| p.table.clone()).collect(),
+        added_by_migration,
         target: facts,
     };
-    let mut findings = hazards::find_all(&ctx);
-    if !all_rules {
-        findings.retain(|f| matches!(f.hazard, "transaction-control" | "non-transactional"));
-    }
+    let findings = hazards::find_all(&ctx);
     FileLint {
         file: parsed.file.source.path.clone(),
         operations,

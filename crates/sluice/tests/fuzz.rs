@@ -54,12 +54,14 @@ fn analyse_sql(text: &str) {
     }
     let ctx = sluice::sql::hazards::HazardContext {
         source: &file.source,
+        role: sluice::sql::hazards::FileRole::Migration,
         statements: &file.statements,
         set_aside: BTreeSet::new(),
         search_path: &path,
         mode: sluice::sql::transaction::TransactionMode::Single,
         lock_timeout_ms: 0,
         probed_tables: BTreeSet::new(),
+        added_by_migration: BTreeSet::new(),
         target: None,
     };
     let _ = sluice::sql::hazards::find_all(&ctx);

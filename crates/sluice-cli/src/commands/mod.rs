@@ -8,6 +8,7 @@ use crate::failure::Failure;
 use crate::render;
 use sluice::exit::ExitCode;
 use sluice::package::Package;
+use sluice::sql::hazards::TargetFacts;
 use sluice::sql::Severity;
 use sluice::target::Target;
 use std::path::Path;
@@ -136,6 +137,12 @@ fn init(dir: &Path, id: Option<String>, json: bool) -> Result<ExitCode, Failure>
     Ok(ExitCode::Done)
 }
 
+/// What lint's hazards need to know from the target (`--target`), read once.
+fn target_facts(target: &Target, purpose: &str) -> Result<TargetFacts, Failure> {
+    let mut client = target.connect(purpose)?;
+    sluice::target::facts(&mut client).map_err(|e| Failure::from(target.query_error(&e)))
+}
+
 fn lint(
     dir: &Path,
     deny: DenyLevel,
@@ -144,14 +151,7 @@ fn lint(
 ) -> Result<ExitCode, Failure> {
     let pkg = Package::load(dir)?;
     let facts = match target {
-        Some(spec) => {
-            let target = resolve_target(Some(spec))?;
-            let mut client = target.connect("lint")?;
-            Some(
-                sluice::target::facts(&mut client)
-                    .map_err(|e| Failure::from(target.query_error(&e)))?,
-            )
-        }
+        Some(spec) => Some(target_facts(&resolve_target(Some(spec))?, "lint")?),
         None => None,
     };
     let report = sluice::lint::lint(&pkg, facts.as_ref())?;
@@ -229,11 +229,16 @@ fn review(
     json: bool,
 ) -> Result<ExitCode, Failure> {
     let pkg = Package::load(dir)?;
-    let lint = sluice::lint::lint(&pkg, None)?;
+    let target = target.map(|spec| resolve_target(Some(spec))).transpose()?;
+    // with --target, the review's lint knows what `lint --target` knows
+    let facts = match &target {
+        Some(target) => Some(target_facts(target, "review")?),
+        None => None,
+    };
+    let lint = sluice::lint::lint(&pkg, facts.as_ref())?;
     let mut review = sluice::review::build(&pkg, lint);
-    if let Some(spec) = target {
-        let target = resolve_target(Some(spec))?;
-        review.live = Some(sluice::review::evaluate_live(&pkg, &target)?);
+    if let Some(target) = &target {
+        review.live = Some(sluice::review::evaluate_live(&pkg, target)?);
     }
     let text = if format == ReviewFormat::Json || json {
         serde_json::to_string_pretty(&review)

@@ -1,9 +1,10 @@
 //! SQL analysis with PostgreSQL's own parser (`pg_query`): splitting a file into statements with
 //! their locations, the single-transaction rules of SPEC §4, the operations a statement performs
-//! (SPEC §5), the scope comparison, and the hazards.
+//! (SPEC §5), the scope comparison, the table locks statements take, and the hazards.
 
 mod cursor;
 pub mod hazards;
+pub mod locks;
 pub mod names;
 pub mod operation;
 pub mod scope;

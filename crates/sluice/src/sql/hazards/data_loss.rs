@@ -1,12 +1,15 @@
 //! `data-loss`: statements that destroy stored data (DROP TABLE/SCHEMA/COLUMN, TRUNCATE,
-//! DELETE). A rollback cannot bring the data back; only the backup can.
+//! DELETE). A rollback cannot bring the data back; only the backup can. The rollback file is
+//! judged too: what it drops holds what the migration wrote and what clients wrote since, which
+//! the backup (taken before the migration) does not have.
 
-use super::{Finding, HazardContext, HazardRule, Severity};
-use crate::sql::operation::{derive, OpKind};
+use super::{FileRole, Finding, HazardContext, HazardRule, Severity};
+use crate::sql::operation::{derive, OpKind, Operation};
 
 pub const RULE: HazardRule = HazardRule {
     id: "data-loss",
     summary: "DROP TABLE/SCHEMA/COLUMN, TRUNCATE or DELETE destroys data",
+    rollback: true,
     check,
 };
 
@@ -14,7 +17,7 @@ fn check(ctx: &HazardContext) -> Vec<Finding> {
     let mut findings = Vec::new();
     for stmt in ctx.executed() {
         let created = ctx.created_before(stmt.index);
-        let destroyed: Vec<String> = derive(&stmt.node, ctx.search_path)
+        let destroyed: Vec<Operation> = derive(&stmt.node, ctx.search_path)
             .into_iter()
             .filter(|op| {
                 matches!(
@@ -27,29 +30,69 @@ fn check(ctx: &HazardContext) -> Vec<Finding> {
                 )
             })
             .filter(|op| !created.contains(&op.object))
-            .map(|op| op.to_string())
             .collect();
-        if !destroyed.is_empty() {
+        if destroyed.is_empty() {
+            continue;
+        }
+        let list = |ops: &[&Operation]| {
+            ops.iter()
+                .map(|op| op.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if ctx.role == FileRole::Migration {
             findings.push(ctx.finding(
                 RULE.id,
                 Severity::Warn,
                 stmt,
                 format!(
                     "{} destroys stored data; a rollback cannot bring it back, only the backup can",
-                    destroyed.join(", ")
+                    list(&destroyed.iter().collect::<Vec<_>>())
                 ),
                 Some(
                     "make sure the backup gate is on and that the data is really no longer needed",
                 ),
             ));
+            continue;
         }
+        // the rollback: dropping what the migration added is its purpose, but what was written
+        // there since is lost; dropping anything older loses data the migration never touched
+        let (added, older): (Vec<&Operation>, Vec<&Operation>) = destroyed
+            .iter()
+            .partition(|op| ctx.added_by_migration.contains(&op.object));
+        findings.push(if older.is_empty() {
+            ctx.finding(
+                RULE.id,
+                Severity::Info,
+                stmt,
+                format!(
+                    "the rollback's {} drops what the migration added, with every value written \
+                     there since it committed; the backup, taken before the migration, holds none of it",
+                    list(&added)
+                ),
+                Some("before rolling back, export what must be kept"),
+            )
+        } else {
+            ctx.finding(
+                RULE.id,
+                Severity::Warn,
+                stmt,
+                format!(
+                    "the rollback's {} destroys data the migration did not add; only the backup \
+                     brings it back",
+                    list(&older)
+                ),
+                Some("a rollback should drop only what the migration added: check that this drop is meant"),
+            )
+        });
     }
     findings
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::ids;
+    use super::super::test_support::{ids, rollback};
+    use super::*;
 
     #[test]
     fn drops_and_deletes() {
@@ -59,5 +102,41 @@ mod tests {
         assert!(ids("TRUNCATE t;").contains(&"data-loss"));
         assert!(!ids("DROP INDEX ix;").contains(&"data-loss"));
         assert!(!ids("CREATE TABLE n (a int); DROP TABLE n;").contains(&"data-loss"));
+    }
+
+    #[test]
+    fn the_rollbacks_drops_are_data_loss_too() {
+        let sql = "BEGIN;\nDROP TABLE IF EXISTS s.alias;\nALTER TABLE t DROP COLUMN IF EXISTS a;\nALTER TABLE t DROP COLUMN b;\nCOMMIT;";
+        let found = rollback(sql, &["s.alias", "public.t.a"]);
+        let lost: Vec<(&str, Severity, usize)> = found
+            .iter()
+            .map(|f| (f.hazard, f.severity, f.location.line))
+            .collect();
+        // what the migration added: a note; a column it did not add: a warning
+        assert_eq!(
+            lost,
+            vec![
+                ("data-loss", Severity::Info, 2),
+                ("data-loss", Severity::Info, 3),
+                ("data-loss", Severity::Warn, 4)
+            ]
+        );
+        assert!(
+            found[1]
+                .why
+                .contains("the rollback's drop_column public.t.a"),
+            "{}",
+            found[1].why
+        );
+        assert!(found[2].why.contains("did not add"), "{}", found[2].why);
+    }
+
+    #[test]
+    fn the_rollback_is_judged_only_by_the_rules_for_it() {
+        let found = rollback(
+            "ALTER TABLE t ALTER COLUMN a SET NOT NULL;\nUPDATE t SET a = 1;",
+            &[],
+        );
+        assert!(found.is_empty(), "{found:?}");
     }
 }

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 pub const RULE: HazardRule = HazardRule {
     id: "default-hides-backfill",
     summary: "a backfill WHERE col IS NULL after the column was added with a default",
+    rollback: false,
     check,
 };
 
@@ -59,9 +60,9 @@ fn is_null_columns(stmt: &pg_query::protobuf::UpdateStmt) -> Vec<String> {
     let Some(where_node) = stmt.where_clause.as_ref().and_then(|w| w.node.as_ref()) else {
         return vec![];
     };
-    let mut nodes = where_node.nodes();
-    nodes.push((where_node.to_ref(), 0, pg_query::Context::None, false));
-    nodes
+    // `nodes()` lists the node itself first, then everything under it
+    let mut columns: Vec<String> = where_node
+        .nodes()
         .into_iter()
         .filter_map(|(n, ..)| match n {
             NodeRef::NullTest(t) if t.nulltesttype == NullTestType::IsNull as i32 => {
@@ -72,7 +73,11 @@ fn is_null_columns(stmt: &pg_query::protobuf::UpdateStmt) -> Vec<String> {
             }
             _ => None,
         })
-        .collect()
+        .collect();
+    // one finding per column, however often the WHERE clause tests it
+    columns.sort();
+    columns.dedup();
+    columns
 }
 
 fn check(ctx: &HazardContext) -> Vec<Finding> {
@@ -147,5 +152,18 @@ COMMIT;";
         assert!(!ids(sql).contains(&"default-hides-backfill"));
         let nested = "ALTER TABLE t ADD COLUMN a text DEFAULT 'y'; UPDATE t SET a = 'x' WHERE id > 0 AND (a IS NULL);";
         assert!(ids(nested).contains(&"default-hides-backfill"));
+    }
+
+    #[test]
+    fn one_finding_per_backfill() {
+        let count = |sql: &str| {
+            ids(sql)
+                .into_iter()
+                .filter(|id| *id == "default-hides-backfill")
+                .count()
+        };
+        assert_eq!(count(R1), 1);
+        let twice = "ALTER TABLE t ADD COLUMN a text DEFAULT 'y';\nUPDATE t SET a = 'x' WHERE a IS NULL OR (a IS NULL AND id > 0);";
+        assert_eq!(count(twice), 1);
     }
 }

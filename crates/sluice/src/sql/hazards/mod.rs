@@ -6,12 +6,15 @@ mod blocking_index_build;
 mod data_loss;
 mod default_hides_backfill;
 mod non_transactional;
+mod rename_breaks_clients;
 mod scan_under_lock;
 mod table_rewrite;
 mod transaction_control;
 mod trigger_side_effect;
 mod unbounded_dml;
+mod write_blocking_lock;
 
+use super::locks::{statement_locks, LockMode, TableLock};
 use super::names::SearchPath;
 use super::transaction::TransactionMode;
 use super::Statement;
@@ -58,9 +61,19 @@ pub struct TargetFacts {
     pub row_triggers: BTreeMap<String, Vec<String>>,
 }
 
+/// Which of the package's files the hazards judge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileRole {
+    Migration,
+    /// The rollback: undoing the migration is its purpose, so only the rules that still say
+    /// something about it run (see [`HazardRule::rollback`]).
+    Rollback,
+}
+
 /// Everything a hazard may look at.
 pub struct HazardContext<'a> {
     pub source: &'a SourceFile,
+    pub role: FileRole,
     /// Every statement of the file, including a BEGIN/COMMIT that sluice sets aside.
     pub statements: &'a [Statement],
     /// Indices of the statements sluice sets aside (the leading BEGIN, trailing COMMIT).
@@ -70,6 +83,9 @@ pub struct HazardContext<'a> {
     pub lock_timeout_ms: u64,
     /// Tables the probes of the package watch.
     pub probed_tables: BTreeSet<String>,
+    /// For the rollback: what the migration creates ([`added_objects`]); dropping these loses
+    /// only what was written there since the migration.
+    pub added_by_migration: BTreeSet<String>,
     pub target: Option<&'a TargetFacts>,
 }
 
@@ -109,12 +125,56 @@ impl HazardContext<'_> {
             .iter()
             .filter(|s| !self.set_aside.contains(&s.index))
     }
+
+    /// The strongest lock on `table` that earlier statements of the same transaction hold when
+    /// statement `index` starts, with the first statement that took it. Only `single` mode keeps
+    /// locks across statements (until COMMIT); with `none` each statement releases its own.
+    pub fn held_before(&self, index: usize, table: &str) -> Option<(LockMode, &Statement)> {
+        if self.mode != TransactionMode::Single {
+            return None;
+        }
+        let mut held: Option<(LockMode, &Statement)> = None;
+        for stmt in self.executed().take_while(|s| s.index < index) {
+            for lock in statement_locks(&stmt.node, self.search_path) {
+                if lock.table == table && held.is_none_or(|(mode, _)| mode < lock.mode) {
+                    held = Some((lock.mode, stmt));
+                }
+            }
+        }
+        held
+    }
+
+    /// The locks a statement takes that cost a wait: on tables that existed before the
+    /// migration, and stronger than what the transaction already holds on them.
+    pub fn new_locks(&self, stmt: &Statement) -> Vec<TableLock> {
+        let created = self.created_before(stmt.index);
+        statement_locks(&stmt.node, self.search_path)
+            .into_iter()
+            .filter(|lock| !created.contains(&lock.table))
+            .filter(|lock| {
+                self.held_before(stmt.index, &lock.table)
+                    .is_none_or(|(held, _)| held < lock.mode)
+            })
+            .collect()
+    }
+}
+
+/// The tables, columns and schemas a list of operations creates (`create_table`, `add_column`,
+/// `create_schema` objects), for [`HazardContext::added_by_migration`].
+pub fn added_objects<'o>(ops: impl IntoIterator<Item = &'o super::Operation>) -> BTreeSet<String> {
+    use super::OpKind::{AddColumn, CreateSchema, CreateTable};
+    ops.into_iter()
+        .filter(|op| matches!(op.kind, CreateTable | AddColumn | CreateSchema))
+        .map(|op| op.object.clone())
+        .collect()
 }
 
 /// A hazard's id, what it is about, and the function that finds it.
 pub struct HazardRule {
     pub id: &'static str,
     pub summary: &'static str,
+    /// Whether the rule also judges the rollback file.
+    pub rollback: bool,
     pub check: fn(&HazardContext) -> Vec<Finding>,
 }
 
@@ -128,13 +188,19 @@ pub const RULES: &[HazardRule] = &[
     scan_under_lock::RULE,
     blocking_index_build::RULE,
     unbounded_dml::RULE,
+    rename_breaks_clients::RULE,
     access_exclusive_lock::RULE,
+    write_blocking_lock::RULE,
     trigger_side_effect::RULE,
 ];
 
-/// Runs every rule; findings come out in statement order.
+/// Runs every rule that judges the context's file; findings come out in statement order.
 pub fn find_all(ctx: &HazardContext) -> Vec<Finding> {
-    let mut findings: Vec<Finding> = RULES.iter().flat_map(|rule| (rule.check)(ctx)).collect();
+    let mut findings: Vec<Finding> = RULES
+        .iter()
+        .filter(|rule| ctx.role == FileRole::Migration || rule.rollback)
+        .flat_map(|rule| (rule.check)(ctx))
+        .collect();
     findings.sort_by(|a, b| {
         (a.location.line, a.location.column)
             .cmp(&(b.location.line, b.location.column))
@@ -158,6 +224,37 @@ pub(crate) mod test_support {
         mode: TransactionMode,
         target: Option<&TargetFacts>,
     ) -> Vec<(&'static str, Severity, usize)> {
+        judge(sql, FileRole::Migration, mode, target, &BTreeSet::new())
+            .into_iter()
+            .map(|f| (f.hazard, f.severity, f.location.line))
+            .collect()
+    }
+
+    /// The whole findings of a migration, to read their why and help.
+    pub fn full(sql: &str, mode: TransactionMode) -> Vec<Finding> {
+        judge(sql, FileRole::Migration, mode, None, &BTreeSet::new())
+    }
+
+    /// The findings of a rollback file, for a migration that creates `added`.
+    pub fn rollback(sql: &str, added: &[&str]) -> Vec<Finding> {
+        let added = added.iter().map(|a| a.to_string()).collect();
+        judge(
+            sql,
+            FileRole::Rollback,
+            TransactionMode::Single,
+            None,
+            &added,
+        )
+    }
+
+    /// Runs the rules of a file role over a SQL text.
+    pub fn judge(
+        sql: &str,
+        role: FileRole,
+        mode: TransactionMode,
+        target: Option<&TargetFacts>,
+        added_by_migration: &BTreeSet<String>,
+    ) -> Vec<Finding> {
         let file = parse_file(SourceFile::new("m.sql", sql)).expect("test SQL parses");
         let plan = transaction::plan(&file.statements, mode);
         let set_aside = plan
@@ -169,18 +266,17 @@ pub(crate) mod test_support {
         let path = SearchPath::default();
         let ctx = HazardContext {
             source: &file.source,
+            role,
             statements: &file.statements,
             set_aside,
             search_path: &path,
             mode,
             lock_timeout_ms: 5000,
             probed_tables: BTreeSet::new(),
+            added_by_migration: added_by_migration.clone(),
             target,
         };
         find_all(&ctx)
-            .into_iter()
-            .map(|f| (f.hazard, f.severity, f.location.line))
-            .collect()
     }
 
     pub fn ids(sql: &str) -> Vec<&'static str> {

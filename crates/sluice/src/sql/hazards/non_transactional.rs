@@ -8,6 +8,7 @@ use pg_query::NodeEnum;
 pub const RULE: HazardRule = HazardRule {
     id: "non-transactional",
     summary: "a statement that cannot run inside a transaction block",
+    rollback: true,
     check,
 };
 

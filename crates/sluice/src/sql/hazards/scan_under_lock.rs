@@ -1,42 +1,152 @@
-//! `scan-under-lock`: statements that read a whole existing table while holding an exclusive
-//! lock: SET NOT NULL, and CHECK / FOREIGN KEY constraints added without NOT VALID, PRIMARY KEY /
-//! UNIQUE built in place.
+//! `scan-under-lock`: statements that read a whole existing table while holding a lock that
+//! blocks writes or reads: SET NOT NULL, CHECK / FOREIGN KEY constraints added without NOT VALID,
+//! and VALIDATE CONSTRAINT inside a transaction that already holds such a lock on the table.
+//! The advice depends on the transaction mode: in `single` mode every lock is held until COMMIT,
+//! so NOT VALID then VALIDATE in the same migration gains nothing.
 
 use super::{Finding, HazardContext, HazardRule, Severity};
+use crate::sql::locks::{alter_table_cmd_lock, LockMode};
 use crate::sql::names::relation;
-use pg_query::protobuf::{AlterTableType, ConstrType};
+use crate::sql::transaction::TransactionMode;
+use pg_query::protobuf::{AlterTableCmd, AlterTableType, ConstrType};
 use pg_query::NodeEnum;
 
 pub const RULE: HazardRule = HazardRule {
     id: "scan-under-lock",
-    summary: "a full-table scan while an exclusive lock is held",
+    summary: "a full-table scan while a lock that blocks reads or writes is held",
+    rollback: false,
     check,
 };
 
-fn scan_reason(cmd: &pg_query::protobuf::AlterTableCmd) -> Option<(String, &'static str)> {
+/// What a lock makes wait, for messages.
+fn blocked(mode: LockMode) -> &'static str {
+    if mode.blocks_reads() {
+        "reads and writes wait"
+    } else {
+        "writes wait"
+    }
+}
+
+fn not_valid_help(mode: TransactionMode) -> &'static str {
+    match mode {
+        TransactionMode::Single => {
+            "add it NOT VALID here and VALIDATE CONSTRAINT in a separate migration (its own \
+             package, run after this one commits), where VALIDATE takes only SHARE UPDATE \
+             EXCLUSIVE; a VALIDATE in this same transaction gains nothing, since the lock taken \
+             here is held until COMMIT"
+        }
+        TransactionMode::None => {
+            "add it NOT VALID, then VALIDATE CONSTRAINT as a later statement: with transaction = \
+             \"none\" the lock is released in between, and VALIDATE takes only SHARE UPDATE EXCLUSIVE"
+        }
+    }
+}
+
+fn set_not_null_help(mode: TransactionMode) -> &'static str {
+    match mode {
+        TransactionMode::Single => {
+            "in a separate migration run before this one (transaction = \"none\"), add CHECK (col \
+             IS NOT NULL) NOT VALID and then VALIDATE it; SET NOT NULL here then finds the valid \
+             constraint and skips the scan (PostgreSQL 12+). Doing those steps inside this \
+             transaction gains nothing: ACCESS EXCLUSIVE is held until COMMIT"
+        }
+        TransactionMode::None => {
+            "first add CHECK (col IS NOT NULL) NOT VALID and VALIDATE CONSTRAINT it as separate \
+             statements; SET NOT NULL then finds the valid constraint and skips the scan \
+             (PostgreSQL 12+)"
+        }
+    }
+}
+
+const VALIDATE_HELP: &str = "VALIDATE it in a separate migration (its own package, run after this \
+    one commits), where it takes only SHARE UPDATE EXCLUSIVE, which blocks neither reads nor writes";
+
+/// ` NAME` for a constraint's name, nothing when it has none.
+fn named(name: &str) -> String {
+    if name.is_empty() {
+        String::new()
+    } else {
+        format!(" {name}")
+    }
+}
+
+/// Why and what helps, when a subcommand scans the table under a blocking lock. `mode` is the
+/// lock the table is under during the scan (this statement's, or a stronger one already held).
+fn scan_reason(
+    ctx: &HazardContext,
+    table: &str,
+    cmd: &AlterTableCmd,
+    mode: LockMode,
+    held: Option<(LockMode, usize)>,
+) -> Option<(String, &'static str)> {
+    let since = |line: usize| format!(" (held by this transaction since line {line})");
+    let held_note = held
+        .filter(|(held, _)| *held >= mode)
+        .map(|(_, line)| since(line))
+        .unwrap_or_default();
     match AlterTableType::try_from(cmd.subtype).ok()? {
         AlterTableType::AtSetNotNull => Some((
             format!(
-                "SET NOT NULL on {} scans every row under ACCESS EXCLUSIVE",
-                cmd.name
+                "SET NOT NULL on {} scans every row of {table} under {mode}{held_note}: {}",
+                cmd.name,
+                blocked(mode)
             ),
-            "add a CHECK (col IS NOT NULL) NOT VALID constraint, VALIDATE it, then SET NOT NULL",
+            set_not_null_help(ctx.mode),
         )),
         AlterTableType::AtAddConstraint => {
             let Some(NodeEnum::Constraint(con)) = cmd.def.as_ref()?.node.as_ref() else {
                 return None;
             };
+            if con.skip_validation {
+                return None;
+            }
             match ConstrType::try_from(con.contype).ok()? {
-                ConstrType::ConstrCheck | ConstrType::ConstrForeign if !con.skip_validation => Some((
-                    "the constraint is validated against every row while the lock is held".into(),
-                    "add it NOT VALID, then VALIDATE CONSTRAINT in a later step (a weaker lock)",
+                ConstrType::ConstrCheck => Some((
+                    format!(
+                        "the CHECK constraint{} is checked against every row of {table} while \
+                         {mode} is held on it{held_note}: {}",
+                        named(&con.conname),
+                        blocked(mode)
+                    ),
+                    not_valid_help(ctx.mode),
                 )),
-                ConstrType::ConstrPrimary | ConstrType::ConstrUnique if con.indexname.is_empty() => Some((
-                    "the index behind the constraint is built while the lock is held".into(),
-                    "CREATE UNIQUE INDEX CONCURRENTLY first, then ADD CONSTRAINT … USING INDEX",
-                )),
+                ConstrType::ConstrForeign => {
+                    let referenced = relation(con.pktable.as_ref()?, ctx.search_path);
+                    let locks = if mode == LockMode::ShareRowExclusive {
+                        format!("{mode} is held on {table}{held_note} and on {referenced}")
+                    } else {
+                        format!(
+                            "{mode} is held on {table}{held_note} and {} on {referenced}",
+                            LockMode::ShareRowExclusive
+                        )
+                    };
+                    Some((
+                        format!(
+                            "the foreign key{} is checked against every row of {table} while \
+                             {locks}: {} on both",
+                            named(&con.conname),
+                            blocked(mode)
+                        ),
+                        not_valid_help(ctx.mode),
+                    ))
+                }
                 _ => None,
             }
+        }
+        AlterTableType::AtValidateConstraint => {
+            let (held, line) = held?;
+            held.blocks_writes().then(|| {
+                (
+                    format!(
+                        "VALIDATE CONSTRAINT {} scans every row of {table}, and this transaction \
+                         already holds {held} on it since line {line} (until COMMIT): {} for the \
+                         scan; NOT VALID then VALIDATE gains nothing inside one transaction",
+                        cmd.name,
+                        blocked(held)
+                    ),
+                    VALIDATE_HELP,
+                )
+            })
         }
         _ => None,
     }
@@ -51,17 +161,30 @@ fn check(ctx: &HazardContext) -> Vec<Finding> {
         let Some(rv) = alter.relation.as_ref() else {
             continue;
         };
-        if ctx
-            .created_before(stmt.index)
-            .contains(&relation(rv, ctx.search_path))
-        {
+        let table = relation(rv, ctx.search_path);
+        if ctx.created_before(stmt.index).contains(&table) {
             continue;
         }
-        for c in &alter.cmds {
-            if let Some(NodeEnum::AlterTableCmd(cmd)) = c.node.as_ref() {
-                if let Some((why, help)) = scan_reason(cmd) {
-                    findings.push(ctx.finding(RULE.id, Severity::Warn, stmt, why, Some(help)));
-                }
+        let held = ctx
+            .held_before(stmt.index, &table)
+            .map(|(mode, by)| (mode, ctx.source.locate(by.start).line));
+        let cmds: Vec<&AlterTableCmd> = alter
+            .cmds
+            .iter()
+            .filter_map(|c| match c.node.as_ref() {
+                Some(NodeEnum::AlterTableCmd(cmd)) => Some(cmd.as_ref()),
+                _ => None,
+            })
+            .collect();
+        // the statement locks the table at its strongest subcommand's level
+        let own = cmds.iter().map(|cmd| alter_table_cmd_lock(cmd)).max();
+        let Some(own) = own else {
+            continue;
+        };
+        let mode = held.map_or(own, |(h, _)| h.max(own));
+        for cmd in cmds {
+            if let Some((why, help)) = scan_reason(ctx, &table, cmd, mode, held) {
+                findings.push(ctx.finding(RULE.id, Severity::Warn, stmt, why, Some(help)));
             }
         }
     }
@@ -70,7 +193,8 @@ fn check(ctx: &HazardContext) -> Vec<Finding> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::ids;
+    use super::super::test_support::{findings_with, full, ids};
+    use super::*;
 
     #[test]
     fn scans() {
@@ -84,5 +208,88 @@ mod tests {
             !ids("CREATE TABLE t (a int); ALTER TABLE t ALTER COLUMN a SET NOT NULL;")
                 .contains(&"scan-under-lock")
         );
+    }
+
+    fn scan(sql: &str, mode: TransactionMode) -> Finding {
+        full(sql, mode)
+            .into_iter()
+            .find(|f| f.hazard == RULE.id)
+            .unwrap_or_else(|| panic!("no scan-under-lock for {sql}"))
+    }
+
+    #[test]
+    fn a_foreign_key_scan_names_both_tables_and_their_locks() {
+        let f = scan(
+            "ALTER TABLE child ADD CONSTRAINT fk FOREIGN KEY (pid) REFERENCES parent (id);",
+            TransactionMode::Single,
+        );
+        assert!(
+            f.why.contains("foreign key fk is checked")
+                && f.why
+                    .contains("SHARE ROW EXCLUSIVE is held on public.child and on public.parent")
+                && f.why.contains("writes wait on both"),
+            "{}",
+            f.why
+        );
+    }
+
+    #[test]
+    fn not_valid_advice_fits_the_transaction_mode() {
+        let sql = "ALTER TABLE t ADD CONSTRAINT c CHECK (a > 0);";
+        let single = scan(sql, TransactionMode::Single).help.unwrap();
+        assert!(single.contains("separate migration"), "{single}");
+        let none = scan(sql, TransactionMode::None).help.unwrap();
+        assert!(
+            none.contains("later statement") && !none.contains("separate migration"),
+            "{none}"
+        );
+        let not_null = scan(
+            "ALTER TABLE t ALTER a SET NOT NULL;",
+            TransactionMode::Single,
+        );
+        assert!(
+            not_null.help.unwrap().contains("separate migration"),
+            "{}",
+            not_null.why
+        );
+    }
+
+    #[test]
+    fn validate_under_a_lock_this_transaction_holds_gains_nothing() {
+        let sql = "ALTER TABLE t ADD COLUMN b int;\n\
+                   ALTER TABLE t ADD CONSTRAINT c CHECK (b > 0) NOT VALID;\n\
+                   ALTER TABLE t VALIDATE CONSTRAINT c;";
+        let single = findings_with(sql, TransactionMode::Single, None);
+        assert!(
+            single.contains(&("scan-under-lock", Severity::Warn, 3)),
+            "{single:?}"
+        );
+        let f = scan(sql, TransactionMode::Single);
+        assert!(
+            f.why
+                .contains("already holds ACCESS EXCLUSIVE on it since line 1"),
+            "{}",
+            f.why
+        );
+        assert!(f.help.unwrap().contains("separate migration"));
+        // each statement its own transaction: VALIDATE takes only SHARE UPDATE EXCLUSIVE
+        let none = findings_with(sql, TransactionMode::None, None);
+        assert!(!none.iter().any(|f| f.0 == RULE.id), "{none:?}");
+        // alone, VALIDATE blocks nobody
+        assert!(!ids("ALTER TABLE t VALIDATE CONSTRAINT c;").contains(&"scan-under-lock"));
+    }
+
+    #[test]
+    fn a_check_on_a_table_this_transaction_already_locked_says_so() {
+        let f = scan(
+            "ALTER TABLE t ADD COLUMN b int;\nALTER TABLE t ADD CONSTRAINT c CHECK (b > 0);",
+            TransactionMode::Single,
+        );
+        assert!(
+            f.why.contains("held by this transaction since line 1"),
+            "{}",
+            f.why
+        );
+        assert!(f.help.unwrap().contains("separate migration"));
     }
 }

@@ -4,12 +4,14 @@
 
 use super::{Finding, HazardContext, HazardRule, Severity};
 use crate::sql::names::{relation, strings};
+use crate::sql::transaction::TransactionMode;
 use pg_query::protobuf::{AlterTableType, ConstrType, Node};
 use pg_query::{NodeEnum, NodeRef};
 
 pub const RULE: HazardRule = HazardRule {
     id: "table-rewrite",
     summary: "the statement rewrites every row of an existing table under an exclusive lock",
+    rollback: false,
     check,
 };
 
@@ -28,21 +30,29 @@ const VOLATILE: &[&str] = &[
 ];
 
 fn volatile_call(expr: &Node) -> Option<String> {
-    let node = expr.node.as_ref()?;
-    let mut all = node.nodes();
-    all.push((node.to_ref(), 0, pg_query::Context::None, false));
-    all.into_iter().find_map(|(n, ..)| match n {
-        NodeRef::FuncCall(f) => {
-            let name = strings(&f.funcname).pop()?;
-            VOLATILE.contains(&name.as_str()).then_some(name)
-        }
-        _ => None,
-    })
+    // `nodes()` lists the expression itself first, then everything under it
+    expr.node
+        .as_ref()?
+        .nodes()
+        .into_iter()
+        .find_map(|(n, ..)| match n {
+            NodeRef::FuncCall(f) => {
+                let name = strings(&f.funcname).pop()?;
+                VOLATILE.contains(&name.as_str()).then_some(name)
+            }
+            _ => None,
+        })
 }
 
-fn add_column_rewrite(col: &pg_query::protobuf::ColumnDef) -> Option<String> {
+/// Why adding a column rewrites the table, and what to do instead.
+fn add_column_rewrite(col: &pg_query::protobuf::ColumnDef) -> Option<(String, &'static str)> {
+    const VOLATILE_HELP: &str = "add the column without the volatile default, SET DEFAULT for new \
+        rows, and backfill the existing rows in batches";
     if let Some(name) = col.raw_default.as_deref().and_then(volatile_call) {
-        return Some(format!("the default calls volatile {name}()"));
+        return Some((
+            format!("the default calls volatile {name}()"),
+            VOLATILE_HELP,
+        ));
     }
     for c in &col.constraints {
         let Some(NodeEnum::Constraint(con)) = c.node.as_ref() else {
@@ -52,39 +62,68 @@ fn add_column_rewrite(col: &pg_query::protobuf::ColumnDef) -> Option<String> {
         match kind {
             ConstrType::ConstrDefault => {
                 if let Some(name) = con.raw_expr.as_deref().and_then(volatile_call) {
-                    return Some(format!("the default calls volatile {name}()"));
+                    return Some((
+                        format!("the default calls volatile {name}()"),
+                        VOLATILE_HELP,
+                    ));
                 }
             }
-            ConstrType::ConstrGenerated => return Some("a stored generated column".into()),
-            ConstrType::ConstrIdentity => return Some("an identity column".into()),
+            ConstrType::ConstrGenerated => {
+                return Some((
+                    "a stored generated column".into(),
+                    "add a plain column, backfill it in batches and keep it current from the \
+                     application or a trigger; or schedule a window",
+                ))
+            }
+            ConstrType::ConstrIdentity => {
+                return Some((
+                    "an identity column".into(),
+                    "add a plain column, backfill it in batches from a sequence, then attach the \
+                     sequence as its default; or schedule a window",
+                ))
+            }
             _ => {}
         }
     }
     None
 }
 
-fn rewrite_reason(node: &NodeEnum) -> Option<String> {
+/// Why a statement rewrites its table, and what helps instead.
+fn rewrite_reason(node: &NodeEnum) -> Option<(String, &'static str)> {
+    const WINDOW: &str = "schedule a window when the table may be unavailable for the rewrite";
     match node {
         NodeEnum::AlterTableStmt(stmt) => stmt.cmds.iter().find_map(|c| {
             let Some(NodeEnum::AlterTableCmd(cmd)) = c.node.as_ref() else {
                 return None;
             };
             match AlterTableType::try_from(cmd.subtype).ok()? {
-                AlterTableType::AtAlterColumnType => Some(format!(
-                    "changing the type of {} rewrites the table and its indexes",
-                    cmd.name
+                AlterTableType::AtAlterColumnType => Some((
+                    format!(
+                        "changing the type of {} rewrites the table and its indexes (unless the \
+                         old type converts without a change of bytes, e.g. varchar(n) to text)",
+                        cmd.name
+                    ),
+                    "add a column of the new type, backfill it in batches and keep it in step \
+                     with a trigger, then switch clients over and drop the old column in a later \
+                     migration; or schedule a window",
                 )),
                 AlterTableType::AtAddColumn => match cmd.def.as_ref()?.node.as_ref()? {
-                    NodeEnum::ColumnDef(col) => add_column_rewrite(col)
-                        .map(|why| format!("adding {}: {why} fills every row", col.colname)),
+                    NodeEnum::ColumnDef(col) => add_column_rewrite(col).map(|(why, help)| {
+                        (
+                            format!("adding {}: {why} fills every row", col.colname),
+                            help,
+                        )
+                    }),
                     _ => None,
                 },
-                AlterTableType::AtSetTableSpace => Some("SET TABLESPACE copies the table".into()),
+                AlterTableType::AtSetTableSpace => {
+                    Some(("SET TABLESPACE copies the table".into(), WINDOW))
+                }
                 AlterTableType::AtSetLogged | AlterTableType::AtSetUnLogged => {
-                    Some("SET LOGGED/UNLOGGED rewrites the table".into())
+                    Some(("SET LOGGED/UNLOGGED rewrites the table".into(), WINDOW))
                 }
                 AlterTableType::AtSetAccessMethod => {
-                    Some("SET ACCESS METHOD rewrites the table".into())
+                    Some(("SET ACCESS METHOD rewrites the table".into(), WINDOW))
                 }
                 _ => None,
             }
@@ -94,9 +133,15 @@ fn rewrite_reason(node: &NodeEnum) -> Option<String> {
                 |o| matches!(o.node.as_ref(), Some(NodeEnum::DefElem(d)) if d.defname == "full"),
             ) =>
         {
-            Some("VACUUM FULL rewrites the table".into())
+            Some((
+                "VACUUM FULL rewrites the table".into(),
+                "reclaim space online with an extension such as pg_repack, or schedule a window",
+            ))
         }
-        NodeEnum::ClusterStmt(_) => Some("CLUSTER rewrites the table".into()),
+        NodeEnum::ClusterStmt(_) => Some((
+            "CLUSTER rewrites the table".into(),
+            "reorder online with an extension such as pg_repack, or schedule a window",
+        )),
         _ => None,
     }
 }
@@ -104,19 +149,27 @@ fn rewrite_reason(node: &NodeEnum) -> Option<String> {
 fn check(ctx: &HazardContext) -> Vec<Finding> {
     ctx.executed()
         .filter_map(|stmt| {
-            let why = rewrite_reason(&stmt.node)?;
+            let (why, help) = rewrite_reason(&stmt.node)?;
             if let NodeEnum::AlterTableStmt(a) = &stmt.node {
                 let table = relation(a.relation.as_ref()?, ctx.search_path);
                 if ctx.created_before(stmt.index).contains(&table) {
                     return None;
                 }
             }
+            // batches only bound the locks when each one commits on its own
+            let help = match ctx.mode {
+                TransactionMode::Single if help.contains("in batches") => format!(
+                    "{help} (the batches in a later package with transaction = \"none\": \
+                     inside one transaction every row stays locked until COMMIT)"
+                ),
+                _ => help.to_string(),
+            };
             Some(ctx.finding(
                 RULE.id,
                 Severity::Warn,
                 stmt,
                 format!("{why}; readers and writers wait for the whole rewrite"),
-                Some("add the column without the volatile default and backfill in batches, or schedule a window"),
+                Some(&help),
             ))
         })
         .collect()
@@ -124,7 +177,8 @@ fn check(ctx: &HazardContext) -> Vec<Finding> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::ids;
+    use super::super::test_support::{full, ids};
+    use crate::sql::transaction::TransactionMode;
 
     #[test]
     fn rewrites() {
@@ -134,6 +188,40 @@ mod tests {
                 .contains(&"table-rewrite")
         );
         assert!(ids("VACUUM FULL t;").contains(&"table-rewrite"));
+    }
+
+    #[test]
+    fn each_rewrite_has_its_own_help() {
+        let help = |sql: &str| {
+            full(sql, TransactionMode::Single)
+                .into_iter()
+                .find(|f| f.hazard == "table-rewrite")
+                .and_then(|f| f.help)
+                .unwrap_or_else(|| panic!("no table-rewrite help for {sql}"))
+        };
+        let type_change = help("ALTER TABLE t ALTER COLUMN a TYPE bigint;");
+        assert!(!type_change.contains("volatile"), "{type_change}");
+        assert!(
+            type_change.contains("column of the new type"),
+            "{type_change}"
+        );
+        let volatile = help("ALTER TABLE t ADD COLUMN u uuid DEFAULT gen_random_uuid();");
+        assert!(
+            volatile.contains("without the volatile default"),
+            "{volatile}"
+        );
+        assert!(help("VACUUM FULL t;").contains("pg_repack"));
+        // in one transaction, batches need a package of their own
+        assert!(
+            type_change.contains("transaction = \"none\""),
+            "{type_change}"
+        );
+        let none = full(
+            "ALTER TABLE t ALTER COLUMN a TYPE bigint;",
+            TransactionMode::None,
+        );
+        let none = none.iter().find_map(|f| f.help.clone()).unwrap();
+        assert!(!none.contains("transaction = \"none\""), "{none}");
     }
 
     #[test]

@@ -7,6 +7,7 @@ use crate::sql::transaction::{transaction_kind, TransactionMode};
 pub const RULE: HazardRule = HazardRule {
     id: "transaction-control",
     summary: "transaction control other than one leading BEGIN and one trailing COMMIT",
+    rollback: true,
     check,
 };
 

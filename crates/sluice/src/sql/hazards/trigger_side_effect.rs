@@ -8,6 +8,7 @@ use crate::sql::operation::{derive, OpKind};
 pub const RULE: HazardRule = HazardRule {
     id: "trigger-side-effect",
     summary: "DML on a table with row triggers (needs --target)",
+    rollback: false,
     check,
 };
 

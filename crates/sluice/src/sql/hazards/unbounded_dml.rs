@@ -6,6 +6,7 @@ use pg_query::NodeEnum;
 pub const RULE: HazardRule = HazardRule {
     id: "unbounded-dml",
     summary: "UPDATE or DELETE without a WHERE clause",
+    rollback: false,
     check,
 };
 
