@@ -544,3 +544,56 @@ fn an_already_applied_package_is_refused_before_the_backup_naming_the_run() {
     );
     assert_eq!(before, fingerprint(&conninfo));
 }
+
+/// Each step of the apply pipeline, with the test above that makes it fail for real (a step
+/// that only records fails through its own evidence: the probes' expectation). A new step
+/// without its failing test fails `every_step_has_a_test_that_makes_it_fail`.
+const FAILING_CASES: &[(&str, fn())] = &[
+    (
+        "exclusive-run",
+        exclusive_run_refuses_a_second_apply_at_once,
+    ),
+    ("target-identity", target_identity_refuses_another_database),
+    ("sql-integrity", sql_integrity_refuses_edited_sql),
+    ("scope", scope_refuses_an_undeclared_operation),
+    ("approvals", approvals_refuses_too_few_or_the_operators_own),
+    ("rehearsal", rehearsal_is_required_for_this_digest),
+    (
+        "client-version",
+        client_version_refuses_when_no_pg_dump_is_there,
+    ),
+    (
+        "backup-restorable",
+        backup_restorable_refuses_when_pg_dump_cannot_read_everything,
+    ),
+    ("preflight", preflight_refuses_a_failing_check),
+    ("backup-fresh", backup_fresh_refuses_an_old_backup),
+    (
+        "migration-atomic",
+        migration_atomic_rolls_back_a_failing_statement_and_names_its_line,
+    ),
+    ("verification", verification_fails_after_commit_with_exit_5),
+    (
+        "schema-diff",
+        schema_diff_fails_on_an_object_no_operation_explains,
+    ),
+    (
+        "probes",
+        probes_fail_when_rows_changed_differs_from_the_expectation,
+    ),
+];
+
+#[test]
+fn every_step_has_a_test_that_makes_it_fail() {
+    let covered: Vec<&str> = FAILING_CASES.iter().map(|(id, _)| *id).collect();
+    let steps: Vec<&str> = sluice::gate::STEPS
+        .iter()
+        // the pre snapshots only record; a failure there is an internal error of the run
+        .filter(|s| s.name != "pre-snapshots")
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(
+        covered, steps,
+        "each apply step needs a failing case in FAILING_CASES"
+    );
+}

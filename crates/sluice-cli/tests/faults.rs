@@ -7,24 +7,11 @@ use std::os::unix::process::ExitStatusExt;
 use std::time::{Duration, Instant};
 use support::*;
 
-/// The apply steps at whose boundaries a kill is placed.
-const APPLY_STEPS: &[&str] = &[
-    "exclusive-run",
-    "target-identity",
-    "sql-integrity",
-    "scope",
-    "approvals",
-    "rehearsal",
-    "client-version",
-    "backup-restorable",
-    "pre-snapshots",
-    "preflight",
-    "backup-fresh",
-    "migration-atomic",
-    "verification",
-    "schema-diff",
-    "probes",
-];
+/// The apply steps at whose boundaries a kill is placed: the library's own table, so a new
+/// step is killed at too.
+fn apply_steps() -> Vec<&'static str> {
+    sluice::gate::STEPS.iter().map(|s| s.name).collect()
+}
 
 fn killed_at(ready: &Ready, conninfo: &str, at: &str) -> serde_json::Value {
     let output = apply_cmd(ready, conninfo)
@@ -46,7 +33,7 @@ fn kill_9_at_every_step_boundary_of_apply() {
     let ready = ready_package(&cluster);
     approve_all(&ready);
     let original = fingerprint(&conninfo);
-    for (i, step) in APPLY_STEPS.iter().enumerate() {
+    for (i, step) in apply_steps().into_iter().enumerate() {
         for end in [false, true] {
             let at = if end {
                 format!("{step}:end")
@@ -62,7 +49,7 @@ fn kill_9_at_every_step_boundary_of_apply() {
             let steps = run["steps"].as_array().unwrap();
             let last = steps.last().unwrap();
             assert_eq!(
-                last["name"], *step,
+                last["name"], step,
                 "{at}: run.json must name the step it died in"
             );
             let status = last["status"].as_str().unwrap();
@@ -550,16 +537,13 @@ fn under_load_sluice_gives_up_on_a_held_lock_without_stalling_the_clients() {
     );
 }
 
-const ROLLBACK_STEPS: &[&str] = &[
-    "sql-integrity",
-    "rollback-run",
-    "failed-check",
-    "exclusive-run",
-    "target-identity",
-    "rollback-atomic",
-    "schema-equals-pre",
-    "restore-script",
-];
+/// The rollback's steps, from the library's table.
+fn rollback_steps() -> Vec<&'static str> {
+    sluice::gate::ROLLBACK_STEPS
+        .iter()
+        .map(|s| s.name)
+        .collect()
+}
 
 fn schema_only(conninfo: &str) -> String {
     let mut client = postgres::Client::connect(conninfo, postgres::NoTls).unwrap();
@@ -598,7 +582,7 @@ fn kill_9_at_every_step_boundary_of_rollback() {
             .env("SLUICE_FAULT_KILL_AT", at);
         cmd.output().unwrap()
     };
-    for (i, step) in ROLLBACK_STEPS.iter().enumerate() {
+    for (i, step) in rollback_steps().into_iter().enumerate() {
         for end in [false, true] {
             let at = if end {
                 format!("{step}:end")
@@ -632,7 +616,7 @@ fn kill_9_at_every_step_boundary_of_rollback() {
             assert_eq!(record["status"], "running", "{at}");
             assert_eq!(
                 record["steps"].as_array().unwrap().last().unwrap()["name"],
-                *step,
+                step,
                 "{at}"
             );
             let rolled_back = i > 5 || (i == 5 && end);

@@ -33,13 +33,75 @@ impl Phase {
     }
 }
 
+/// Every step of the apply and rollback pipelines, by what it is. Its name is the gate id (or
+/// the step's name, for a step that only records) that messages, run.json and tests use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepId {
+    ExclusiveRun,
+    TargetIdentity,
+    SqlIntegrity,
+    Scope,
+    Approvals,
+    Rehearsal,
+    ClientVersion,
+    BackupRestorable,
+    PreSnapshots,
+    Preflight,
+    BackupFresh,
+    MigrationAtomic,
+    Verification,
+    SchemaDiff,
+    Probes,
+    RollbackRun,
+    FailedCheck,
+    RollbackAtomic,
+    SchemaEqualsPre,
+    RestoreScript,
+}
+
+impl StepId {
+    pub const fn name(self) -> &'static str {
+        match self {
+            StepId::ExclusiveRun => "exclusive-run",
+            StepId::TargetIdentity => "target-identity",
+            StepId::SqlIntegrity => "sql-integrity",
+            StepId::Scope => "scope",
+            StepId::Approvals => "approvals",
+            StepId::Rehearsal => "rehearsal",
+            StepId::ClientVersion => "client-version",
+            StepId::BackupRestorable => "backup-restorable",
+            StepId::PreSnapshots => "pre-snapshots",
+            StepId::Preflight => "preflight",
+            StepId::BackupFresh => "backup-fresh",
+            StepId::MigrationAtomic => "migration-atomic",
+            StepId::Verification => "verification",
+            StepId::SchemaDiff => "schema-diff",
+            StepId::Probes => "probes",
+            StepId::RollbackRun => "rollback-run",
+            StepId::FailedCheck => "failed-check",
+            StepId::RollbackAtomic => "rollback-atomic",
+            StepId::SchemaEqualsPre => "schema-equals-pre",
+            StepId::RestoreScript => "restore-script",
+        }
+    }
+}
+
+impl std::fmt::Display for StepId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// One step of the pipeline; most steps are gates with a stable id.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Step {
+    #[serde(skip)]
+    pub id: StepId,
     pub number: u8,
     /// The gate id, or `None` for a step that only records (snapshots, probe comparison).
     pub gate: Option<&'static str>,
-    /// The step's name when it is not a gate.
+    /// The step's name (its gate id when it is a gate).
     pub name: &'static str,
     /// The seed's own numbering that this step covers.
     pub seed: &'static str,
@@ -47,61 +109,90 @@ pub struct Step {
     pub phase: Phase,
 }
 
-use Phase::*;
+/// Whether a step of the table is a gate (a refusal names it) or only records.
+#[derive(Clone, Copy)]
+enum Kind {
+    Gate,
+    Records,
+}
 
+const fn step(
+    id: StepId,
+    number: u8,
+    kind: Kind,
+    seed: &'static str,
+    phase: Phase,
+    holds_when: &'static str,
+) -> Step {
+    Step {
+        id,
+        number,
+        gate: match kind {
+            Kind::Gate => Some(id.name()),
+            Kind::Records => None,
+        },
+        name: id.name(),
+        seed,
+        holds_when,
+        phase,
+    }
+}
+
+use Kind::{Gate, Records};
+use Phase::*;
 /// The pipeline, in order.
 pub const STEPS: &[Step] = &[
-    Step { number: 1, gate: Some("exclusive-run"), name: "exclusive-run", seed: "—", phase: BeforeMigration,
-        holds_when: "a session advisory lock for this package on the target is acquired (a second concurrent apply is refused, not queued)" },
-    Step { number: 2, gate: Some("target-identity"), name: "target-identity", seed: "G-4, P-1", phase: BeforeMigration,
-        holds_when: "every [target] key matches; the target is not a sluice rehearsal cluster" },
-    Step { number: 3, gate: Some("sql-integrity"), name: "sql-integrity", seed: "G-3, P-2, C-05", phase: BeforeMigration,
-        holds_when: "migration (and rollback) file bytes hash to the pinned sha256" },
-    Step { number: 4, gate: Some("scope"), name: "scope", seed: "—", phase: BeforeMigration,
-        holds_when: "the operations derived from the SQL equal [scope].operations (when the section is present)" },
-    Step { number: 5, gate: Some("approvals"), name: "approvals", seed: "review gate", phase: BeforeMigration,
-        holds_when: "enough valid signatures from allowed signers, bound to this digest, none reject, operator not among them unless allowed" },
-    Step { number: 6, gate: Some("rehearsal"), name: "rehearsal", seed: "G-10", phase: BeforeMigration,
-        holds_when: "a passing rehearsal record exists for this digest (when required)" },
-    Step { number: 7, gate: Some("client-version"), name: "client-version", seed: "—", phase: BeforeMigration,
-        holds_when: "the pg_dump/pg_restore used are at least the server's major version" },
-    Step { number: 8, gate: Some("backup-restorable"), name: "backup-restorable", seed: "G-1, C-01, C-02", phase: BeforeMigration,
-        holds_when: "a fresh custom-format dump is written, is non-empty, pg_restore --list reads it, its sha256 is in SHA256SUMS" },
-    Step { number: 9, gate: None, name: "pre-snapshots", seed: "C-03, C-04", phase: BeforeMigration,
-        holds_when: "pre snapshots: structural schema snapshot, row counts of every table, each probe's columns" },
-    Step { number: 10, gate: Some("preflight"), name: "preflight", seed: "G-5..G-8, P-3..P-10", phase: BeforeMigration,
-        holds_when: "every preflight check holds (each run in a READ ONLY transaction)" },
-    Step { number: 11, gate: Some("backup-fresh"), name: "backup-fresh", seed: "G-2", phase: BeforeMigration,
-        holds_when: "now − backup time ≤ max_age_minutes" },
-    Step { number: 12, gate: Some("migration-atomic"), name: "migration-atomic", seed: "G-11, C-07", phase: Migration,
-        holds_when: "the migration runs and [migration.expect] matches before COMMIT; otherwise ROLLBACK, nothing changed" },
-    Step { number: 13, gate: Some("verification"), name: "verification", seed: "G-9, C-08, V-α-1..15", phase: AfterCommit,
-        holds_when: "every verify check holds (READ ONLY transactions)" },
-    Step { number: 14, gate: Some("schema-diff"), name: "schema-diff", seed: "V-α-16", phase: AfterCommit,
-        holds_when: "post snapshot minus pre snapshot holds no removed or changed objects (unless allowed), and every added object is explained by the scope" },
-    Step { number: 15, gate: None, name: "probes", seed: "§5", phase: AfterCommit,
-        holds_when: "probes compared: per column min, max, distinct before and after, rows changed/added/removed, against expect_changed" },
+    step(StepId::ExclusiveRun, 1, Gate, "—", BeforeMigration,
+        "a session advisory lock for this package on the target is acquired (a second concurrent apply is refused, not queued)"),
+    step(StepId::TargetIdentity, 2, Gate, "G-4, P-1", BeforeMigration,
+        "every [target] key matches; the target is not a sluice rehearsal cluster"),
+    step(StepId::SqlIntegrity, 3, Gate, "G-3, P-2, C-05", BeforeMigration,
+        "migration (and rollback) file bytes hash to the pinned sha256"),
+    step(StepId::Scope, 4, Gate, "—", BeforeMigration,
+        "the operations derived from the SQL equal [scope].operations (when the section is present)"),
+    step(StepId::Approvals, 5, Gate, "review gate", BeforeMigration,
+        "enough valid signatures from allowed signers, bound to this digest, none reject, operator not among them unless allowed"),
+    step(StepId::Rehearsal, 6, Gate, "G-10", BeforeMigration,
+        "a passing rehearsal record exists for this digest (when required)"),
+    step(StepId::ClientVersion, 7, Gate, "—", BeforeMigration,
+        "the pg_dump/pg_restore used are at least the server's major version"),
+    step(StepId::BackupRestorable, 8, Gate, "G-1, C-01, C-02", BeforeMigration,
+        "a fresh custom-format dump is written, is non-empty, pg_restore --list reads it, its sha256 is in SHA256SUMS"),
+    step(StepId::PreSnapshots, 9, Records, "C-03, C-04", BeforeMigration,
+        "pre snapshots: structural schema snapshot, row counts of every table, each probe's columns"),
+    step(StepId::Preflight, 10, Gate, "G-5..G-8, P-3..P-10", BeforeMigration,
+        "every preflight check holds (each run in a READ ONLY transaction)"),
+    step(StepId::BackupFresh, 11, Gate, "G-2", BeforeMigration,
+        "now − backup time ≤ max_age_minutes"),
+    step(StepId::MigrationAtomic, 12, Gate, "G-11, C-07", Migration,
+        "the migration runs and [migration.expect] matches before COMMIT; otherwise ROLLBACK, nothing changed"),
+    step(StepId::Verification, 13, Gate, "G-9, C-08, V-α-1..15", AfterCommit,
+        "every verify check holds (READ ONLY transactions)"),
+    step(StepId::SchemaDiff, 14, Gate, "V-α-16", AfterCommit,
+        "post snapshot minus pre snapshot holds no removed or changed objects (unless allowed), and every added object is explained by the scope"),
+    step(StepId::Probes, 15, Records, "§5", AfterCommit,
+        "probes compared: per column min, max, distinct before and after, rows changed/added/removed, against expect_changed"),
 ];
 
 /// The rollback (SPEC §6), in order: refusals before it runs exit 3, the rollback and its
 /// schema comparison exit 6.
 pub const ROLLBACK_STEPS: &[Step] = &[
-    Step { number: 1, gate: Some("sql-integrity"), name: "sql-integrity", seed: "G-3", phase: BeforeMigration,
-        holds_when: "the rollback file's bytes hash to its pinned sha256" },
-    Step { number: 2, gate: Some("rollback-run"), name: "rollback-run", seed: "§6", phase: BeforeMigration,
-        holds_when: "the run folder is a completed apply (the migration committed) of this digest on this environment" },
-    Step { number: 3, gate: Some("failed-check"), name: "failed-check", seed: "§6 trigger", phase: BeforeMigration,
-        holds_when: "the named check is a verify check recorded as failed in that run, or failing now (re-run read-only)" },
-    Step { number: 4, gate: Some("exclusive-run"), name: "exclusive-run", seed: "—", phase: BeforeMigration,
-        holds_when: "the package's advisory lock is acquired at once" },
-    Step { number: 5, gate: Some("target-identity"), name: "target-identity", seed: "G-4", phase: BeforeMigration,
-        holds_when: "every [target] key matches; the target is not a rehearsal cluster" },
-    Step { number: 6, gate: Some("rollback-atomic"), name: "rollback-atomic", seed: "C-09, R-1..R-5", phase: Rollback,
-        holds_when: "the rollback runs in one transaction with the migration's lock discipline and commits" },
-    Step { number: 7, gate: Some("schema-equals-pre"), name: "schema-equals-pre", seed: "§6", phase: Rollback,
-        holds_when: "the schema after the rollback equals the run's pre snapshot, structurally" },
-    Step { number: 8, gate: None, name: "restore-script", seed: "§5 restore", phase: Rollback,
-        holds_when: "what the rollback cannot restore is measured against the pre capture, listed, and a restore script for it written (not run)" },
+    step(StepId::SqlIntegrity, 1, Gate, "G-3", BeforeMigration,
+        "the rollback file's bytes hash to its pinned sha256"),
+    step(StepId::RollbackRun, 2, Gate, "§6", BeforeMigration,
+        "the run folder is a completed apply (the migration committed) of this digest on this environment"),
+    step(StepId::FailedCheck, 3, Gate, "§6 trigger", BeforeMigration,
+        "the named check is a verify check recorded as failed in that run, or failing now (re-run read-only)"),
+    step(StepId::ExclusiveRun, 4, Gate, "—", BeforeMigration,
+        "the package's advisory lock is acquired at once"),
+    step(StepId::TargetIdentity, 5, Gate, "G-4", BeforeMigration,
+        "every [target] key matches; the target is not a rehearsal cluster"),
+    step(StepId::RollbackAtomic, 6, Gate, "C-09, R-1..R-5", Rollback,
+        "the rollback runs in one transaction with the migration's lock discipline and commits"),
+    step(StepId::SchemaEqualsPre, 7, Gate, "§6", Rollback,
+        "the schema after the rollback equals the run's pre snapshot, structurally"),
+    step(StepId::RestoreScript, 8, Records, "§5 restore", Rollback,
+        "what the rollback cannot restore is measured against the pre capture, listed, and a restore script for it written (not run)"),
 ];
 
 /// The step whose gate has this id.

@@ -189,14 +189,14 @@ impl Run<'_> {
 
     /// Runs one step: records its start, its outcome and timing, and turns a failure into the
     /// gate failure of its phase.
-    pub fn step<F>(&mut self, name: &str, body: F) -> Result<(), GateFailure>
+    pub fn step<F>(&mut self, id: gate::StepId, body: F) -> Result<(), GateFailure>
     where
         F: FnOnce(&mut Self) -> StepResult,
     {
         let step = self
             .table
             .iter()
-            .find(|s| s.name == name)
+            .find(|s| s.id == id)
             .copied()
             .expect("a step of the gate table");
         self.observer.step_started(&step);

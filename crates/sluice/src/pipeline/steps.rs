@@ -3,6 +3,7 @@
 use super::{ApplyOptions, GateFailure, Run, StepResult};
 use crate::backup;
 use crate::catalog::{self, Snapshot};
+use crate::gate::StepId;
 use crate::lint;
 use crate::migration::{self, MigrationRun};
 use crate::package::{Check, Package};
@@ -49,35 +50,35 @@ pub(super) fn run_all(
 ) -> Result<(), GateFailure> {
     let mut st = State::default();
     let digest = run.record.digest.clone();
-    run.step("exclusive-run", |run| {
+    run.step(StepId::ExclusiveRun, |run| {
         exclusive_run(run, pkg, target, &mut st)
     })?;
-    run.step("target-identity", |run| {
+    run.step(StepId::TargetIdentity, |run| {
         target_identity(run, pkg, opts, &mut st)
     })?;
-    run.step("sql-integrity", |_| sql_integrity(pkg))?;
-    run.step("scope", |_| scope(pkg, &mut st))?;
-    run.step("approvals", |_| approvals(pkg, &digest, opts))?;
-    run.step("rehearsal", |_| rehearsal(pkg, &digest, opts))?;
-    run.step("client-version", |run| {
+    run.step(StepId::SqlIntegrity, |_| sql_integrity(pkg))?;
+    run.step(StepId::Scope, |_| scope(pkg, &mut st))?;
+    run.step(StepId::Approvals, |_| approvals(pkg, &digest, opts))?;
+    run.step(StepId::Rehearsal, |_| rehearsal(pkg, &digest, opts))?;
+    run.step(StepId::ClientVersion, |run| {
         client_version(run, pkg, target, opts)
     })?;
-    run.step("backup-restorable", |run| {
+    run.step(StepId::BackupRestorable, |run| {
         backup_restorable(run, pkg, target, opts, &mut st)
     })?;
-    run.step("pre-snapshots", |run| pre_snapshots(run, pkg, &mut st))?;
-    run.step("preflight", |run| preflight(run, pkg, opts, &mut st))?;
-    run.step("backup-fresh", |_| backup_fresh(pkg, &st))?;
-    run.step("migration-atomic", |run| {
+    run.step(StepId::PreSnapshots, |run| pre_snapshots(run, pkg, &mut st))?;
+    run.step(StepId::Preflight, |run| preflight(run, pkg, opts, &mut st))?;
+    run.step(StepId::BackupFresh, |_| backup_fresh(pkg, &st))?;
+    run.step(StepId::MigrationAtomic, |run| {
         migration_atomic(run, pkg, &mut st)
     })?;
     // After COMMIT every step runs even when one before it failed: each only reads, and the
     // evidence of what the change did (the post snapshot, the post probe captures a rollback's
     // restore script needs) matters most when something is wrong. The first failure counts.
     let after_commit = [
-        run.step("verification", |run| verification(run, pkg, &mut st)),
-        run.step("schema-diff", |run| schema_diff(run, pkg, &mut st)),
-        run.step("probes", |run| probes(run, pkg, &mut st)),
+        run.step(StepId::Verification, |run| verification(run, pkg, &mut st)),
+        run.step(StepId::SchemaDiff, |run| schema_diff(run, pkg, &mut st)),
+        run.step(StepId::Probes, |run| probes(run, pkg, &mut st)),
     ];
     after_commit
         .into_iter()
@@ -693,22 +694,26 @@ pub(super) fn run_rollback(
         pg_dump_bindir: None,
         rehearsal: false,
     };
-    run.step("sql-integrity", |_| sql_integrity(pkg))?;
-    run.step("rollback-run", |_| {
+    run.step(StepId::SqlIntegrity, |_| sql_integrity(pkg))?;
+    run.step(StepId::RollbackRun, |_| {
         rollback_run(pkg, &digest, opts, &mut st)
     })?;
-    run.step("failed-check", |_| failed_check(pkg, target, opts, &st))?;
-    run.step("exclusive-run", |run| {
+    run.step(StepId::FailedCheck, |_| {
+        failed_check(pkg, target, opts, &st)
+    })?;
+    run.step(StepId::ExclusiveRun, |run| {
         exclusive_run(run, pkg, target, &mut st)
     })?;
-    run.step("target-identity", |run| {
+    run.step(StepId::TargetIdentity, |run| {
         target_identity(run, pkg, &apply_options, &mut st)
     })?;
-    run.step("rollback-atomic", |run| rollback_atomic(run, pkg, &mut st))?;
-    run.step("schema-equals-pre", |_| {
+    run.step(StepId::RollbackAtomic, |run| {
+        rollback_atomic(run, pkg, &mut st)
+    })?;
+    run.step(StepId::SchemaEqualsPre, |_| {
         schema_equals_pre(pkg, opts, &mut st)
     })?;
-    run.step("restore-script", |run| {
+    run.step(StepId::RestoreScript, |run| {
         restore_script(run, pkg, opts, &mut st)
     })?;
     Ok(())

@@ -7,6 +7,7 @@ pub mod markdown;
 
 use crate::digest;
 use crate::gate;
+use crate::gate::StepId;
 use crate::lint::LintReport;
 use crate::package::{Check, CheckBody, Package};
 use crate::target::{self, IdentityFacts, IdentityItem, Target, TargetError};
@@ -126,20 +127,20 @@ fn plan(pkg: &Package, lint: &LintReport) -> Vec<PlanStep> {
             seed: step.seed,
             holds_when: step.holds_when,
             exit_code_on_failure: step.gate.map(|_| step.phase.exit_code()),
-            action: action(step.name, pkg, lint),
+            action: action(step.id, pkg, lint),
         })
         .collect()
 }
 
-fn action(step: &str, pkg: &Package, lint: &LintReport) -> Vec<String> {
+fn action(step: StepId, pkg: &Package, lint: &LintReport) -> Vec<String> {
     let m = &pkg.migration;
     let db = pkg.target.database.as_deref().unwrap_or("DATABASE");
     match step {
-        "exclusive-run" => vec![format!(
+        StepId::ExclusiveRun => vec![format!(
             "pg_try_advisory_lock on the key derived from package id `{}`; refuse at once if another run holds it",
             pkg.info.id
         )],
-        "target-identity" => {
+        StepId::TargetIdentity => {
             let t = &pkg.target;
             let mut keys: Vec<String> = Vec::new();
             if let Some(v) = &t.database { keys.push(format!("current_database() = {v}")); }
@@ -149,14 +150,14 @@ fn action(step: &str, pkg: &Package, lint: &LintReport) -> Vec<String> {
             keys.push("current_setting('sluice.rehearsal') is not 'on'".into());
             keys
         }
-        "sql-integrity" => {
+        StepId::SqlIntegrity => {
             let mut lines = vec![format!("sha256({}) = {}", m.file.rel.display(), m.file.sha256)];
             if let Some(r) = &pkg.rollback {
                 lines.push(format!("sha256({}) = {}", r.rel.display(), r.sha256));
             }
             lines
         }
-        "scope" => match &lint.scope {
+        StepId::Scope => match &lint.scope {
             Some(s) => vec![format!(
                 "{} derived operation(s) compared with {} declared, as multisets",
                 lint.migration.operations.len(),
@@ -164,22 +165,22 @@ fn action(step: &str, pkg: &Package, lint: &LintReport) -> Vec<String> {
             )],
             None => vec!["no [scope] section: the gate passes without a proof (not recommended)".into()],
         },
-        "approvals" => vec![format!(
+        StepId::Approvals => vec![format!(
             "{} distinct signer(s) from {}, SSH signatures (namespace sluice-approval) over this digest; operator may approve: {}",
             pkg.approvals.required,
             pkg.approvals.allowed_signers.as_ref().map_or("(no allowed_signers)".into(), |f| f.rel.display().to_string()),
             pkg.approvals.operator_may_approve
         )],
-        "rehearsal" => vec![if pkg.rehearsal.required {
+        StepId::Rehearsal => vec![if pkg.rehearsal.required {
             "a passing record in rehearsals/ for this digest".into()
         } else {
             "not required by this package".into()
         }],
-        "client-version" => vec![format!(
+        StepId::ClientVersion => vec![format!(
             "pg_dump and pg_restore of major version ≥ the server's{}",
             pkg.target.server_major.map(|m| format!(" ({m})")).unwrap_or_default()
         )],
-        "backup-restorable" => {
+        StepId::BackupRestorable => {
             if pkg.backup.required {
                 vec![
                     format!("pg_dump -Fc -Z {} -f EVIDENCE/{}/STAMP-ENV/backup/{db}-STAMP.dump", pkg.backup.compress, pkg.info.id),
@@ -189,7 +190,7 @@ fn action(step: &str, pkg: &Package, lint: &LintReport) -> Vec<String> {
                 vec![format!("no backup: {}", pkg.backup.reason.as_deref().unwrap_or(""))]
             }
         }
-        "pre-snapshots" => {
+        StepId::PreSnapshots => {
             let mut lines = vec![
                 "schema/pre.json: tables, columns, indexes, constraints, triggers, functions, views, sequences, schemas from the catalogs".into(),
                 "counts/pre.json: exact row count of every table".into(),
@@ -202,9 +203,9 @@ fn action(step: &str, pkg: &Package, lint: &LintReport) -> Vec<String> {
             }
             lines
         }
-        "preflight" => vec![format!("read-only: {}", ids(&pkg.preflight))],
-        "backup-fresh" => vec![format!("backup age ≤ {} minutes when the migration starts", pkg.backup.max_age_minutes)],
-        "migration-atomic" => {
+        StepId::Preflight => vec![format!("read-only: {}", ids(&pkg.preflight))],
+        StepId::BackupFresh => vec![format!("backup age ≤ {} minutes when the migration starts", pkg.backup.max_age_minutes)],
+        StepId::MigrationAtomic => {
             let mut lines = vec![
                 "BEGIN".to_string(),
                 format!("SET LOCAL lock_timeout = {}; SET LOCAL statement_timeout = {}", m.lock_timeout_ms, m.statement_timeout_ms),
@@ -219,13 +220,13 @@ fn action(step: &str, pkg: &Package, lint: &LintReport) -> Vec<String> {
             lines.push(format!("lock timeout: ROLLBACK and retry up to {} time(s) with backoff", m.lock_retries));
             lines
         }
-        "verification" => vec![format!("read-only: {}", ids(&pkg.verify))],
-        "schema-diff" => vec![format!(
+        StepId::Verification => vec![format!("read-only: {}", ids(&pkg.verify))],
+        StepId::SchemaDiff => vec![format!(
             "schema/post.json − schema/pre.json → schema/diff.json; removed or changed objects {}; ignored schemas: {}",
             if pkg.schema_diff.allow_removed { "allowed" } else { "fail" },
             if pkg.schema_diff.ignore_schemas.is_empty() { "none".into() } else { pkg.schema_diff.ignore_schemas.join(", ") }
         )],
-        "probes" => pkg
+        StepId::Probes => pkg
             .probes
             .iter()
             .map(|p| format!(
@@ -234,7 +235,12 @@ fn action(step: &str, pkg: &Package, lint: &LintReport) -> Vec<String> {
                 p.expect_changed.map(|n| format!("; expect {n} changed")).unwrap_or_default()
             ))
             .collect(),
-        _ => vec![],
+        // the rollback's own steps are not in the apply plan
+        StepId::RollbackRun
+        | StepId::FailedCheck
+        | StepId::RollbackAtomic
+        | StepId::SchemaEqualsPre
+        | StepId::RestoreScript => vec![],
     }
 }
 
