@@ -37,8 +37,12 @@ impl Failure {
             let doc = serde_json::json!({
                 "ok": false,
                 "exit_code": self.code.code(),
-                "gate": self.gate,
-                "error": self.message,
+                "error": {
+                    "gate": self.gate,
+                    "kind": self.code,
+                    "sqlstate": null,
+                    "message": self.message,
+                },
             });
             println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
         }

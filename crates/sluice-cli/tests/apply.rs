@@ -337,6 +337,30 @@ fn migration_atomic_rolls_back_a_failing_statement_and_names_its_line() {
         "{stderr}"
     );
     assert_eq!(before, fingerprint(&conninfo));
+    // the refusal as data: run.json and --json carry gate, kind and SQLSTATE
+    let run = run_json(&last_run(&ready));
+    assert_eq!(run["error"]["gate"], "migration-atomic");
+    assert_eq!(run["error"]["kind"], "server-error");
+    assert_eq!(run["error"]["sqlstate"], "42703");
+    assert!(run["error"]["pg"]["location"]
+        .as_str()
+        .unwrap()
+        .ends_with("phase-alpha-r2.sql:67:1"));
+    let out = apply_cmd(&ready, &conninfo).arg("--json").output().unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["error"]["gate"], "migration-atomic");
+    assert_eq!(doc["error"]["kind"], "server-error");
+    assert_eq!(doc["error"]["sqlstate"], "42703");
+    // a usage error has the same object
+    let out = sluice()
+        .args(["lint", "/nonexistent/pkg", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["error"]["kind"], "usage", "{doc}");
+    assert!(doc["error"]["message"].is_string());
 }
 
 #[test]
@@ -388,6 +412,8 @@ fn migration_atomic_retries_lock_timeouts_then_gives_up() {
     let blocked_by = &run["migration"]["attempts"][0]["blocked_by"][0];
     assert_eq!(blocked_by["pid"], blocker_pid, "{run}");
     assert_eq!(blocked_by["application"], "nightly-report");
+    assert_eq!(run["error"]["kind"], "lock-timeout");
+    assert_eq!(run["error"]["sqlstate"], "55P03");
     blocker.batch_execute("ROLLBACK").unwrap();
     assert_eq!(before, fingerprint(&conninfo));
 }

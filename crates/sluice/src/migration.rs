@@ -8,12 +8,9 @@
 use crate::expect::{Expectation, TextRows};
 use crate::source::SourceFile;
 use crate::sql::Statement;
-use crate::target::pg_message;
+use crate::target::{pg_message, PgError};
 use serde::Serialize;
 use std::time::{Duration, Instant};
-
-/// SQLSTATE 55P03: lock_not_available, what `lock_timeout` raises.
-const LOCK_NOT_AVAILABLE: &str = "55P03";
 
 /// Proof that the expectations were compared and held; only [`check_expectations`] makes one.
 pub struct ExpectationsHeld(());
@@ -80,6 +77,9 @@ pub struct MigrationReport {
     pub last_row: Option<TextRows>,
     /// Why it did not commit.
     pub failure: Option<String>,
+    /// The server's error behind `failure`, when it was one (SQLSTATE, detail, location).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<PgError>,
     /// How long the committed attempt held its locks (BEGIN to COMMIT), in ms.
     pub lock_holding_ms: Option<u128>,
     /// `transaction = "none"`: each statement that ran, committed on its own or failed.
@@ -98,6 +98,7 @@ impl MigrationReport {
             attempts: Vec::new(),
             last_row: None,
             failure: None,
+            error: None,
             lock_holding_ms: None,
             statements: Vec::new(),
             invalid_indexes: Vec::new(),
@@ -124,8 +125,9 @@ pub struct StatementOutcome {
 }
 
 enum AttemptError {
-    LockTimeout(String),
-    Failed(String),
+    LockTimeout(String, Box<PgError>),
+    /// A statement, the COMMIT or the expectations failed; the server's error when it was one.
+    Failed(String, Option<Box<PgError>>),
 }
 
 /// Compares the last row with the expectation; the token is the only way to COMMIT.
@@ -188,16 +190,21 @@ pub fn run_single(
         let (outcome, detail, retry) = match result {
             Ok(()) => {
                 report.lock_holding_ms = Some(duration_ms);
+                report.error = None;
                 (
                     AttemptOutcome::Committed,
                     "expectations held; COMMIT".to_string(),
                     false,
                 )
             }
-            Err(AttemptError::LockTimeout(d)) => {
+            Err(AttemptError::LockTimeout(d, pg)) => {
+                report.error = Some(*pg);
                 (AttemptOutcome::LockTimeout, d, number <= run.lock_retries)
             }
-            Err(AttemptError::Failed(d)) => (AttemptOutcome::RolledBack, d, false),
+            Err(AttemptError::Failed(d, pg)) => {
+                report.error = pg.map(|e| *e);
+                (AttemptOutcome::RolledBack, d, false)
+            }
         };
         let detail = match blocked_by.as_slice() {
             [] => detail,
@@ -247,7 +254,10 @@ fn attempt(
     run: &MigrationRun,
     report: &mut MigrationReport,
 ) -> Result<(), AttemptError> {
-    let failed = |e: postgres::Error| AttemptError::Failed(pg_message(&e));
+    let failed = |e: postgres::Error| {
+        let pg = PgError::from_error(&e);
+        AttemptError::Failed(pg.to_string(), Some(Box::new(pg)))
+    };
     let mut tx = client.transaction().map_err(failed)?;
     tx.batch_execute(&format!(
         "SET LOCAL lock_timeout = {}; SET LOCAL statement_timeout = {}",
@@ -268,9 +278,10 @@ fn attempt(
     }
     report.last_row = last.clone();
     let held = check_expectations(run.expect, last.as_ref()).map_err(|why| {
-        AttemptError::Failed(format!(
-            "[migration.expect] does not match the last statement's row: {why}; ROLLBACK"
-        ))
+        AttemptError::Failed(
+            format!("[migration.expect] does not match the last statement's row: {why}; ROLLBACK"),
+            None,
+        )
     })?;
     commit(tx, held).map_err(failed)
 }
@@ -285,12 +296,13 @@ fn statement_error(source: &SourceFile, stmt: &Statement, err: &postgres::Error)
         let chars = (*pos as usize).saturating_sub(1);
         offset += stmt.text.char_indices().nth(chars).map_or(0, |(b, _)| b);
     }
-    let message = format!("{}: {}", source.locate(offset), pg_message(err));
-    let lock_timeout = err.code().is_some_and(|c| c.code() == LOCK_NOT_AVAILABLE);
-    if lock_timeout {
-        AttemptError::LockTimeout(message)
+    let location = source.locate(offset).to_string();
+    let pg = PgError::from_error(err).at(location.clone());
+    let message = format!("{location}: {pg}");
+    if pg.is_lock_timeout() {
+        AttemptError::LockTimeout(message, Box::new(pg))
     } else {
-        AttemptError::Failed(message)
+        AttemptError::Failed(message, Some(Box::new(pg)))
     }
 }
 
@@ -353,8 +365,11 @@ pub fn run_autocommit(client: &mut postgres::Client, run: &MigrationRun) -> Migr
                 }
             }
             Err(err) => {
-                let (AttemptError::LockTimeout(m) | AttemptError::Failed(m)) =
-                    statement_error(run.source, stmt, &err);
+                let (m, pg) = match statement_error(run.source, stmt, &err) {
+                    AttemptError::LockTimeout(m, pg) => (m, Some(*pg)),
+                    AttemptError::Failed(m, pg) => (m, pg.map(|e| *e)),
+                };
+                report.error = pg;
                 report.failure = Some(partial_failure(&m, i, total));
                 break;
             }

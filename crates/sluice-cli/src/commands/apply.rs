@@ -90,6 +90,7 @@ pub fn finish(outcome: &pipeline::ApplyOutcome, json: bool) -> Result<ExitCode, 
         crate::commands::print_json(&serde_json::json!({
             "ok": outcome.exit_code == 0,
             "exit_code": outcome.exit_code,
+            "error": outcome.failure,
             "evidence": outcome.run_dir,
             "run": outcome.record,
         }));

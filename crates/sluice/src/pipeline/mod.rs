@@ -14,6 +14,7 @@ use crate::package::Package;
 use crate::target::Target;
 use record::{RunRecord, RunStatus, Status, StepRecord};
 
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -46,12 +47,55 @@ pub trait Observer {
 pub struct Quiet;
 impl Observer for Quiet {}
 
-/// A gate that did not hold.
-#[derive(Debug, Clone)]
+/// What kind of failure ended a run, for run.json and `--json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailureKind {
+    /// A gate's condition did not hold.
+    GateDidNotHold,
+    /// The server refused a statement: its SQLSTATE says why.
+    ServerError,
+    /// A lock was not granted within `lock_timeout`, after every retry.
+    LockTimeout,
+    /// The evidence could not be written.
+    Evidence,
+}
+
+/// A gate that did not hold, as data: run.json's `error` and `--json`'s `error` object; its
+/// message is the text the terminal shows.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GateFailure {
     pub gate: String,
+    pub kind: FailureKind,
     pub exit_code: i32,
+    /// The server's SQLSTATE, when the server refused (also in `pg`).
+    pub sqlstate: Option<String>,
     pub message: String,
+    /// The server's error, with its detail, hint and `file:line:col`.
+    pub pg: Option<Box<crate::target::PgError>>,
+}
+
+impl GateFailure {
+    fn new(
+        gate: &str,
+        exit: crate::exit::ExitCode,
+        message: String,
+        pg: Option<crate::target::PgError>,
+    ) -> GateFailure {
+        let kind = match &pg {
+            Some(e) if e.is_lock_timeout() => FailureKind::LockTimeout,
+            Some(e) if e.sqlstate.is_some() => FailureKind::ServerError,
+            _ => FailureKind::GateDidNotHold,
+        };
+        GateFailure {
+            gate: gate.to_string(),
+            kind,
+            exit_code: i32::from(exit.code()),
+            sqlstate: pg.as_ref().and_then(|e| e.sqlstate.clone()),
+            message,
+            pg: pg.map(Box::new),
+        }
+    }
 }
 
 /// How a run ended.
@@ -220,7 +264,8 @@ impl Run<'_> {
             StepResult::Passed(d) => (Status::Passed, d.clone()),
             StepResult::Skipped(d) => (Status::Skipped, d.clone()),
             StepResult::Failed(d)
-            | StepResult::FailedAfterCommit(d)
+            | StepResult::FailedPg(d, _)
+            | StepResult::FailedAfterCommit(d, _)
             | StepResult::FailedAs(_, d) => (Status::Failed, d.clone()),
         };
         let rec = &mut self.record.steps[index];
@@ -235,22 +280,23 @@ impl Run<'_> {
         );
         self.save();
         crate::fault::step_boundary(step.name, true);
+        let id = step.gate.unwrap_or(step.name);
         match result {
-            StepResult::Failed(message) => Err(GateFailure {
-                gate: step.gate.unwrap_or(step.name).to_string(),
-                exit_code: step.phase.exit_code(),
+            StepResult::Failed(message) => {
+                Err(GateFailure::new(id, step.phase.exit(), message, None))
+            }
+            StepResult::FailedPg(message, pg) => {
+                Err(GateFailure::new(id, step.phase.exit(), message, Some(pg)))
+            }
+            StepResult::FailedAs(other, message) => {
+                Err(GateFailure::new(other, step.phase.exit(), message, None))
+            }
+            StepResult::FailedAfterCommit(message, pg) => Err(GateFailure::new(
+                id,
+                gate::Phase::AfterCommit.exit(),
                 message,
-            }),
-            StepResult::FailedAs(gate, message) => Err(GateFailure {
-                gate: gate.to_string(),
-                exit_code: step.phase.exit_code(),
-                message,
-            }),
-            StepResult::FailedAfterCommit(message) => Err(GateFailure {
-                gate: step.gate.unwrap_or(step.name).to_string(),
-                exit_code: gate::Phase::AfterCommit.exit_code(),
-                message,
-            }),
+                pg,
+            )),
             _ => Ok(()),
         }
     }
@@ -306,6 +352,7 @@ impl Run<'_> {
         self.record.exit_code = Some(failure.map_or(0, |f| f.exit_code));
         self.record.failed_gate = failure.map(|f| f.gate.clone());
         self.record.failure = failure.map(|f| f.message.clone());
+        self.record.error = failure.cloned();
         self.record.connection = Some(self.target.connection_record());
         self.save();
     }
@@ -322,14 +369,17 @@ impl Run<'_> {
         } else {
             "the migration did not commit: the target is unchanged"
         };
-        Some(GateFailure {
-            gate: EVIDENCE.into(),
-            exit_code: i32::from(crate::exit::ExitCode::Internal.code()),
-            message: format!(
+        let mut failure = GateFailure::new(
+            EVIDENCE,
+            crate::exit::ExitCode::Internal,
+            format!(
                 "the evidence is incomplete ({state}): {}",
                 errors.join("; ")
             ),
-        })
+            None,
+        );
+        failure.kind = FailureKind::Evidence;
+        Some(failure)
     }
 }
 
@@ -341,9 +391,11 @@ pub(crate) enum StepResult {
     Passed(String),
     Skipped(String),
     Failed(String),
+    /// Failed because the server refused: the message and the server's error.
+    FailedPg(String, crate::target::PgError),
     /// Failed with part of the change committed (`transaction = "none"`): exit 5, whatever the
     /// step's phase.
-    FailedAfterCommit(String),
+    FailedAfterCommit(String, Option<crate::target::PgError>),
     /// Failed on behalf of another gate, run early (the preflight checks before the backup).
     FailedAs(&'static str, String),
 }

@@ -57,6 +57,8 @@ pub struct RunRecord {
     pub exit_code: Option<i32>,
     pub failed_gate: Option<String>,
     pub failure: Option<String>,
+    /// The failure as data: gate, kind, SQLSTATE, the server's error.
+    pub error: Option<super::GateFailure>,
     /// True once the migration committed: the target has the change.
     pub migration_committed: bool,
     pub steps: Vec<StepRecord>,
@@ -101,6 +103,7 @@ impl RunRecord {
             exit_code: None,
             failed_gate: None,
             failure: None,
+            error: None,
             migration_committed: false,
             steps: Vec::new(),
             server: None,

@@ -11,7 +11,7 @@ use crate::probe::{Earlier, KeyOrder, RowDiff};
 use crate::review::{evaluate_check, CheckResult};
 use crate::target::{self, Target};
 use std::time::Instant;
-use StepResult::{Failed, FailedAfterCommit, FailedAs, Passed, Skipped};
+use StepResult::{Failed, FailedAfterCommit, FailedAs, FailedPg, Passed, Skipped};
 
 /// The preflight gate's id, which its early run before the backup fails as.
 const PREFLIGHT_GATE: &str = "preflight";
@@ -548,7 +548,11 @@ fn migration_atomic(run: &mut Run, pkg: &Package, st: &mut State) -> StepResult 
         .map(|r| r.render())
         .unwrap_or_default();
     let attempts = report.attempts.len();
-    let (failure, committed) = (report.failure.clone(), report.committed);
+    let (failure, committed, pg) = (
+        report.failure.clone(),
+        report.committed,
+        report.error.clone(),
+    );
     let statements = report.statements.len();
     run.record.migration = Some(report);
     let none = pkg.migration.transaction == crate::sql::transaction::TransactionMode::None;
@@ -559,8 +563,11 @@ fn migration_atomic(run: &mut Run, pkg: &Package, st: &mut State) -> StepResult 
         None => Passed(format!(
             "committed after {attempts} attempt(s); last row: {row}"
         )),
-        Some(f) if committed => FailedAfterCommit(f),
-        Some(f) => Failed(f),
+        Some(f) if committed => FailedAfterCommit(f, pg),
+        Some(f) => match pg {
+            Some(pg) => FailedPg(f, pg),
+            None => Failed(f),
+        },
     }
 }
 

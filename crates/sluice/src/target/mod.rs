@@ -8,13 +8,14 @@
 //! `--target`), `service` (service files), `settings` (resolution with sources), `endpoint`
 //! (host/port lists), `passfile`, `tls` (sslmode and certificates on OpenSSL), `connect`
 //! (opening sessions and recording their TLS state), `tools` (the environment of `pg_dump` and
-//! `pg_restore`).
+//! `pg_restore`), `pg_error` (a server error as data).
 
 mod connect;
 mod conninfo;
 mod endpoint;
 mod keyword;
 mod passfile;
+mod pg_error;
 mod service;
 mod settings;
 mod tls;
@@ -22,6 +23,7 @@ mod tools;
 
 pub use connect::{ConnectError, SessionRecord};
 pub use keyword::Keyword;
+pub use pg_error::{PgError, LOCK_NOT_AVAILABLE};
 pub use settings::{SettingsError, Source};
 pub use tls::{SslMode, TlsError, Verification};
 pub use tools::{child_command, ToolEnv};
@@ -281,27 +283,7 @@ impl Target {
 
 /// PostgreSQL's own message with its SQLSTATE, detail and hint when the server sent one.
 pub fn pg_message(err: &postgres::Error) -> String {
-    match err.as_db_error() {
-        Some(db) => {
-            let mut s = format!("{} (SQLSTATE {})", db.message(), db.code().code());
-            if let Some(detail) = db.detail() {
-                s.push_str(&format!("; detail: {detail}"));
-            }
-            if let Some(hint) = db.hint() {
-                s.push_str(&format!("; hint: {hint}"));
-            }
-            s
-        }
-        None => {
-            let mut s = err.to_string();
-            let mut source = std::error::Error::source(err);
-            while let Some(cause) = source {
-                s.push_str(&format!(": {cause}"));
-                source = cause.source();
-            }
-            s
-        }
-    }
+    PgError::from_error(err).to_string()
 }
 
 /// What the target says about itself.
