@@ -32,14 +32,32 @@ pub enum Command {
         id: Option<String>,
     },
     /// Parse the SQL with PostgreSQL's parser, derive operations, prove scope, report hazards.
+    ///
+    /// PKG is a package folder (it holds sluice.toml). Anything else is linted as bare SQL
+    /// files of any migration tool: FILE.sql, several, a folder of *.sql files (in name order),
+    /// or `-` for stdin. Bare files get operations and hazards; no scope is proven.
     Lint {
-        package: PathBuf,
+        #[arg(required = true, value_name = "PKG | FILE.sql… | -")]
+        paths: Vec<PathBuf>,
         /// Fail on findings of this severity and above.
         #[arg(long, value_enum, default_value = "error")]
         deny: DenyLevel,
         /// Also read the target (read-only) for hazards that need it (trigger-side-effect).
         #[arg(long)]
         target: Option<String>,
+        /// text (default), json (as --json), sarif (SARIF 2.1.0, for code scanning) or github
+        /// (GitHub Actions annotations).
+        #[arg(long, value_enum, default_value = "text")]
+        format: LintFormat,
+        /// Bare files only: how your migration tool runs each file. single (default): in one
+        /// transaction (Flyway, Rails, Django, dbmate…); none: its statements as they are
+        /// (golang-migrate, psql -f), so a file wrapped in its own BEGIN … COMMIT is still one
+        /// transaction and any other runs statement by statement. A package says it in sluice.toml.
+        #[arg(long, value_enum)]
+        transaction: Option<TransactionArg>,
+        /// The name shown for `-` (stdin) in findings (default `<stdin>`).
+        #[arg(long, value_name = "PATH")]
+        stdin_filename: Option<PathBuf>,
     },
     /// Write the sha256 of the migration and rollback files into sluice.toml (comments and
     /// layout kept); prints old → new.
@@ -191,4 +209,18 @@ pub enum DenyLevel {
 pub enum ReviewFormat {
     Md,
     Json,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum LintFormat {
+    Text,
+    Json,
+    Sarif,
+    Github,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum TransactionArg {
+    Single,
+    None,
 }

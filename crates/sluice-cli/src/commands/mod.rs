@@ -2,14 +2,13 @@
 
 mod apply;
 mod demo;
+mod lint;
 
-use crate::args::{Cli, Command, DecisionArg, DenyLevel, EvidenceCommand, ReviewFormat};
+use crate::args::{Cli, Command, DecisionArg, EvidenceCommand, ReviewFormat};
 use crate::failure::Failure;
-use crate::render;
 use sluice::exit::ExitCode;
 use sluice::package::Package;
 use sluice::sql::hazards::TargetFacts;
-use sluice::sql::Severity;
 use sluice::target::Target;
 use std::path::Path;
 
@@ -29,10 +28,23 @@ pub fn run(cli: Cli) -> Result<ExitCode, Failure> {
     match cli.command {
         Command::Init { dir, id } => init(&dir, id, json),
         Command::Lint {
-            package,
+            paths,
             deny,
             target,
-        } => lint(&package, deny, target.as_deref(), json),
+            format,
+            transaction,
+            stdin_filename,
+        } => {
+            let args = lint::LintArgs {
+                paths,
+                deny,
+                target,
+                format,
+                transaction,
+                stdin_filename,
+            };
+            lint::lint(&args, json)
+        }
         Command::Pin { package } => pin(&package, json),
         Command::Digest { package, explain } => digest(&package, explain, json),
         Command::Review {
@@ -138,38 +150,9 @@ fn init(dir: &Path, id: Option<String>, json: bool) -> Result<ExitCode, Failure>
 }
 
 /// What lint's hazards need to know from the target (`--target`), read once.
-fn target_facts(target: &Target, purpose: &str) -> Result<TargetFacts, Failure> {
+pub(crate) fn target_facts(target: &Target, purpose: &str) -> Result<TargetFacts, Failure> {
     let mut client = target.connect(purpose)?;
     sluice::target::facts(&mut client).map_err(|e| Failure::from(target.query_error(&e)))
-}
-
-fn lint(
-    dir: &Path,
-    deny: DenyLevel,
-    target: Option<&str>,
-    json: bool,
-) -> Result<ExitCode, Failure> {
-    let pkg = Package::load(dir)?;
-    let facts = match target {
-        Some(spec) => Some(target_facts(&resolve_target(Some(spec))?, "lint")?),
-        None => None,
-    };
-    let report = sluice::lint::lint(&pkg, facts.as_ref())?;
-    let deny = match deny {
-        DenyLevel::Warn => Severity::Warn,
-        DenyLevel::Error => Severity::Error,
-    };
-    let passed = report.passes(deny);
-    if json {
-        print_json(&serde_json::json!({ "ok": passed, "package": pkg.info.id, "lint": report }));
-    } else {
-        print!("{}", render::lint(&report, passed));
-    }
-    Ok(if passed {
-        ExitCode::Done
-    } else {
-        ExitCode::Refused
-    })
 }
 
 fn pin(dir: &Path, json: bool) -> Result<ExitCode, Failure> {

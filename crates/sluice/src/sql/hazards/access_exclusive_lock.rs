@@ -11,6 +11,7 @@ use crate::sql::locks::LockMode;
 pub const RULE: HazardRule = HazardRule {
     id: "access-exclusive-lock",
     summary: "an ACCESS EXCLUSIVE lock on an existing table",
+    help: "While it waits for its ACCESS EXCLUSIVE lock behind a running query, every other query on the table queues behind it. Set a short lock_timeout and retry, and keep the transaction short after the lock is taken.",
     rollback: false,
     check,
 };

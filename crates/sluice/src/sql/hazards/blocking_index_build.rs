@@ -13,6 +13,7 @@ use pg_query::NodeEnum;
 pub const RULE: HazardRule = HazardRule {
     id: "blocking-index-build",
     summary: "an index built without CONCURRENTLY on an existing table (CREATE INDEX, ADD UNIQUE / PRIMARY KEY)",
+    help: "CREATE INDEX without CONCURRENTLY blocks every write to the table for the whole build. Build it with CREATE INDEX CONCURRENTLY in a migration that runs without a transaction (then ADD CONSTRAINT … USING INDEX for a UNIQUE or PRIMARY KEY).",
     rollback: false,
     check,
 };

@@ -9,6 +9,7 @@ use crate::sql::operation::{derive, OpKind, Operation};
 pub const RULE: HazardRule = HazardRule {
     id: "data-loss",
     summary: "DROP TABLE/SCHEMA/COLUMN, TRUNCATE or DELETE destroys data",
+    help: "Dropping or truncating destroys data that a rollback cannot bring back. Make sure a backup exists, that no client still reads it, and prefer a deprecation period before the drop.",
     rollback: true,
     check,
 };

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 pub const RULE: HazardRule = HazardRule {
     id: "default-hides-backfill",
     summary: "a backfill WHERE col IS NULL after the column was added with a default",
+    help: "A column added WITH a default already holds that default in every row, so a later backfill WHERE col IS NULL matches nothing. Add the column without a default, backfill, then SET DEFAULT.",
     rollback: false,
     check,
 };

@@ -173,6 +173,9 @@ pub fn added_objects<'o>(ops: impl IntoIterator<Item = &'o super::Operation>) ->
 pub struct HazardRule {
     pub id: &'static str,
     pub summary: &'static str,
+    /// What the hazard costs and the usual way around it, for reports that describe each rule
+    /// once (SARIF's rule metadata); a finding's own help fits its statement.
+    pub help: &'static str,
     /// Whether the rule also judges the rollback file.
     pub rollback: bool,
     pub check: fn(&HazardContext) -> Vec<Finding>,

@@ -8,6 +8,7 @@ use pg_query::NodeEnum;
 pub const RULE: HazardRule = HazardRule {
     id: "non-transactional",
     summary: "a statement that cannot run inside a transaction block",
+    help: "PostgreSQL refuses these statements inside a transaction block. Run them in a migration of their own that runs without a transaction (a package with transaction = \"none\", or your tool's no-transaction mode), and check for an INVALID object if it fails midway.",
     rollback: true,
     check,
 };

@@ -11,6 +11,7 @@ use pg_query::NodeEnum;
 pub const RULE: HazardRule = HazardRule {
     id: "rename-breaks-clients",
     summary: "renaming a table, view or column breaks clients that still use the old name",
+    help: "Clients that still use the old name fail the moment the rename commits. Add the new name beside the old one (a view or a new column), move the clients, then drop the old one.",
     rollback: false,
     check,
 };

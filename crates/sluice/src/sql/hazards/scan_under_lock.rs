@@ -14,6 +14,7 @@ use pg_query::NodeEnum;
 pub const RULE: HazardRule = HazardRule {
     id: "scan-under-lock",
     summary: "a full-table scan while a lock that blocks reads or writes is held",
+    help: "SET NOT NULL and a constraint added without NOT VALID scan the whole table while holding a lock that blocks writes. Add the constraint NOT VALID, then VALIDATE CONSTRAINT in a later migration (a valid CHECK (col IS NOT NULL) makes SET NOT NULL skip its scan).",
     rollback: false,
     check,
 };

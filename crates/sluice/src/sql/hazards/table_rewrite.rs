@@ -11,6 +11,7 @@ use pg_query::{NodeEnum, NodeRef};
 pub const RULE: HazardRule = HazardRule {
     id: "table-rewrite",
     summary: "the statement rewrites every row of an existing table under an exclusive lock",
+    help: "The statement rewrites every row under ACCESS EXCLUSIVE: reads and writes wait for the whole rewrite. Add the column without a volatile default, backfill in batches, or change types in steps that PostgreSQL can do without a rewrite.",
     rollback: false,
     check,
 };

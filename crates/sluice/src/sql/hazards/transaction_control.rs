@@ -7,6 +7,7 @@ use crate::sql::transaction::{transaction_kind, TransactionMode};
 pub const RULE: HazardRule = HazardRule {
     id: "transaction-control",
     summary: "transaction control other than one leading BEGIN and one trailing COMMIT",
+    help: "Keep at most one BEGIN as the first statement and one COMMIT as the last: the runner (sluice, or your migration tool) owns the transaction, and anything else commits, rolls back or splits the change midway.",
     rollback: true,
     check,
 };

@@ -8,6 +8,7 @@ use crate::sql::operation::{derive, OpKind};
 pub const RULE: HazardRule = HazardRule {
     id: "trigger-side-effect",
     summary: "DML on a table with row triggers (needs --target)",
+    help: "Row triggers on the table fire for every row the statement touches, and may change columns the migration does not name (e.g. updated_at). Measure it: a [[probe]] on the columns the trigger sets.",
     rollback: false,
     check,
 };

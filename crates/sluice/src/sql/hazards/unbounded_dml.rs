@@ -6,6 +6,7 @@ use pg_query::NodeEnum;
 pub const RULE: HazardRule = HazardRule {
     id: "unbounded-dml",
     summary: "UPDATE or DELETE without a WHERE clause",
+    help: "UPDATE or DELETE without WHERE touches every row, in one transaction that locks them all until COMMIT. Say WHERE on purpose, and batch large backfills.",
     rollback: false,
     check,
 };

@@ -11,6 +11,7 @@ use pg_query::NodeEnum;
 pub const RULE: HazardRule = HazardRule {
     id: "write-blocking-lock",
     summary: "a lock that blocks writes (not reads) on an existing table",
+    help: "The lock blocks writes (not reads) to the table until COMMIT. Set a short lock_timeout, keep the transaction short, and run it when writes are light.",
     rollback: false,
     check,
 };

@@ -1,7 +1,11 @@
-//! Human rendering of lint reports for the terminal.
+//! Rendering of lint reports: for the terminal here; SARIF for code scanning and GitHub
+//! Actions annotations in their own modules.
+
+pub mod github;
+pub mod sarif;
 
 use owo_colors::{OwoColorize, Stream};
-use sluice::lint::LintReport;
+use sluice::lint::{BareFileLint, LintReport};
 use sluice::sql::{Finding, Severity};
 use std::fmt::Write;
 
@@ -18,7 +22,7 @@ fn severity(s: Severity) -> String {
     }
 }
 
-fn finding(out: &mut String, f: &Finding) {
+pub fn finding(out: &mut String, f: &Finding) {
     let _ = writeln!(
         out,
         "  {} {}  {}",
@@ -122,6 +126,62 @@ pub fn lint(report: &LintReport, passed: bool) -> String {
         report.count(Severity::Error),
         report.count(Severity::Warn),
         report.count(Severity::Info)
+    );
+    out
+}
+
+/// Bare files as the terminal shows them: per file, how it is judged to run, its operations and
+/// hazards; then that no scope is proven, and a verdict line. Files that could not be parsed
+/// are counted (their errors go to stderr).
+pub fn bare_files(files: &[BareFileLint], unparsable: usize, passed: bool) -> String {
+    let mut out = String::new();
+    for file in files {
+        operations(&mut out, "operations", &file.lint);
+        let timeout = match file.lock_timeout_ms {
+            0 => "no lock_timeout set by the file".to_string(),
+            ms => format!("lock_timeout {ms} ms set by the file"),
+        };
+        let _ = writeln!(
+            out,
+            "runs as: {} ({timeout})",
+            match file.transaction {
+                sluice::sql::transaction::TransactionMode::Single => "one transaction",
+                sluice::sql::transaction::TransactionMode::None =>
+                    "statement by statement, no transaction",
+            }
+        );
+        if file.lint.findings.is_empty() {
+            let _ = writeln!(out, "hazards: none");
+        } else {
+            let _ = writeln!(out, "hazards:");
+            for f in &file.lint.findings {
+                finding(&mut out, f);
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "scope: not proven (bare SQL files declare no scope; a package's [scope] does)"
+    );
+    let all = || files.iter().flat_map(|f| f.lint.findings.iter());
+    let count = |s: Severity| all().filter(|f| f.severity == s).count();
+    let verdict = if passed {
+        paint("passed", |t| t.green().bold().to_string())
+    } else {
+        paint("FAILED", |t| t.red().bold().to_string())
+    };
+    let total = files.len() + unparsable;
+    let unparsable = match unparsable {
+        0 => String::new(),
+        n => format!(", {n} file(s) could not be parsed"),
+    };
+    let _ = writeln!(
+        out,
+        "lint: {verdict} ({} file(s): {} error(s), {} warning(s), {} note(s){unparsable})",
+        total,
+        count(Severity::Error),
+        count(Severity::Warn),
+        count(Severity::Info)
     );
     out
 }
