@@ -170,6 +170,17 @@ pub enum Command {
         #[arg(long, default_value = "evidence")]
         evidence: PathBuf,
     },
+    /// What was applied to a target (matched by system identifier and database), from the
+    /// evidence: package, digest, environment, operator, when, outcome, rollbacks.
+    Status {
+        /// Only this package's runs.
+        package: Option<PathBuf>,
+        #[arg(long)]
+        target: Option<String>,
+        /// An evidence root to read (its ledger and run folders); repeat for several.
+        #[arg(long, default_value = "evidence")]
+        evidence: Vec<PathBuf>,
+    },
     /// Evidence bundles.
     Evidence {
         #[command(subcommand)]

@@ -44,4 +44,5 @@ pub mod rollback;
 pub mod scaffold;
 pub mod source;
 pub mod sql;
+pub mod status;
 pub mod target;

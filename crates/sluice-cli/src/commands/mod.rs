@@ -89,6 +89,11 @@ pub fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Evidence {
             command: EvidenceCommand::Check { run_dir },
         } => evidence_check(&run_dir, json),
+        Command::Status {
+            package,
+            target,
+            evidence,
+        } => status(package.as_deref(), target.as_deref(), &evidence, json),
         Command::Rehearse {
             package,
             target,
@@ -286,6 +291,31 @@ fn approve(
         pkg.info.id,
         path.display()
     );
+    Ok(ExitCode::Done)
+}
+
+fn status(
+    package: Option<&Path>,
+    target: Option<&str>,
+    evidence: &[std::path::PathBuf],
+    json: bool,
+) -> Result<ExitCode, Failure> {
+    let package = package.map(Package::load).transpose()?;
+    let target = resolve_target(target)?;
+    let live = {
+        let mut client = target.connect("identity")?;
+        sluice::target::identity(&mut client).map_err(|e| Failure::from(target.query_error(&e)))?
+    };
+    let report = sluice::status::status(
+        evidence,
+        package.as_ref().map(|p| p.info.id.as_str()),
+        &live,
+    );
+    if json {
+        print_json(&serde_json::json!({ "ok": true, "status": report }));
+    } else {
+        print!("{}", crate::render::status(&report));
+    }
     Ok(ExitCode::Done)
 }
 

@@ -185,3 +185,102 @@ pub fn bare_files(files: &[BareFileLint], unparsable: usize, passed: bool) -> St
     );
     out
 }
+
+/// The runs against a target as a table, oldest first.
+pub fn status(report: &sluice::status::StatusReport) -> String {
+    use sluice::pipeline::record::RunStatus;
+    let mut out = String::new();
+    let system = report
+        .system_identifier
+        .as_ref()
+        .map(|s| format!(" (system identifier {s})"))
+        .unwrap_or_default();
+    let roots: Vec<String> = report
+        .evidence
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    let _ = writeln!(
+        out,
+        "runs against database {}{system}, from {}:",
+        report.database,
+        roots.join(", ")
+    );
+    if report.runs.is_empty() {
+        let _ = writeln!(
+            out,
+            "  none: no apply or rollback of this target is in this evidence"
+        );
+        return out;
+    }
+    let rows: Vec<[String; 8]> = report
+        .runs
+        .iter()
+        .map(|r| {
+            let outcome = match r.outcome {
+                RunStatus::Succeeded => "succeeded".to_string(),
+                RunStatus::Failed => format!(
+                    "failed (exit {}{})",
+                    r.exit_code.map_or("?".into(), |c| c.to_string()),
+                    r.failed_gate
+                        .as_ref()
+                        .map(|g| format!(", {g}"))
+                        .unwrap_or_default()
+                ),
+                RunStatus::Running => "running or killed".to_string(),
+            };
+            let outcome = if r.in_ledger {
+                outcome
+            } else {
+                format!("{outcome}, not in the ledger")
+            };
+            let rolled_back = match (&r.kind[..], &r.rollback) {
+                ("apply", None) => "no".to_string(),
+                ("apply", Some(rb)) => match rb.outcome {
+                    RunStatus::Succeeded => "yes".to_string(),
+                    RunStatus::Failed => "rollback failed".to_string(),
+                    RunStatus::Running => "rollback running or killed".to_string(),
+                },
+                _ => "-".to_string(),
+            };
+            [
+                r.started_at.clone(),
+                r.kind.clone(),
+                r.package.clone(),
+                r.digest.chars().take(12).collect(),
+                r.environment.clone(),
+                r.operator.clone(),
+                outcome,
+                rolled_back,
+            ]
+        })
+        .collect();
+    let header = [
+        "STARTED",
+        "KIND",
+        "PACKAGE",
+        "DIGEST",
+        "ENVIRONMENT",
+        "OPERATOR",
+        "OUTCOME",
+        "ROLLED BACK",
+    ];
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut text = String::from(" ");
+        for (cell, w) in cells.iter().zip(&widths) {
+            let _ = write!(text, " {cell:<w$}");
+        }
+        text.trim_end().to_string()
+    };
+    let _ = writeln!(out, "{}", line(header.to_vec()));
+    for row in &rows {
+        let _ = writeln!(out, "{}", line(row.iter().map(String::as_str).collect()));
+    }
+    out
+}

@@ -131,11 +131,18 @@ pub struct StoredRun {
     pub package: String,
     pub digest: String,
     pub environment: String,
+    #[serde(default)]
+    pub operator: String,
+    #[serde(default)]
+    pub finished_at: Option<String>,
     pub status: RunStatus,
     pub exit_code: Option<i32>,
     pub migration_committed: bool,
     #[serde(default)]
     pub failed_gate: Option<String>,
+    /// For a rollback: the apply run it rolls back, as its operator named it.
+    #[serde(default)]
+    pub rolls_back: Option<String>,
     #[serde(default)]
     pub failure: Option<String>,
     #[serde(default)]
