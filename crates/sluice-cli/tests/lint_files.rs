@@ -170,6 +170,15 @@ fn a_syntax_error_is_located_in_its_file_and_the_other_files_are_still_linted() 
         .stdout(predicate::str::starts_with(
             "::error file=002_broken.sql,line=2,col=7,title=sluice syntax-error::syntax error",
         ));
+    // a file that is not UTF-8 is refused at its first invalid byte
+    std::fs::write(dir.join("latin1.sql"), b"SELECT 1;\n-- caf\xe9\n").unwrap();
+    lint_in(&dir)
+        .arg("latin1.sql")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "latin1.sql:2:7: the file is not valid UTF-8",
+        ));
     // a file that cannot be read is a usage error
     lint_in(&dir)
         .arg("nope.sql")

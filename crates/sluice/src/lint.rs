@@ -399,6 +399,33 @@ pub struct BareFileLint {
     pub lock_timeout_ms: u64,
 }
 
+/// Reads a bare SQL file (or stdin) shown as `name`: at most [`MAX_FILE_BYTES`] (a package's
+/// limit too), and UTF-8, or the error names the first invalid byte's line and column.
+///
+/// [`MAX_FILE_BYTES`]: crate::package::MAX_FILE_BYTES
+pub fn read_source(
+    name: &std::path::Path,
+    reader: impl std::io::Read,
+) -> Result<SourceFile, String> {
+    use std::io::Read;
+    let limit = crate::package::MAX_FILE_BYTES;
+    let mut bytes = Vec::new();
+    reader
+        .take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read {}: {e}", name.display()))?;
+    if bytes.len() as u64 > limit {
+        return Err(format!(
+            "{}: more than {limit} bytes: the limit is {limit}",
+            name.display()
+        ));
+    }
+    match String::from_utf8(bytes) {
+        Ok(text) => Ok(SourceFile::new(name, text)),
+        Err(e) => Err(crate::package::not_utf8(name, e.as_bytes()).to_string()),
+    }
+}
+
 /// How a file runs under a runner: a `None` runner still runs a file wrapped in its own
 /// BEGIN … COMMIT as one transaction.
 pub fn judged_mode(statements: &[sql::Statement], runner: TransactionMode) -> TransactionMode {
@@ -607,6 +634,20 @@ mod bare_file_tests {
         assert_eq!(duration_ms("500 ms"), Some(500));
         assert_eq!(duration_ms("3000"), Some(3000));
         assert_eq!(duration_ms("soon"), None);
+    }
+
+    #[test]
+    fn a_file_that_is_not_utf8_is_refused_at_its_first_invalid_byte() {
+        let name = std::path::Path::new("m.sql");
+        let err = read_source(name, &b"SELECT 1;\n-- caf\xe9\n"[..]).unwrap_err();
+        assert!(
+            err.starts_with("m.sql:2:7: the file is not valid UTF-8"),
+            "{err}"
+        );
+        assert_eq!(
+            read_source(name, &b"SELECT 1;"[..]).unwrap().text,
+            "SELECT 1;"
+        );
     }
 
     #[test]

@@ -13,7 +13,6 @@ use sluice::source::SourceFile;
 use sluice::sql::hazards::TargetFacts;
 use sluice::sql::transaction::TransactionMode;
 use sluice::sql::{Finding, Severity, SqlError};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// `sluice lint`'s raw arguments.
@@ -258,24 +257,13 @@ fn files(
 
 /// A file's text (or stdin's), shown under its path (or `stdin_name`).
 fn read(source: &Source, stdin_name: &Path) -> Result<SourceFile, Failure> {
-    let unreadable = |name: &Path, e: std::io::Error| {
-        Failure::new(
-            ExitCode::Usage,
-            format!("cannot read {}: {e}", name.display()),
-        )
+    let text = match source {
+        Source::File(path) => std::fs::File::open(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))
+            .and_then(|file| sluice::lint::read_source(path, file)),
+        Source::Stdin => sluice::lint::read_source(stdin_name, std::io::stdin().lock()),
     };
-    match source {
-        Source::File(path) => std::fs::read_to_string(path)
-            .map(|text| SourceFile::new(path.clone(), text))
-            .map_err(|e| unreadable(path, e)),
-        Source::Stdin => {
-            let mut text = String::new();
-            std::io::stdin()
-                .read_to_string(&mut text)
-                .map_err(|e| unreadable(stdin_name, e))?;
-            Ok(SourceFile::new(stdin_name.to_path_buf(), text))
-        }
-    }
+    text.map_err(|message| Failure::new(ExitCode::Usage, message))
 }
 
 /// Findings as a SARIF document or as GitHub annotations, on stdout.

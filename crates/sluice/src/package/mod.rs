@@ -6,6 +6,8 @@
 mod manifest;
 mod validate;
 
+pub use validate::{not_utf8, MAX_FILE_BYTES};
+
 use crate::expect::{ExpectValue, Expectation};
 use crate::source::{Location, SourceFile};
 use crate::sql::names::SearchPath;
