@@ -59,6 +59,23 @@ fn a_bare_file_reports_operations_and_hazards_and_says_scope_is_not_proven() {
     ] {
         assert!(stdout.contains(expected), "no `{expected}` in:\n{stdout}");
     }
+    // the advice is for the tool that runs the file, not for a sluice package
+    assert!(
+        stdout.contains("the file's lock_timeout = 2000 ms makes the wait give up")
+            && !stdout.contains("sluice gives up")
+            && !stdout.contains("[migration]")
+            && !stdout.contains("in a package"),
+        "{stdout}"
+    );
+    let no_timeout = ADD_FLAG.replace("SET lock_timeout = '2s';\n", "");
+    let (_tmp2, dir2) = migrations(&[("002.sql", &no_timeout)]);
+    let out = lint_in(&dir2).arg("002.sql").assert().success();
+    let stdout2 = stdout_of(&out);
+    assert!(
+        stdout2.contains("with no lock_timeout: while it waits")
+            && stdout2.contains("help: SET lock_timeout at the top of the file"),
+        "{stdout2}"
+    );
     // the warnings fail under --deny warn, as a package's do
     lint_in(&dir)
         .args(["--deny", "warn", "001_add_flag.sql"])
@@ -77,6 +94,9 @@ fn the_transaction_flag_says_how_the_tool_runs_each_file() {
         .code(3)
         .stdout(predicate::str::contains(
             "error non-transactional  concurrent.sql:1:1",
+        ))
+        .stdout(predicate::str::contains(
+            "help: move it to a migration of its own that your tool runs without a transaction",
         ));
     // a tool that sends the statements as they are: fine, statement by statement
     lint_in(&dir)

@@ -193,6 +193,7 @@ fn lint_file(
         probed_tables: pkg.probes.iter().map(|p| p.table.clone()).collect(),
         added_by_migration,
         target: facts,
+        runner: hazards::Runner::Package,
     };
     let findings = hazards::find_all(&ctx);
     FileLint {
@@ -483,6 +484,7 @@ pub fn lint_bare_file(
         probed_tables: BTreeSet::new(),
         added_by_migration: BTreeSet::new(),
         target: facts,
+        runner: hazards::Runner::Tool,
     };
     let findings = hazards::find_all(&ctx);
     Ok(BareFileLint {

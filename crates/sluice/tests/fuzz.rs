@@ -63,6 +63,7 @@ fn analyse_sql(text: &str) {
         probed_tables: BTreeSet::new(),
         added_by_migration: BTreeSet::new(),
         target: None,
+        runner: sluice::sql::hazards::Runner::Tool,
     };
     let _ = sluice::sql::hazards::find_all(&ctx);
 }

@@ -35,8 +35,8 @@ fn check(ctx: &HazardContext) -> Vec<Finding> {
                     Severity::Info,
                     stmt,
                     format!(
-                        "takes ACCESS EXCLUSIVE on {table} until COMMIT; sluice gives up after lock_timeout = {} ms and retries",
-                        ctx.lock_timeout_ms
+                        "takes ACCESS EXCLUSIVE on {table} until COMMIT; {}",
+                        ctx.lock_timeout_note()
                     ),
                     None,
                 )
@@ -45,8 +45,8 @@ fn check(ctx: &HazardContext) -> Vec<Finding> {
                     RULE.id,
                     Severity::Warn,
                     stmt,
-                    format!("takes ACCESS EXCLUSIVE on {table} with lock_timeout_ms = 0: while it waits for a running query, every other query on {table} waits behind it"),
-                    Some("set [migration].lock_timeout_ms (the default is 5000)"),
+                    format!("takes ACCESS EXCLUSIVE on {table} {}: while it waits for a running query, every other query on {table} waits behind it", ctx.no_lock_timeout()),
+                    Some(ctx.lock_timeout_help()),
                 )
             })
         })

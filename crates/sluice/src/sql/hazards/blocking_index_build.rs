@@ -4,7 +4,7 @@
 //! builds its index under ACCESS EXCLUSIVE (reads wait too). `ADD CONSTRAINT … USING INDEX`
 //! reuses an index built beforehand and builds nothing.
 
-use super::{Finding, HazardContext, HazardRule, Severity};
+use super::{Finding, HazardContext, HazardRule, Runner, Severity};
 use crate::sql::names::relation;
 use crate::sql::transaction::TransactionMode;
 use pg_query::protobuf::{AlterTableCmd, AlterTableType, ConstrType, Node};
@@ -63,7 +63,12 @@ fn constraint_finding(
     // CONCURRENTLY cannot run inside a transaction block: in single mode it needs a package of
     // its own; with transaction = "none" an earlier statement of this one will do
     let first = match ctx.mode {
-        TransactionMode::Single => "in a package with transaction = \"none\" run first",
+        TransactionMode::Single => match ctx.runner {
+            Runner::Package => "in a package with transaction = \"none\" run first",
+            Runner::Tool => {
+                "first, in a migration of its own that your tool runs without a transaction"
+            }
+        },
         TransactionMode::None => "as an earlier statement",
     };
     let (word, help) = match kind {
@@ -122,9 +127,9 @@ fn check(ctx: &HazardContext) -> Vec<Finding> {
                     Severity::Warn,
                     stmt,
                     format!("building this index takes a SHARE lock on {table}: every INSERT, UPDATE and DELETE waits for the whole build"),
-                    Some(match ctx.mode {
-                        TransactionMode::Single => "build it with CREATE INDEX CONCURRENTLY in a package with transaction = \"none\"",
-                        TransactionMode::None => "build it with CREATE INDEX CONCURRENTLY (this package runs its statements one by one, so it can)",
+                    Some(&match ctx.mode {
+                        TransactionMode::Single => format!("build it with CREATE INDEX CONCURRENTLY in {}", ctx.no_transaction_home()),
+                        TransactionMode::None => "build it with CREATE INDEX CONCURRENTLY (these statements run one by one, so it can)".to_string(),
                     }),
                 ));
             }

@@ -70,6 +70,15 @@ pub enum FileRole {
     Rollback,
 }
 
+/// Who runs the file: advice names what that runner can be told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runner {
+    /// sluice, from a package: it owns the transaction, sets `lock_timeout_ms` and retries.
+    Package,
+    /// Another migration tool, for a bare file: it does what the file says, nothing more.
+    Tool,
+}
+
 /// Everything a hazard may look at.
 pub struct HazardContext<'a> {
     pub source: &'a SourceFile,
@@ -87,9 +96,48 @@ pub struct HazardContext<'a> {
     /// only what was written there since the migration.
     pub added_by_migration: BTreeSet<String>,
     pub target: Option<&'a TargetFacts>,
+    pub runner: Runner,
 }
 
 impl HazardContext<'_> {
+    /// Where a statement that cannot run in a transaction block goes.
+    pub fn no_transaction_home(&self) -> &'static str {
+        match self.runner {
+            Runner::Package => "a package with transaction = \"none\"",
+            Runner::Tool => "a migration of its own that your tool runs without a transaction",
+        }
+    }
+
+    /// What a lock wait comes to with the lock_timeout in force (> 0).
+    pub fn lock_timeout_note(&self) -> String {
+        match self.runner {
+            Runner::Package => format!(
+                "sluice gives up after lock_timeout = {} ms and retries",
+                self.lock_timeout_ms
+            ),
+            Runner::Tool => format!(
+                "the file's lock_timeout = {} ms makes the wait give up (the migration fails, retry it)",
+                self.lock_timeout_ms
+            ),
+        }
+    }
+
+    /// How a missing lock_timeout is said.
+    pub fn no_lock_timeout(&self) -> &'static str {
+        match self.runner {
+            Runner::Package => "with lock_timeout_ms = 0",
+            Runner::Tool => "with no lock_timeout",
+        }
+    }
+
+    /// How to get a lock_timeout when there is none.
+    pub fn lock_timeout_help(&self) -> &'static str {
+        match self.runner {
+            Runner::Package => "set [migration].lock_timeout_ms (the default is 5000)",
+            Runner::Tool => "SET lock_timeout at the top of the file (e.g. SET lock_timeout = '5s'), and retry the migration when it times out",
+        }
+    }
+
     /// A finding located at a statement.
     pub fn finding(
         &self,
@@ -278,6 +326,7 @@ pub(crate) mod test_support {
             probed_tables: BTreeSet::new(),
             added_by_migration: added_by_migration.clone(),
             target,
+            runner: Runner::Package,
         };
         find_all(&ctx)
     }

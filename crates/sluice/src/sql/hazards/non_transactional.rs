@@ -1,7 +1,7 @@
 //! `non-transactional`: statements PostgreSQL refuses to run inside a transaction block
 //! (CONCURRENTLY, VACUUM, CREATE DATABASE, …). In `single` mode they would fail the migration.
 
-use super::{Finding, HazardContext, HazardRule, Severity};
+use super::{Finding, HazardContext, HazardRule, Runner, Severity};
 use crate::sql::transaction::TransactionMode;
 use pg_query::NodeEnum;
 
@@ -44,8 +44,14 @@ fn check(ctx: &HazardContext) -> Vec<Finding> {
                 RULE.id,
                 Severity::Error,
                 s,
-                format!("{what} cannot run inside a transaction block, and transaction = \"single\" runs the whole migration in one"),
-                Some("move it to its own package with transaction = \"none\""),
+                match ctx.runner {
+                    Runner::Package => format!("{what} cannot run inside a transaction block, and transaction = \"single\" runs the whole migration in one"),
+                    Runner::Tool => format!("{what} cannot run inside a transaction block, and this file runs in one (its own BEGIN … COMMIT, or --transaction single: the tool's)"),
+                },
+                Some(match ctx.runner {
+                    Runner::Package => "move it to its own package with transaction = \"none\"",
+                    Runner::Tool => "move it to a migration of its own that your tool runs without a transaction",
+                }),
             ),
             TransactionMode::None => ctx.finding(
                 RULE.id,

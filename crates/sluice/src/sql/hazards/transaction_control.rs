@@ -1,7 +1,7 @@
 //! `transaction-control`: BEGIN/COMMIT/ROLLBACK/SAVEPOINT inside a migration that sluice runs in
 //! its own transaction would end that transaction early, or split the change.
 
-use super::{Finding, HazardContext, HazardRule, Severity};
+use super::{Finding, HazardContext, HazardRule, Runner, Severity};
 use crate::sql::transaction::{transaction_kind, TransactionMode};
 
 pub const RULE: HazardRule = HazardRule {
@@ -20,14 +20,24 @@ fn check(ctx: &HazardContext) -> Vec<Finding> {
                 TransactionMode::Single => Severity::Error,
                 TransactionMode::None => Severity::Warn,
             };
-            ctx.finding(
-                RULE.id,
-                severity,
-                s,
-                "sluice owns the migration's transaction: this statement would commit, roll back \
-                 or split it, so the expectations could no longer be checked before COMMIT",
-                Some("keep at most one BEGIN as the first statement and one COMMIT as the last; sluice sets those aside"),
-            )
+            match ctx.runner {
+                Runner::Package => ctx.finding(
+                    RULE.id,
+                    severity,
+                    s,
+                    "sluice owns the migration's transaction: this statement would commit, roll back \
+                     or split it, so the expectations could no longer be checked before COMMIT",
+                    Some("keep at most one BEGIN as the first statement and one COMMIT as the last; sluice sets those aside"),
+                ),
+                Runner::Tool => ctx.finding(
+                    RULE.id,
+                    severity,
+                    s,
+                    "this statement commits, rolls back or splits the file's transaction midway: \
+                     what ran before it stays, whatever fails after it",
+                    Some("keep at most one BEGIN as the first statement and one COMMIT as the last, or none when the tool wraps each file"),
+                ),
+            }
         })
         .collect()
 }

@@ -56,8 +56,8 @@ fn check(ctx: &HazardContext) -> Vec<Finding> {
                     stmt,
                     format!(
                         "takes {what}{why_referenced} until COMMIT: reads go on, INSERT, UPDATE \
-                         and DELETE wait; sluice gives up after lock_timeout = {} ms and retries",
-                        ctx.lock_timeout_ms
+                         and DELETE wait; {}",
+                        ctx.lock_timeout_note()
                     ),
                     None,
                 )
@@ -67,11 +67,12 @@ fn check(ctx: &HazardContext) -> Vec<Finding> {
                     Severity::Warn,
                     stmt,
                     format!(
-                        "takes {what}{why_referenced} with lock_timeout_ms = 0: while it waits for \
+                        "takes {what}{why_referenced} {}: while it waits for \
                          a running transaction, every write to {} waits behind it",
+                        ctx.no_lock_timeout(),
                         tables.join(" and ")
                     ),
-                    Some("set [migration].lock_timeout_ms (the default is 5000)"),
+                    Some(ctx.lock_timeout_help()),
                 )
             })
         })
