@@ -4,6 +4,7 @@
 
 mod apply;
 mod harness;
+mod lint;
 mod lock;
 mod probe;
 mod schema;
@@ -54,6 +55,9 @@ fn run(full: bool, only: &[String]) -> Result<Vec<harness::Outcome>> {
     }
     if wanted("lock-safety") {
         results.push(lock::run(&bench)?);
+    }
+    if wanted("lint-20k") {
+        results.push(lint::run(&bench)?);
     }
     Ok(results)
 }

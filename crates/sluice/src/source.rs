@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::OnceLock;
 
 /// A text file sluice read, kept whole so that any byte offset into it can be located.
 #[derive(Debug, Clone)]
@@ -11,6 +12,17 @@ pub struct SourceFile {
     pub path: PathBuf,
     /// The file's text.
     pub text: String,
+    /// The byte offset where each line starts, found on the first [`SourceFile::locate`], so
+    /// that locating is a binary search, not a count of every newline before the offset (which
+    /// made linting a file of many statements quadratic, issue #18).
+    line_starts: OnceLock<LineStarts>,
+}
+
+/// Where the lines of a text start, and the length of the text they were found in.
+#[derive(Debug, Clone)]
+struct LineStarts {
+    text_len: usize,
+    starts: Vec<usize>,
 }
 
 /// A 1-based line and column (in characters) inside a named file.
@@ -32,6 +44,7 @@ impl SourceFile {
         SourceFile {
             path: path.into(),
             text: text.into(),
+            line_starts: OnceLock::new(),
         }
     }
 
@@ -39,15 +52,34 @@ impl SourceFile {
     /// offset inside a multi-byte character points at that character.
     pub fn locate(&self, offset: usize) -> Location {
         let offset = floor_char_boundary(&self.text, offset.min(self.text.len()));
-        let before = &self.text[..offset];
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let (line, line_start) = self.line_of(offset);
         let column = self.text[line_start..offset].chars().count() + 1;
         Location {
             file: self.path.clone(),
             line,
             column,
         }
+    }
+
+    /// The 1-based line that holds `offset` (a char boundary), and the offset where it starts.
+    fn line_of(&self, offset: usize) -> (usize, usize) {
+        let index = self.line_starts.get_or_init(|| LineStarts {
+            text_len: self.text.len(),
+            starts: std::iter::once(0)
+                .chain(self.text.match_indices('\n').map(|(i, _)| i + 1))
+                .collect(),
+        });
+        if index.text_len != self.text.len() {
+            // the text was changed after it was first located: count afresh
+            let before = &self.text[..offset];
+            return (
+                before.matches('\n').count() + 1,
+                before.rfind('\n').map_or(0, |i| i + 1),
+            );
+        }
+        // the lines that start at or before the offset
+        let line = index.starts.partition_point(|&start| start <= offset);
+        (line, index.starts[line - 1])
     }
 
     /// The text of the line that holds `offset`, without its newline.
@@ -82,5 +114,21 @@ mod tests {
         assert_eq!(src.locate(x).to_string(), "a.sql:2:5");
         assert_eq!(src.line_text(x), "αβγ x");
         assert_eq!(src.locate(10_000).line, 3);
+    }
+
+    #[test]
+    fn every_offset_is_located_as_counting_newlines_would() {
+        let src = SourceFile::new("a.sql", "\nab\n\nαβγ x\r\n  é\n");
+        for offset in 0..=src.text.len() + 2 {
+            let at = floor_char_boundary(&src.text, offset.min(src.text.len()));
+            let before = &src.text[..at];
+            let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+            let expected = (
+                before.matches('\n').count() + 1,
+                src.text[line_start..at].chars().count() + 1,
+            );
+            let got = src.locate(offset);
+            assert_eq!((got.line, got.column), expected, "offset {offset}");
+        }
     }
 }

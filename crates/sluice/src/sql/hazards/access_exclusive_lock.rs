@@ -5,7 +5,7 @@
 //! STATISTICS, …) take the level [`crate::sql::locks`] gives them, and a lock the transaction
 //! already holds costs no new wait.
 
-use super::{Finding, HazardContext, HazardRule, Severity};
+use super::{Finding, HazardRule, Judge, Severity};
 use crate::sql::locks::LockMode;
 
 pub const RULE: HazardRule = HazardRule {
@@ -16,7 +16,7 @@ pub const RULE: HazardRule = HazardRule {
     check,
 };
 
-fn check(ctx: &HazardContext) -> Vec<Finding> {
+fn check(ctx: &Judge) -> Vec<Finding> {
     ctx.executed()
         .filter_map(|stmt| {
             let tables: Vec<String> = ctx

@@ -4,7 +4,7 @@
 //! builds its index under ACCESS EXCLUSIVE (reads wait too). `ADD CONSTRAINT … USING INDEX`
 //! reuses an index built beforehand and builds nothing.
 
-use super::{Finding, HazardContext, HazardRule, Runner, Severity};
+use super::{Finding, HazardContext, HazardRule, Judge, Runner, Severity};
 use crate::sql::names::relation;
 use crate::sql::transaction::TransactionMode;
 use pg_query::protobuf::{AlterTableCmd, AlterTableType, ConstrType, Node};
@@ -110,7 +110,7 @@ fn constraint_finding(
     )
 }
 
-fn check(ctx: &HazardContext) -> Vec<Finding> {
+fn check(ctx: &Judge) -> Vec<Finding> {
     let mut findings = Vec::new();
     for stmt in ctx.executed() {
         match &stmt.node {
@@ -119,7 +119,7 @@ fn check(ctx: &HazardContext) -> Vec<Finding> {
                     continue;
                 };
                 let table = relation(rv, ctx.search_path);
-                if ctx.created_before(stmt.index).contains(&table) {
+                if ctx.created_before(stmt.index, &table) {
                     continue;
                 }
                 findings.push(ctx.finding(
@@ -138,7 +138,7 @@ fn check(ctx: &HazardContext) -> Vec<Finding> {
                     continue;
                 };
                 let table = relation(rv, ctx.search_path);
-                if ctx.created_before(stmt.index).contains(&table) {
+                if ctx.created_before(stmt.index, &table) {
                     continue;
                 }
                 for c in &alter.cmds {

@@ -3,7 +3,7 @@
 //! judged too: what it drops holds what the migration wrote and what clients wrote since, which
 //! the backup (taken before the migration) does not have.
 
-use super::{FileRole, Finding, HazardContext, HazardRule, Severity};
+use super::{FileRole, Finding, HazardRule, Judge, Severity};
 use crate::sql::operation::{derive, OpKind, Operation};
 
 pub const RULE: HazardRule = HazardRule {
@@ -14,10 +14,9 @@ pub const RULE: HazardRule = HazardRule {
     check,
 };
 
-fn check(ctx: &HazardContext) -> Vec<Finding> {
+fn check(ctx: &Judge) -> Vec<Finding> {
     let mut findings = Vec::new();
     for stmt in ctx.executed() {
-        let created = ctx.created_before(stmt.index);
         let destroyed: Vec<Operation> = derive(&stmt.node, ctx.search_path)
             .into_iter()
             .filter(|op| {
@@ -30,7 +29,7 @@ fn check(ctx: &HazardContext) -> Vec<Finding> {
                         | OpKind::Delete
                 )
             })
-            .filter(|op| !created.contains(&op.object))
+            .filter(|op| !ctx.created_before(stmt.index, &op.object))
             .collect();
         if destroyed.is_empty() {
             continue;

@@ -2,7 +2,7 @@
 //! once, so a later backfill `UPDATE … WHERE col IS NULL` matches nothing. This is the seed's
 //! rejected r1 form: the backfill silently never ran (rows changed 0 instead of 86).
 
-use super::{Finding, HazardContext, HazardRule, Severity};
+use super::{Finding, HazardContext, HazardRule, Judge, Severity};
 use crate::sql::names::relation;
 use pg_query::protobuf::{AlterTableType, ConstrType, NullTestType};
 use pg_query::{NodeEnum, NodeRef};
@@ -81,7 +81,7 @@ fn is_null_columns(stmt: &pg_query::protobuf::UpdateStmt) -> Vec<String> {
     columns
 }
 
-fn check(ctx: &HazardContext) -> Vec<Finding> {
+fn check(ctx: &Judge) -> Vec<Finding> {
     let mut defaulted: BTreeMap<(String, String), usize> = BTreeMap::new();
     let mut findings = Vec::new();
     for stmt in ctx.executed() {

@@ -1,7 +1,7 @@
 //! `non-transactional`: statements PostgreSQL refuses to run inside a transaction block
 //! (CONCURRENTLY, VACUUM, CREATE DATABASE, …). In `single` mode they would fail the migration.
 
-use super::{Finding, HazardContext, HazardRule, Runner, Severity};
+use super::{Finding, HazardRule, Judge, Runner, Severity};
 use crate::sql::transaction::TransactionMode;
 use pg_query::NodeEnum;
 
@@ -36,7 +36,7 @@ fn reason(node: &NodeEnum) -> Option<&'static str> {
     }
 }
 
-fn check(ctx: &HazardContext) -> Vec<Finding> {
+fn check(ctx: &Judge) -> Vec<Finding> {
     ctx.executed()
         .filter_map(|s| reason(&s.node).map(|what| (s, what)))
         .map(|(s, what)| match ctx.mode {

@@ -3,7 +3,7 @@
 //! from the moment the change commits, and a rollback of the schema does not fix clients that
 //! were already moved to the new one.
 
-use super::{Finding, HazardContext, HazardRule, Severity};
+use super::{Finding, HazardContext, HazardRule, Judge, Severity};
 use crate::sql::names::relation;
 use pg_query::protobuf::ObjectType;
 use pg_query::NodeEnum;
@@ -32,14 +32,14 @@ fn renamed(stmt: &pg_query::protobuf::RenameStmt, ctx: &HazardContext) -> Option
     }
 }
 
-fn check(ctx: &HazardContext) -> Vec<Finding> {
+fn check(ctx: &Judge) -> Vec<Finding> {
     ctx.executed()
         .filter_map(|stmt| {
             let NodeEnum::RenameStmt(rename) = &stmt.node else {
                 return None;
             };
             let table = relation(rename.relation.as_ref()?, ctx.search_path);
-            if ctx.created_before(stmt.index).contains(&table) {
+            if ctx.created_before(stmt.index, &table) {
                 return None;
             }
             let (old, new) = renamed(rename, ctx)?;

@@ -4,7 +4,7 @@
 //! The advice depends on the transaction mode: in `single` mode every lock is held until COMMIT,
 //! so NOT VALID then VALIDATE in the same migration gains nothing.
 
-use super::{Finding, HazardContext, HazardRule, Severity};
+use super::{Finding, HazardContext, HazardRule, Judge, Severity};
 use crate::sql::locks::{alter_table_cmd_lock, LockMode};
 use crate::sql::names::relation;
 use crate::sql::transaction::TransactionMode;
@@ -153,7 +153,7 @@ fn scan_reason(
     }
 }
 
-fn check(ctx: &HazardContext) -> Vec<Finding> {
+fn check(ctx: &Judge) -> Vec<Finding> {
     let mut findings = Vec::new();
     for stmt in ctx.executed() {
         let NodeEnum::AlterTableStmt(alter) = &stmt.node else {
@@ -163,7 +163,7 @@ fn check(ctx: &HazardContext) -> Vec<Finding> {
             continue;
         };
         let table = relation(rv, ctx.search_path);
-        if ctx.created_before(stmt.index).contains(&table) {
+        if ctx.created_before(stmt.index, &table) {
             continue;
         }
         let held = ctx

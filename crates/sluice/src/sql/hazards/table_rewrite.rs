@@ -2,7 +2,7 @@
 //! (ALTER COLUMN TYPE, ADD COLUMN with a volatile default or a stored generated column, SET
 //! TABLESPACE / LOGGED / ACCESS METHOD, VACUUM FULL, CLUSTER).
 
-use super::{Finding, HazardContext, HazardRule, Severity};
+use super::{Finding, HazardRule, Judge, Severity};
 use crate::sql::names::{relation, strings};
 use crate::sql::transaction::TransactionMode;
 use pg_query::protobuf::{AlterTableType, ConstrType, Node};
@@ -147,13 +147,13 @@ fn rewrite_reason(node: &NodeEnum) -> Option<(String, &'static str)> {
     }
 }
 
-fn check(ctx: &HazardContext) -> Vec<Finding> {
+fn check(ctx: &Judge) -> Vec<Finding> {
     ctx.executed()
         .filter_map(|stmt| {
             let (why, help) = rewrite_reason(&stmt.node)?;
             if let NodeEnum::AlterTableStmt(a) = &stmt.node {
                 let table = relation(a.relation.as_ref()?, ctx.search_path);
-                if ctx.created_before(stmt.index).contains(&table) {
+                if ctx.created_before(stmt.index, &table) {
                     return None;
                 }
             }

@@ -1,7 +1,7 @@
 //! `transaction-control`: BEGIN/COMMIT/ROLLBACK/SAVEPOINT inside a migration that sluice runs in
 //! its own transaction would end that transaction early, or split the change.
 
-use super::{Finding, HazardContext, HazardRule, Runner, Severity};
+use super::{Finding, HazardRule, Judge, Runner, Severity};
 use crate::sql::transaction::{transaction_kind, TransactionMode};
 
 pub const RULE: HazardRule = HazardRule {
@@ -12,7 +12,7 @@ pub const RULE: HazardRule = HazardRule {
     check,
 };
 
-fn check(ctx: &HazardContext) -> Vec<Finding> {
+fn check(ctx: &Judge) -> Vec<Finding> {
     ctx.executed()
         .filter(|s| transaction_kind(s).is_some())
         .map(|s| {

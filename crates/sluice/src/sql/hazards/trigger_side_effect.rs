@@ -2,7 +2,7 @@
 //! than the statement says — the seed's `trg_tac_birth_gate_lu` bumps `updated_at` on every row
 //! the backfill touches. A probe on that table measures it.
 
-use super::{Finding, HazardContext, HazardRule, Severity};
+use super::{Finding, HazardRule, Judge, Severity};
 use crate::sql::operation::{derive, OpKind};
 
 pub const RULE: HazardRule = HazardRule {
@@ -13,7 +13,7 @@ pub const RULE: HazardRule = HazardRule {
     check,
 };
 
-fn check(ctx: &HazardContext) -> Vec<Finding> {
+fn check(ctx: &Judge) -> Vec<Finding> {
     let Some(facts) = ctx.target else {
         return vec![];
     };

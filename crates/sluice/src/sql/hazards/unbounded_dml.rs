@@ -1,6 +1,6 @@
 //! `unbounded-dml`: UPDATE or DELETE without WHERE touches every row of the table.
 
-use super::{Finding, HazardContext, HazardRule, Severity};
+use super::{Finding, HazardRule, Judge, Severity};
 use pg_query::NodeEnum;
 
 pub const RULE: HazardRule = HazardRule {
@@ -11,7 +11,7 @@ pub const RULE: HazardRule = HazardRule {
     check,
 };
 
-fn check(ctx: &HazardContext) -> Vec<Finding> {
+fn check(ctx: &Judge) -> Vec<Finding> {
     ctx.executed()
         .filter(|stmt| match &stmt.node {
             NodeEnum::UpdateStmt(u) => u.where_clause.is_none(),

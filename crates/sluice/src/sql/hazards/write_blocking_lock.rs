@@ -5,7 +5,7 @@
 //! queues behind it, so sluice bounds the wait with `lock_timeout`. (CREATE INDEX's SHARE lock is
 //! `blocking-index-build`'s.)
 
-use super::{Finding, HazardContext, HazardRule, Severity};
+use super::{Finding, HazardRule, Judge, Severity};
 use pg_query::NodeEnum;
 
 pub const RULE: HazardRule = HazardRule {
@@ -16,7 +16,7 @@ pub const RULE: HazardRule = HazardRule {
     check,
 };
 
-fn check(ctx: &HazardContext) -> Vec<Finding> {
+fn check(ctx: &Judge) -> Vec<Finding> {
     ctx.executed()
         .filter(|stmt| !matches!(stmt.node, NodeEnum::IndexStmt(_)))
         .filter_map(|stmt| {
