@@ -87,9 +87,17 @@ impl Observer for Terminal {
         }
     }
 
-    fn progress(&self, label: &str, bytes: u64) {
+    fn progress(&self, label: &str, bytes: u64, database_bytes: Option<u64>) {
         if let Some(bar) = self.bar.borrow().as_ref() {
-            bar.set_message(format!("{label}: {}", indicatif::HumanBytes(bytes)));
+            let secs = bar.elapsed().as_secs_f64().max(0.001);
+            let rate = indicatif::HumanBytes((bytes as f64 / secs) as u64);
+            let of = database_bytes
+                .map(|d| format!(" (database {}, pg_database_size)", indicatif::HumanBytes(d)))
+                .unwrap_or_default();
+            bar.set_message(format!(
+                "{label}: {} written, {rate}/s{of}",
+                indicatif::HumanBytes(bytes)
+            ));
         }
     }
 }

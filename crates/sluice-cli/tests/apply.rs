@@ -5,32 +5,6 @@ mod support;
 
 use support::*;
 
-/// Runs apply, expects `code` and `error[gate]`, and returns stderr.
-fn refused(ready: &Ready, conninfo: &str, code: i32, gate: &str) -> String {
-    let assert = apply_cmd(ready, conninfo).assert().code(code);
-    let stderr = stderr_of(&assert);
-    assert!(
-        stderr.contains(&format!("error[{gate}]")),
-        "want error[{gate}] in:\n{stderr}"
-    );
-    stderr
-}
-
-/// The gate refused before the migration: exit 3 and the target unchanged.
-fn refused_before(ready: &Ready, conninfo: &str, gate: &str) -> String {
-    let before = fingerprint(conninfo);
-    let stderr = refused(ready, conninfo, 3, gate);
-    assert_eq!(
-        before,
-        fingerprint(conninfo),
-        "the target changed although {gate} refused"
-    );
-    let run = run_json(&last_run(ready));
-    assert_eq!(run["failed_gate"], gate);
-    assert_eq!(run["migration_committed"], false);
-    stderr
-}
-
 #[test]
 fn the_reference_package_applies_with_every_gate_holding() {
     let (cluster, conninfo) = fixture_target();

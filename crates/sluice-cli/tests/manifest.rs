@@ -271,3 +271,26 @@ fn a_missing_package_folder() {
         .code(2)
         .stderr(predicate::str::contains("/nonexistent/package"));
 }
+
+#[test]
+fn a_backup_format_compression_or_jobs_it_cannot_use() {
+    let (_tmp, dir) = reference_copy();
+    edit_manifest(&dir, "compress = 6", "compress = 6\nformat = \"tape\"");
+    let line = manifest_line(&dir, "format = \"tape\"");
+    refused_at(&dir, line, 10, "expected \"custom\" or \"directory\"");
+
+    let (_tmp, dir) = reference_copy();
+    edit_manifest(&dir, "compress = 6", "compress = \"brotli\"");
+    let line = manifest_line(&dir, "compress = \"brotli\"");
+    refused_at(&dir, line, 12, "expected a gzip level 0..9");
+
+    let (_tmp, dir) = reference_copy();
+    edit_manifest(&dir, "compress = 6", "compress = \"zstd:40\"");
+    let line = manifest_line(&dir, "compress = \"zstd:40\"");
+    refused_at(&dir, line, 12, "zstd level 40: expected 1..=22");
+
+    let (_tmp, dir) = reference_copy();
+    edit_manifest(&dir, "compress = 6", "compress = 6\njobs = 4");
+    let line = manifest_line(&dir, "jobs = 4");
+    refused_at(&dir, line, 8, "parallel jobs need format = \"directory\"");
+}

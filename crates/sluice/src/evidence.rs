@@ -268,6 +268,14 @@ impl RunDir {
         Ok((path, file))
     }
 
+    /// Creates the folders (0700) above `rel`, for a file or folder another program writes.
+    pub fn ensure_parent(&self, rel: &str) -> Result<(), EvidenceError> {
+        match self.dir.join(rel).parent() {
+            Some(parent) => create_dir_private(parent),
+            None => Ok(()),
+        }
+    }
+
     /// Rewrites a file that changes during the run.
     pub fn replace(&self, rel: &str, bytes: &[u8]) -> Result<(), EvidenceError> {
         replace_file_private(&self.dir.join(rel), bytes)

@@ -7,6 +7,8 @@
 //! - `SLUICE_FAULT_BACKUP_AGE_S=N`: the backup-fresh gate sees the backup N seconds older.
 //! - `SLUICE_FAULT_EVIDENCE_FULL=NAME`: writing the evidence file NAME (`SHA256SUMS`,
 //!   `report.md`, …) fails as on a full disk (ENOSPC), after the file was created.
+//! - `SLUICE_FAULT_DUMP_DAMAGE=1`: the dump just written loses the last tenth of its largest
+//!   file, as a disk or a network filesystem might do, before it is read back.
 
 /// Kills the process at a step boundary when asked to.
 pub fn step_boundary(step: &str, end: bool) {
@@ -47,4 +49,30 @@ pub fn evidence_write(name: &std::path::Path) -> std::io::Result<()> {
     }
     let _ = name;
     Ok(())
+}
+
+/// Damages the dump at `path` (a file, or a folder's largest file) when asked to: its last
+/// tenth is cut off. The table of contents (a custom dump's head, a folder's `toc.dat`) stays.
+pub fn damage_dump(path: &std::path::Path) {
+    #[cfg(feature = "fault-injection")]
+    if std::env::var_os("SLUICE_FAULT_DUMP_DAMAGE").is_some() {
+        let victim = if path.is_dir() {
+            std::fs::read_dir(path)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter(|e| e.file_name() != "toc.dat")
+                .max_by_key(|e| e.metadata().map(|m| m.len()).unwrap_or(0))
+                .map(|e| e.path())
+        } else {
+            Some(path.to_path_buf())
+        };
+        if let Some(file) = victim {
+            let len = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+            if let Ok(f) = std::fs::OpenOptions::new().write(true).open(&file) {
+                let _ = f.set_len(len - len / 10);
+            }
+        }
+    }
+    let _ = path;
 }

@@ -128,8 +128,7 @@ pub fn rehearse(
     let (dump_path, backup_sha256, taken_of) = match source {
         Source::Target(t) => fresh_backup(pkg, t, &tools, scratch.path(), observer)?,
         Source::Backup(p) => {
-            let sha256 = crate::evidence::hash_file(p)
-                .map_err(|e| RehearseError::Other(format!("{}: {e}", p.display())))?;
+            let sha256 = backup::hash_dump(p)?;
             (p.to_path_buf(), sha256, None)
         }
     };
@@ -149,9 +148,7 @@ pub fn rehearse(
     let started = Instant::now();
     let bins = find_server(opts.pg_bindir.as_deref(), Some(facts.major))?;
     let mut options = ClusterOptions::new(bins);
-    options
-        .settings
-        .push(("sluice.rehearsal".into(), "on".into()));
+    options.settings.extend(restore_settings());
     let cluster = Cluster::start(options)?;
     let role = pkg.target.role.clone().unwrap_or_else(|| {
         facts
@@ -168,10 +165,11 @@ pub fn rehearse(
         started,
         true,
         format!(
-            "PostgreSQL {} rehearsal cluster from {}; restored {dbname} with pg_restore {} -j 2",
+            "PostgreSQL {} rehearsal cluster from {}; restored {dbname} with pg_restore {} -j {}",
             cluster.binaries().version,
             cluster.binaries().bindir.display(),
-            tools.version
+            tools.version,
+            restore_jobs()
         ),
     );
 
@@ -257,15 +255,36 @@ fn fresh_backup(
     let (database, size): (String, i64) = (row.get(0), row.get(1));
     drop(client);
     backup::ensure_room(dir, size.max(0) as u64)?;
-    let path = dir.join(format!(
-        "{}.dump",
-        crate::evidence::safe_name(target.dbname())
-    ));
-    let file = crate::evidence::create_file_private(&path)
-        .map_err(|e| RehearseError::Other(e.to_string()))?;
-    let progress = |bytes: u64| observer.progress("pg_dump", bytes);
-    let info = backup::dump(tools, target, pkg.backup.compress, &path, file, &progress)?;
+    let path = backup::dump_path(
+        &dir.join(crate::evidence::safe_name(target.dbname())),
+        pkg.backup.dump.format,
+    );
+    let progress = |bytes: u64| observer.progress("pg_dump", bytes, Some(size.max(0) as u64));
+    let info = backup::dump(tools, target, &pkg.backup.dump, &path, &progress)?;
     Ok((path, info.sha256, Some(database)))
+}
+
+/// The rehearsal cluster is thrown away: it is set up for a fast restore — no fsync, no
+/// waiting for the WAL flush at COMMIT, room for the index builds and for the WAL between
+/// checkpoints. The WAL level stays as a production server has it (`replica`), so that what
+/// the migration writes to the WAL is what it would write there.
+fn restore_settings() -> Vec<(String, String)> {
+    [
+        ("sluice.rehearsal", "on"),
+        ("fsync", "off"),
+        ("synchronous_commit", "off"),
+        ("maintenance_work_mem", "256MB"),
+        ("max_wal_size", "8GB"),
+        ("checkpoint_timeout", "1h"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+/// pg_restore jobs: one per CPU of this machine.
+fn restore_jobs() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
 fn restore(
@@ -313,7 +332,8 @@ fn restore(
         ))
         .map_err(sql_err)?;
     let out = crate::target::child_command(tools.bindir.join("pg_restore"))
-        .args(["--jobs=2", "--no-privileges"])
+        .arg(format!("--jobs={}", restore_jobs()))
+        .arg("--no-privileges")
         .arg(format!("--host={}", cluster.socket_dir().display()))
         .arg(format!("--port={}", cluster.port()))
         .arg(format!("--username={}", cluster.superuser()))

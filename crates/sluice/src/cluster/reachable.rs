@@ -72,12 +72,36 @@ fn readable_copy(install: &Path) -> Result<PathBuf, ClusterError> {
     let staging = tempfile::Builder::new()
         .prefix(&format!("{name}-"))
         .tempdir_in(cache)?;
-    copy_tree(install, &staging.path().join("tree"))?;
-    std::fs::write(staging.path().join("tree/.complete"), b"")?;
-    open_up(&staging.path().join("tree"))?;
-    let _ = std::fs::remove_dir_all(&dest);
-    std::fs::rename(staging.path().join("tree"), &dest)?;
+    let tree = staging.path().join("tree");
+    copy_tree(install, &tree)?;
+    std::fs::write(tree.join(".complete"), b"")?;
+    open_up(&tree)?;
+    publish(&tree, &dest)?;
     Ok(dest)
+}
+
+/// Moves a finished copy into place. Another process (a parallel test, a second sluice) may
+/// have put its own there meanwhile and be running a server from it: a complete, trusted copy
+/// in place is kept and ours dropped — never removed under a running server. Only a copy that
+/// is incomplete or not trusted is replaced.
+fn publish(tree: &Path, dest: &Path) -> Result<(), ClusterError> {
+    for _ in 0..3 {
+        match std::fs::rename(tree, dest) {
+            Ok(()) => return Ok(()),
+            Err(_) if dest.join(".complete").is_file() && trusted(dest) => return Ok(()),
+            Err(e) if !dest.exists() => return Err(e.into()),
+            Err(_) => {
+                let _ = std::fs::remove_dir_all(dest);
+            }
+        }
+    }
+    Err(ClusterError::Command {
+        step: "reach the server binaries".into(),
+        message: format!(
+            "could not put the copy of the binaries in {}",
+            dest.display()
+        ),
+    })
 }
 
 /// The cache folder: created 0755 by root; refused when someone else owns it or may write it.
@@ -178,4 +202,39 @@ fn open_up(root: &Path) -> std::io::Result<()> {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode | 0o444 | exec))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree_with(root: &Path, name: &str, file: &str, complete: bool) -> PathBuf {
+        let dir = root.join(name);
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join(file), b"x").unwrap();
+        if complete {
+            std::fs::write(dir.join(".complete"), b"").unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn a_complete_copy_in_place_is_kept_and_an_incomplete_one_replaced() {
+        let root = tempfile::tempdir().unwrap();
+        // another process's finished copy, maybe running a server: ours is dropped
+        let dest = tree_with(root.path(), "dest", "theirs", true);
+        let ours = tree_with(root.path(), "ours", "ours", true);
+        publish(&ours, &dest).unwrap();
+        assert!(dest.join("theirs").is_file() && !dest.join("ours").exists());
+        // a half copy left by a killed process: replaced
+        let half = tree_with(root.path(), "half", "partial", false);
+        let ours = tree_with(root.path(), "ours2", "ours", true);
+        publish(&ours, &half).unwrap();
+        assert!(half.join("ours").is_file() && !half.join("partial").exists());
+        // nothing in place: moved there
+        let ours = tree_with(root.path(), "ours3", "ours", true);
+        let empty = root.path().join("none");
+        publish(&ours, &empty).unwrap();
+        assert!(empty.join("ours").is_file());
+    }
 }

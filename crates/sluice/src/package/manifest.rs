@@ -122,7 +122,17 @@ pub struct RawBackup {
     pub required: Option<bool>,
     pub reason: Option<String>,
     pub max_age_minutes: Option<S<i64>>,
-    pub compress: Option<S<i64>>,
+    pub compress: Option<S<RawCompress>>,
+    pub format: Option<S<String>>,
+    pub jobs: Option<S<i64>>,
+}
+
+/// `compress = 6` (a gzip level, as the seed's `-Z 6`) or `compress = "zstd:3"`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawCompress {
+    Level(i64),
+    Method(String),
 }
 
 #[derive(Debug, Deserialize)]

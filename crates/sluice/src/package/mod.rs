@@ -132,7 +132,8 @@ pub struct BackupPolicy {
     pub required: bool,
     pub reason: Option<String>,
     pub max_age_minutes: u64,
-    pub compress: u8,
+    /// How the dump is written: format, compression, jobs.
+    pub dump: crate::backup::DumpSpec,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -2,6 +2,7 @@
 
 use super::manifest::{self, RawCheck, RawManifest, S};
 use super::*;
+use crate::backup::{Compression, DumpFormat, DumpSpec};
 use crate::gate;
 use crate::sql;
 
@@ -683,7 +684,7 @@ fn backup(raw: Option<&S<manifest::RawBackup>>, p: &mut Problems) -> BackupPolic
             required: true,
             reason: None,
             max_age_minutes: 60,
-            compress: 6,
+            dump: DumpSpec::DEFAULT,
         };
     };
     let b = raw.get_ref();
@@ -708,7 +709,51 @@ fn backup(raw: Option<&S<manifest::RawBackup>>, p: &mut Problems) -> BackupPolic
         required,
         reason: b.reason.clone(),
         max_age_minutes: max_age,
-        compress: non_negative(b.compress.as_ref(), "backup.compress", 6, 9, p) as u8,
+        dump: dump_spec(b, p),
+    }
+}
+
+/// `[backup]`'s format, compression and jobs.
+fn dump_spec(b: &manifest::RawBackup, p: &mut Problems) -> DumpSpec {
+    let format = match &b.format {
+        None => DumpFormat::Custom,
+        Some(f) => DumpFormat::parse(f.get_ref()).unwrap_or_else(|| {
+            p.at(
+                &f.span(),
+                format!(
+                    "backup.format = \"{}\": expected \"custom\" or \"directory\"",
+                    f.get_ref()
+                ),
+            );
+            DumpFormat::Custom
+        }),
+    };
+    let compression = match &b.compress {
+        None => DumpSpec::DEFAULT.compression,
+        Some(c) => {
+            let text = match c.get_ref() {
+                manifest::RawCompress::Level(level) => level.to_string(),
+                manifest::RawCompress::Method(method) => method.clone(),
+            };
+            Compression::parse(&text).unwrap_or_else(|why| {
+                p.at(&c.span(), format!("backup.compress = {text}: {why}"));
+                DumpSpec::DEFAULT.compression
+            })
+        }
+    };
+    let jobs = non_negative(b.jobs.as_ref(), "backup.jobs", 0, 256, p) as u32;
+    if jobs > 1 && format == DumpFormat::Custom {
+        if let Some(j) = &b.jobs {
+            p.at(
+                &j.span(),
+                "backup.jobs: parallel jobs need format = \"directory\" (a custom-format dump is written by one process)",
+            );
+        }
+    }
+    DumpSpec {
+        format,
+        compression,
+        jobs,
     }
 }
 

@@ -38,7 +38,9 @@ pub trait Observer {
     fn phase(&self, _name: &str) {}
     fn step_started(&self, _step: &Step) {}
     fn step_finished(&self, _record: &StepRecord) {}
-    fn progress(&self, _label: &str, _bytes: u64) {}
+    /// Bytes written so far by a long copy (`pg_dump`), and the size it is measured against
+    /// when known (`pg_database_size`: a compressed dump ends well below it).
+    fn progress(&self, _label: &str, _bytes: u64, _database_bytes: Option<u64>) {}
     /// One attempt of the migration ended (a lock timeout is retried after it).
     fn attempt(&self, _attempt: &crate::migration::Attempt) {}
 }

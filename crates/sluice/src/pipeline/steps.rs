@@ -10,6 +10,7 @@ use crate::package::{Check, Package};
 use crate::probe::{Earlier, KeyOrder, RowDiff};
 use crate::review::{evaluate_check, CheckResult};
 use crate::target::{self, Target};
+use std::path::Path;
 use std::time::Instant;
 use StepResult::{Failed, FailedAfterCommit, FailedAs, FailedPg, Passed, Skipped};
 
@@ -345,8 +346,9 @@ fn backup_restorable(
     }
     // the tools client-version found and passed (a failed gate stops the run before this)
     let tools = run.record.client_tools.clone().expect("client-version ran");
-    let rel = format!(
-        "backup/{}-{}.dump",
+    let spec = &pkg.backup.dump;
+    let base = format!(
+        "backup/{}-{}",
         crate::evidence::safe_name(target.dbname()),
         run.stamp
     );
@@ -361,29 +363,30 @@ fn backup_restorable(
     if let Err(e) = backup::ensure_room(run.dir.path(), size) {
         return Failed(e.to_string());
     }
-    let (path, file) = match run.dir.create_file(&rel) {
-        Ok(f) => f,
+    let path = backup::dump_path(&run.dir.path().join(&base), spec.format);
+    let rel = backup::dump_path(Path::new(&base), spec.format)
+        .display()
+        .to_string();
+    if let Err(e) = run.dir.ensure_parent(&rel) {
+        return Failed(e.to_string());
+    }
+    let observer = run.observer;
+    let progress = |bytes: u64| observer.progress("pg_dump", bytes, Some(size));
+    let info = match backup::dump(&tools, target, spec, &path, &progress) {
+        Ok(info) => info,
         Err(e) => return Failed(e.to_string()),
     };
-    let observer = run.observer;
-    let progress = |bytes: u64| observer.progress("pg_dump", bytes);
-    match backup::dump(&tools, target, pkg.backup.compress, &path, file, &progress) {
-        Ok(info) => {
-            st.backup_done = Some(Instant::now());
-            run.streamed.insert(rel.clone(), info.sha256.clone());
-            let line = format!("{}  {rel}", info.sha256);
-            if let Err(e) = run.dir.append_line(crate::evidence::SUMS, &line) {
-                return Failed(e.to_string());
-            }
-            let detail = format!(
-                "{rel}: {} bytes, sha256 {}, pg_restore --list read {} entries",
-                info.bytes, info.sha256, info.toc_entries
-            );
-            run.record.backup = Some(info);
-            Passed(detail)
+    st.backup_done = Some(Instant::now());
+    for (file, sha256) in info.sums(&rel) {
+        let line = format!("{sha256}  {file}");
+        run.streamed.insert(file, sha256);
+        if let Err(e) = run.dir.append_line(crate::evidence::SUMS, &line) {
+            return Failed(e.to_string());
         }
-        Err(e) => Failed(e.to_string()),
     }
+    let detail = info.summary(&rel);
+    run.record.backup = Some(info);
+    Passed(detail)
 }
 
 fn pre_snapshots(run: &mut Run, pkg: &Package, st: &mut State) -> StepResult {

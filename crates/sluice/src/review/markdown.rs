@@ -342,7 +342,10 @@ fn status(out: &mut String, r: &Review) {
         out,
         "- backup: {}",
         if r.backup.required {
-            format!("required, custom format, compression {}, at most {} minutes old when the migration starts", r.backup.compress, r.backup.max_age_minutes)
+            format!(
+                "required, {}, at most {} minutes old when the migration starts",
+                r.backup.dump, r.backup.max_age_minutes
+            )
         } else {
             format!(
                 "**not taken**: {}",

@@ -182,9 +182,20 @@ fn action(step: StepId, pkg: &Package, lint: &LintReport) -> Vec<String> {
         )],
         StepId::BackupRestorable => {
             if pkg.backup.required {
+                let spec = &pkg.backup.dump;
+                let (format, ext) = match spec.format {
+                    crate::backup::DumpFormat::Custom => ("-Fc".to_string(), "dump"),
+                    crate::backup::DumpFormat::Directory => {
+                        let jobs = match spec.jobs {
+                            0 => "one per CPU".to_string(),
+                            n => n.to_string(),
+                        };
+                        (format!("-Fd -j {jobs}"), "dir")
+                    }
+                };
                 vec![
-                    format!("pg_dump -Fc -Z {} -f EVIDENCE/{}/STAMP-ENV/backup/{db}-STAMP.dump", pkg.backup.compress, pkg.info.id),
-                    "non-empty; pg_restore --list reads it; sha256 appended to SHA256SUMS".into(),
+                    format!("pg_dump {format} --compress={} -f EVIDENCE/{}/STAMP-ENV/backup/{db}-STAMP.{ext}", spec.compression, pkg.info.id),
+                    "non-empty; pg_restore reads every byte of it back (-f /dev/null, not only --list); the sha256 of every file appended to SHA256SUMS".into(),
                 ]
             } else {
                 vec![format!("no backup: {}", pkg.backup.reason.as_deref().unwrap_or(""))]

@@ -1,11 +1,18 @@
 //! Backups with PostgreSQL's own tools: choosing a `pg_dump`/`pg_restore` at least as new as the
-//! server (the `client-version` gate), a custom-format dump streamed into the evidence folder and
-//! hashed as it is written, and the proof that `pg_restore --list` reads it
-//! (`backup-restorable`). The password reaches the tools through a 0600 passfile, never the
+//! server (the `client-version` gate), the room check, and reading a dump's table of contents.
+//! What the package asks for is in [`spec`], writing the dump in [`dump`], proving every byte
+//! readable in [`readback`]. The password reaches the tools through a 0600 passfile, never the
 //! command line.
 
-use crate::target::{Target, ToolEnv};
-use std::io::{Read, Write};
+mod dump;
+mod readback;
+mod spec;
+
+pub use dump::{dump, dump_path, hash_dump, DumpFile, DumpInfo};
+pub use readback::ReadBack;
+pub use spec::{Compression, DumpFormat, DumpSpec};
+
+use crate::target::ToolEnv;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -31,6 +38,10 @@ pub enum BackupError {
     Empty,
     #[error("pg_restore --list cannot read the dump: {0}")]
     NotRestorable(String),
+    #[error("pg_restore cannot read every byte of the dump back: {0}")]
+    NotReadable(String),
+    #[error("{0}")]
+    Unsupported(String),
     #[error("{0}")]
     NoRoom(String),
     #[error("{cause}{}", if *removed { " (the incomplete dump was removed)" } else { "" })]
@@ -201,18 +212,7 @@ pub fn speaks_tls(tools: &ClientTools) -> bool {
     }
 }
 
-/// What the backup step produced.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct DumpInfo {
-    pub path: PathBuf,
-    pub bytes: u64,
-    pub sha256: String,
-    /// Entries `pg_restore --list` read from the dump's table of contents.
-    pub toc_entries: usize,
-    pub pg_dump: String,
-}
-
-/// A custom-format dump is compressed and holds no index data, yet one smaller than a twentieth
+/// A compressed dump holds no index data, yet one smaller than a twentieth
 /// of `pg_database_size` is rare: with less free space than that the dump clearly cannot fit.
 const DUMP_FLOOR_RATIO: u64 = 20;
 
@@ -263,98 +263,6 @@ pub fn human_bytes(bytes: u64) -> String {
     } else {
         format!("{value:.1} {}", units[unit])
     }
-}
-
-/// Dumps the target in custom format into `file` (already created 0600), hashing while
-/// streaming; then proves that `pg_restore --list` reads it. A dump that fails is removed, so
-/// a full disk leaves no half dump behind to be mistaken for a backup.
-pub fn dump(
-    tools: &ClientTools,
-    target: &Target,
-    compress: u8,
-    path: &Path,
-    file: std::fs::File,
-    progress: &dyn Fn(u64),
-) -> Result<DumpInfo, BackupError> {
-    let dumped = dump_into(tools, target, compress, path, file, progress);
-    if let Err(e) = dumped {
-        let removed = std::fs::remove_file(path).is_ok();
-        return Err(BackupError::Incomplete {
-            cause: Box::new(e),
-            removed,
-        });
-    }
-    dumped
-}
-
-fn dump_into(
-    tools: &ClientTools,
-    target: &Target,
-    compress: u8,
-    path: &Path,
-    file: std::fs::File,
-    progress: &dyn Fn(u64),
-) -> Result<DumpInfo, BackupError> {
-    let env = target
-        .tool_env()
-        .map_err(|e| BackupError::Dump(e.to_string()))?;
-    let mut child = tool_command(tools, "pg_dump", &env)
-        .args([
-            "--format=custom",
-            &format!("--compress={compress}"),
-            "--no-password",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| {
-            BackupError::Dump(format!(
-                "cannot start {}: {e}",
-                tools.bindir.join("pg_dump").display()
-            ))
-        })?;
-    let mut stdout = child
-        .stdout
-        .take()
-        .ok_or_else(|| BackupError::Dump("no stdout".into()))?;
-    let mut bytes = 0u64;
-    let mut buf = vec![0u8; 1 << 16];
-    let mut file = crate::evidence::WriteBehind::new(file);
-    let io = |source| BackupError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    loop {
-        let n = stdout.read(&mut buf).map_err(io)?;
-        if n == 0 {
-            break;
-        }
-        file.write_all(&buf[..n]).map_err(io)?;
-        bytes += n as u64;
-        progress(bytes);
-    }
-    let sha256 = file.finish().map_err(io)?;
-    let out = child.wait_with_output().map_err(io)?;
-    if !out.status.success() {
-        return Err(BackupError::Dump(
-            String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        ));
-    }
-    if bytes == 0 {
-        return Err(BackupError::Empty);
-    }
-    let toc_entries = restore_list(tools, path)?;
-    Ok(DumpInfo {
-        path: path.to_path_buf(),
-        bytes,
-        sha256,
-        toc_entries,
-        pg_dump: format!(
-            "{} ({})",
-            tools.bindir.join("pg_dump").display(),
-            tools.version
-        ),
-    })
 }
 
 /// Runs `pg_restore --list` on a dump; the number of table-of-contents entries.
