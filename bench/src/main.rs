@@ -3,6 +3,7 @@
 //! `BENCH <name> sluice=<s> baseline=<s> ratio=<sluice/baseline> <extra figures>`, then a table.
 
 mod apply;
+mod backup;
 mod harness;
 mod lint;
 mod lock;
@@ -55,6 +56,9 @@ fn run(full: bool, only: &[String]) -> Result<Vec<harness::Outcome>> {
     }
     if wanted("lock-safety") {
         results.push(lock::run(&bench)?);
+    }
+    if wanted("backup-at-scale") {
+        results.push(backup::run(&bench)?);
     }
     if wanted("lint-20k") {
         results.push(lint::run(&bench)?);

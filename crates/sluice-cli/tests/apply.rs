@@ -530,9 +530,9 @@ fn an_already_applied_package_is_refused_before_the_backup_naming_the_run() {
     assert!(stderr.contains("before the backup"), "{stderr}");
     assert!(
         stderr.contains(&format!(
-            "already applied to this target in run {}",
+            "already applied to this target in run {} (operator ",
             first.display()
-        )),
+        )) && stderr.contains("`sluice status` lists the runs"),
         "{stderr}"
     );
     let second = last_run(&ready);

@@ -482,17 +482,32 @@ fn early_preflight(
 }
 
 /// `; already applied to this target in run X` when the evidence root holds a successful apply
-/// of this digest to this same target (system identifier + database).
+/// of this digest to this same target (system identifier + database) that no rollback undid —
+/// found by the lookup `sluice status` makes.
 fn already_applied(run: &Run, pkg: &Package, opts: &ApplyOptions) -> String {
     let Some(live) = run.record.server.as_ref() else {
         return String::new();
     };
-    match super::verify::baseline(&opts.evidence_root, None, pkg, live) {
-        Ok(dir) => format!(
-            "; this package (same digest) was already applied to this target in run {}",
-            dir.display()
+    let digest = crate::digest::package_digest(pkg);
+    let report = crate::status::status(
+        std::slice::from_ref(&opts.evidence_root),
+        Some(&pkg.info.id),
+        live,
+    );
+    let applied = report.runs.iter().rev().find(|r| {
+        r.kind == "apply"
+            && r.digest == digest
+            && r.outcome == crate::pipeline::record::RunStatus::Succeeded
+            && !r.rolled_back()
+    });
+    match applied {
+        Some(r) => format!(
+            "; this package (same digest) was already applied to this target in run {} (operator {}, finished {}; `sluice status` lists the runs)",
+            r.run.display(),
+            r.operator,
+            r.finished_at.as_deref().unwrap_or("unknown")
         ),
-        Err(_) => String::new(),
+        None => String::new(),
     }
 }
 
