@@ -47,6 +47,15 @@ fn compression() -> String {
     std::env::var("SLUICE_BENCH_BACKUP_COMPRESS").unwrap_or_else(|_| "none".to_string())
 }
 
+/// `[backup]`'s format lines: `SLUICE_BENCH_BACKUP_FORMAT` = `custom`, or by default the
+/// directory format with one job per CPU.
+fn format_lines() -> &'static str {
+    match std::env::var("SLUICE_BENCH_BACKUP_FORMAT").as_deref() {
+        Ok("custom") => "format = \"custom\"",
+        _ => "format = \"directory\"\njobs = 0",
+    }
+}
+
 /// A one-column package with the backup as a large database needs it.
 fn package(bench: &Bench) -> Result<PathBuf> {
     let dir = bench.scratch.path().join("pkg-backup");
@@ -98,8 +107,7 @@ expect = 1
 [backup]
 required = true
 max_age_minutes = 60
-format = "directory"
-jobs = 0
+{}
 compress = "{}"
 
 [rollback]
@@ -113,6 +121,7 @@ required = 0
 required = false
 "#,
             sha(MIGRATION),
+            format_lines(),
             compression(),
             sha(ROLLBACK)
         ),
@@ -176,7 +185,8 @@ pub fn run(bench: &Bench) -> Result<Outcome> {
         theirs,
         "≤ 0.35",
         format!(
-            "compress={} rows={rows} database={mb:.0}MB sluice_MBps={:.1} seed_MBps={:.1} sluice_100GB_min={per_100gb_min:.0} jobs={}",
+            "{} compress={} rows={rows} database={mb:.0}MB sluice_MBps={:.1} seed_MBps={:.1} sluice_100GB_min={per_100gb_min:.0} jobs={}",
+            format_lines().replace('\n', " "),
             compression(),
             mb / ours,
             mb / theirs,

@@ -376,6 +376,39 @@ fn row_counts_are_exact_per_table() {
     assert_eq!(counts.len(), 8);
 }
 
+/// More tables than the server's lock table holds at once (the default
+/// `max_locks_per_transaction = 64` on a server with few connection slots, as 10,000 tables
+/// are on a default server): the counts take their locks batch by batch, each batch in a
+/// savepoint rolled back once its counts are read (which releases its locks, in the same
+/// REPEATABLE READ snapshot), so they neither run out of shared memory nor need the setting
+/// raised; the snapshot reads catalogs only.
+#[test]
+fn row_counts_and_the_snapshot_fit_a_small_lock_table() {
+    let cluster = common::cluster_with(&[
+        ("max_connections", "5"),
+        ("max_worker_processes", "2"),
+        ("max_wal_senders", "0"),
+        ("max_locks_per_transaction", "64"),
+    ]);
+    let mut c = connect(&cluster.conninfo("postgres", cluster.superuser()));
+    c.batch_execute("CREATE SCHEMA many").unwrap();
+    c.batch_execute(
+        "DO $$ BEGIN
+           FOR i IN 1..3000 LOOP
+             EXECUTE format('CREATE TABLE many.t%s (id bigint PRIMARY KEY, n int)', i);
+             EXECUTE format('INSERT INTO many.t%s VALUES (%s, 1)', i, i);
+             IF i % 250 = 0 THEN COMMIT; END IF;
+           END LOOP;
+         END $$",
+    )
+    .unwrap();
+    let counts = catalog::row_counts(&mut c, &[]).expect("counts within the lock table");
+    assert_eq!(counts.len(), 3000);
+    assert!(counts.values().all(|&n| n == 1));
+    let s = snap(&mut c);
+    assert_eq!(s.tables.iter().filter(|t| t.schema == "many").count(), 3000);
+}
+
 #[test]
 fn ignored_schemas_are_left_out() {
     let (_cluster, conninfo) = common::fixture_cluster();
@@ -603,16 +636,16 @@ fn every_object_kind_is_read_and_extension_members_are_left_out() {
 
 /// 10,000 tables: one query per kind, not one per table. Run with `--ignored`.
 ///
-/// The snapshot reads catalogs only and takes no lock on the tables. The row counts hold an
-/// ACCESS SHARE lock on every table until their one transaction ends, as `pg_dump` does, so on
-/// a server whose lock table is too small for that (`max_locks_per_transaction`) they fail with
-/// PostgreSQL's own "out of shared memory" error and its hint, as `pg_dump` would.
+/// The snapshot reads catalogs only and takes no lock on the tables. The row counts take their
+/// ACCESS SHARE locks a batch at a time (each batch in a savepoint rolled back once read), so
+/// the server's default `max_locks_per_transaction` is enough.
 #[test]
 #[ignore]
 fn a_snapshot_of_ten_thousand_tables() {
     let (_cluster, conninfo) = common::fixture_cluster();
     let mut c = connect(&conninfo);
     c.batch_execute("CREATE SCHEMA many").unwrap();
+    // each thousand in its own transaction: creating takes a lock on every new table
     for batch in 0..10 {
         c.batch_execute(&format!(
             "DO $$ BEGIN
@@ -636,14 +669,11 @@ fn a_snapshot_of_ten_thousand_tables() {
     let started = std::time::Instant::now();
     let counts = catalog::row_counts(&mut c, &[]);
     let counted = started.elapsed();
-    match &counts {
-        Ok(counts) => assert_eq!(counts.len(), 10_008),
-        Err(e) => assert_eq!(
-            e.code(),
-            Some(&postgres::error::SqlState::OUT_OF_MEMORY),
-            "{e}"
-        ),
-    }
+    assert_eq!(
+        counts.as_ref().map(|c| c.len()).ok(),
+        Some(10_008),
+        "{counts:?}"
+    );
     eprintln!(
         "snapshot of {} objects: {took:?}; row counts ({}): {counted:?}",
         s.object_count(),

@@ -70,8 +70,12 @@ impl DumpInfo {
                 self.jobs
             ),
         };
+        let caveat = match (self.format, self.compression) {
+            (DumpFormat::Directory, Compression::None) => "; uncompressed folder files carry no checksum: a file cut at a row boundary would read back whole (a compression adds that proof)",
+            _ => "",
+        };
         format!(
-            "{rel}: {} format, {}, {} bytes in {:.1} s ({}/s), {files}; pg_restore read every byte back in {:.1} s ({} entries, {} with data, {} process(es))",
+            "{rel}: {} format, {}, {} bytes in {:.1} s ({}/s), {files}; pg_restore read every byte back in {:.1} s ({} entries, {} with data, {} process(es)){caveat}",
             self.format.name(),
             self.compression,
             self.bytes,

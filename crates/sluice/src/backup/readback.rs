@@ -96,6 +96,9 @@ pub fn read_back(
     for result in results {
         result?;
     }
+    if format == DumpFormat::Directory {
+        rows_end_whole(path)?;
+    }
     Ok(ReadBack {
         entries: entries.len(),
         data_entries,
@@ -145,6 +148,45 @@ fn data_file_sizes(dir: &Path) -> BTreeMap<u64, u64> {
             Some((id.parse().ok()?, e.metadata().ok()?.len()))
         })
         .collect()
+}
+
+/// An uncompressed data file of a folder dump (`N.dat`) has no length or checksum that
+/// pg_restore could check: at least its last row must be whole (COPY rows end with a newline),
+/// so that a file cut in the middle of a row is refused. A compressed file's own trailer (gzip's
+/// CRC and length, lz4's and zstd's frames) proves more, and pg_restore checks it.
+fn rows_end_whole(dir: &Path) -> Result<(), BackupError> {
+    use std::io::{Read, Seek, SeekFrom};
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| BackupError::Io { path, source }
+    };
+    for entry in std::fs::read_dir(dir).map_err(io(dir))? {
+        let path = entry.map_err(io(dir))?.path();
+        // a table's data file is named by its dump id (`3342.dat`); `toc.dat` is not one
+        let is_data = path.extension().is_some_and(|e| e == "dat")
+            && path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .is_some_and(|s| s.parse::<u64>().is_ok());
+        if !is_data {
+            continue;
+        }
+        let mut file = std::fs::File::open(&path).map_err(io(&path))?;
+        let len = file.metadata().map_err(io(&path))?.len();
+        if len == 0 {
+            continue;
+        }
+        let mut last = [0u8; 1];
+        file.seek(SeekFrom::End(-1)).map_err(io(&path))?;
+        file.read_exact(&mut last).map_err(io(&path))?;
+        if last[0] != b'\n' {
+            return Err(BackupError::NotReadable(format!(
+                "{} ends in the middle of a row: the file was cut short",
+                path.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// `pg_restore [-L LIST] -f /dev/null DUMP`; its stderr is the error when it fails.

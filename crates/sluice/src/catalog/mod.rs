@@ -741,7 +741,9 @@ const COUNT_BATCH: usize = 100;
 
 /// Exact `count(*)` of every ordinary and partitioned table (a partitioned table's count
 /// includes its partitions'), keyed `schema.table`, leaving out `ignore_schemas`. Reads only, in
-/// one REPEATABLE READ READ ONLY transaction, so all counts are of the same moment.
+/// one REPEATABLE READ READ ONLY transaction, so all counts are of the same moment; a batch's
+/// locks are released after it (a savepoint rolled back), so that any number of tables fits
+/// the server's default `max_locks_per_transaction`.
 pub fn row_counts(
     client: &mut Client,
     ignore_schemas: &[String],
@@ -770,11 +772,15 @@ pub fn row_counts(
             .map(|(i, (_, quoted))| format!("SELECT {i}, count(*) FROM {quoted}"))
             .collect::<Vec<_>>()
             .join(" UNION ALL ");
-        for row in tx.query(&sql, &[])? {
+        // the batch's ACCESS SHARE locks (tables and the indexes the planner opens) are
+        // released when its savepoint is rolled back; the snapshot stays the transaction's
+        let mut savepoint = tx.savepoint("row_counts")?;
+        for row in savepoint.query(&sql, &[])? {
             let i: i32 = row.get(0);
             let n: i64 = row.get(1);
             counts.insert(batch[i as usize].0.clone(), n);
         }
+        savepoint.rollback()?;
     }
     tx.rollback()?;
     Ok(counts)

@@ -11,6 +11,18 @@ pub fn cluster() -> Cluster {
     Cluster::start(ClusterOptions::new(bins)).expect("cluster starts")
 }
 
+/// A cluster with extra server settings.
+pub fn cluster_with(settings: &[(&str, &str)]) -> Cluster {
+    let explicit = std::env::var_os("SLUICE_TEST_PG_BINDIR").map(PathBuf::from);
+    let bins = find_server(explicit.as_deref(), None).expect("PostgreSQL server binaries");
+    let mut options = ClusterOptions::new(bins);
+    options.settings = settings
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Cluster::start(options).expect("cluster starts")
+}
+
 /// A cluster with the seed's production state loaded; returns the target's conninfo too.
 pub fn fixture_cluster() -> (Cluster, String) {
     let cluster = cluster();
