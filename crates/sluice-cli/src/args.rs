@@ -81,18 +81,39 @@ pub enum Command {
         output: Option<PathBuf>,
     },
     /// Write an SSH-signed approval bound to the package digest into PKG/approvals/.
+    ///
+    /// Sign with a key file (--key; asked for its passphrase on the terminal, or through
+    /// SSH_ASKPASS when there is none), with a key held by ssh-agent (--agent), or import an
+    /// approval signed by hand with `ssh-keygen -Y sign -n sluice-approval` (--payload and
+    /// --signature; --print-payload writes the payload to sign).
     Approve {
         package: PathBuf,
         /// The signer's principal, as listed in allowed_signers (e.g. alice@example.com).
-        #[arg(long)]
-        signer: String,
-        /// The signer's OpenSSH private key file (unencrypted).
-        #[arg(long)]
-        key: PathBuf,
-        #[arg(long, value_enum)]
-        decision: DecisionArg,
+        #[arg(long, required_unless_present = "payload")]
+        signer: Option<String>,
+        /// The signer's OpenSSH private key file (passphrase-protected or not); with --agent,
+        /// the public key (KEY.pub, or the private key file) of the agent's key to sign with.
+        #[arg(long, value_name = "KEYFILE", required_unless_present_any = ["agent", "payload", "print_payload"])]
+        key: Option<PathBuf>,
+        /// Sign with a key held by ssh-agent (SSH_AUTH_SOCK): the one given with --key, or
+        /// else the one key the agent holds that allowed_signers lists for the signer.
+        #[arg(long, conflicts_with_all = ["payload", "print_payload"])]
+        agent: bool,
+        #[arg(long, value_enum, required_unless_present = "payload")]
+        decision: Option<DecisionArg>,
         #[arg(long, default_value = "")]
         note: String,
+        /// Print the exact payload to sign with `ssh-keygen -Y sign -n sluice-approval` (dated
+        /// now) instead of signing; import the signature with --payload and --signature.
+        #[arg(long, conflicts_with_all = ["key", "payload"])]
+        print_payload: bool,
+        /// A payload signed by hand (as --print-payload writes it); its fields are the
+        /// approval's.
+        #[arg(long, value_name = "FILE", requires = "signature", conflicts_with_all = ["signer", "decision", "note", "key"])]
+        payload: Option<PathBuf>,
+        /// The `ssh-keygen -Y sign` signature of --payload (FILE.sig).
+        #[arg(long, value_name = "FILE.sig", requires = "payload")]
+        signature: Option<PathBuf>,
     },
     /// Run the gated pipeline: the only verb that changes the target.
     Apply {

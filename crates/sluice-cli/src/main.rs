@@ -4,6 +4,7 @@
 mod args;
 mod commands;
 mod failure;
+mod passphrase;
 mod progress;
 mod render;
 

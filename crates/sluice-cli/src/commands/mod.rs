@@ -1,10 +1,11 @@
 //! One function per verb: load, call the library, render, and choose the exit code.
 
 mod apply;
+mod approve;
 mod demo;
 mod lint;
 
-use crate::args::{Cli, Command, DecisionArg, EvidenceCommand, ReviewFormat};
+use crate::args::{Cli, Command, EvidenceCommand, ReviewFormat};
 use crate::failure::Failure;
 use sluice::exit::ExitCode;
 use sluice::package::Package;
@@ -57,9 +58,26 @@ pub fn run(cli: Cli) -> Result<ExitCode, Failure> {
             package,
             signer,
             key,
+            agent,
             decision,
             note,
-        } => approve(&package, &signer, &key, decision, &note, json),
+            print_payload,
+            payload,
+            signature,
+        } => approve::approve(
+            &approve::ApproveArgs {
+                package,
+                signer,
+                key,
+                agent,
+                decision,
+                note,
+                print_payload,
+                payload,
+                signature,
+            },
+            json,
+        ),
         Command::Apply {
             package,
             target,
@@ -255,43 +273,6 @@ fn review(
     } else {
         ExitCode::Refused
     })
-}
-
-fn approve(
-    dir: &Path,
-    signer: &str,
-    key: &Path,
-    decision: DecisionArg,
-    note: &str,
-    json: bool,
-) -> Result<ExitCode, Failure> {
-    let pkg = Package::load(dir)?;
-    let digest = sluice::digest::package_digest(&pkg);
-    let decision = match decision {
-        DecisionArg::Pass => sluice::approval::Decision::Pass,
-        DecisionArg::PassWithNotes => sluice::approval::Decision::PassWithNotes,
-        DecisionArg::Reject => sluice::approval::Decision::Reject,
-    };
-    let approval = sluice::approval::sign(&pkg.info.id, &digest, signer, decision, note, key)
-        .map_err(|e| Failure::new(ExitCode::Usage, e.to_string()))?;
-    // a signer or key the approvals gate would refuse is a wrong argument: exit 2, no file
-    approval
-        .check_allowed(&pkg.approvals)
-        .map_err(|e| Failure::new(ExitCode::Usage, e.to_string()))?;
-    let path = approval
-        .write_into(&pkg.dir.join("approvals"))
-        .map_err(|e| Failure::new(ExitCode::Internal, e.to_string()))?;
-    if json {
-        print_json(
-            &serde_json::json!({ "ok": true, "approval": path, "digest": digest, "signer": signer, "decision": decision.to_string() }),
-        );
-    }
-    eprintln!(
-        "{signer} signed `{decision}` for {} at digest {digest}: {}",
-        pkg.info.id,
-        path.display()
-    );
-    Ok(ExitCode::Done)
 }
 
 fn status(

@@ -25,12 +25,19 @@
 //! The signature is an OpenSSH SSHSIG (namespace `sluice-approval`, SHA-512) over the canonical
 //! message of [`Approval::signed_message`], so `ssh-keygen -Y verify -n sluice-approval` can check
 //! it too. Every field except `signature` is in the message.
+//!
+//! [`keys`] signs with the keys reviewers hold: key files (passphrase-protected or not) and keys
+//! held by `ssh-agent`. `payload` reads back a message signed by hand with
+//! `ssh-keygen -Y sign -n sluice-approval` ([`Approval::from_payload`]) and attaches its `.sig`.
 
 pub mod allowed_signers;
+pub mod keys;
+mod payload;
 #[cfg(test)]
 mod tests;
 
 pub use allowed_signers::{AllowedSigner, AllowedSigners, AllowedSignersError};
+pub use keys::{AgentKey, NoPassphrase, Passphrase, SigningKey};
 
 use crate::package::ApprovalPolicy;
 use serde::{Deserialize, Serialize};
@@ -136,10 +143,38 @@ pub enum ApprovalError {
     NotAPrivateKey { path: PathBuf, reason: String },
     #[error("{} is a public key: give the private key file (the one without .pub)", path.display())]
     PublicKeyGiven { path: PathBuf },
-    #[error("{} is encrypted with a passphrase; encrypted keys are not supported yet: use an unencrypted key file (e.g. `ssh-keygen -t ed25519 -N '' -f KEYFILE`)", path.display())]
-    EncryptedKey { path: PathBuf },
+    #[error("the key file {} is encrypted with a passphrase and it cannot be asked: {reason}", path.display())]
+    NoPassphrase { path: PathBuf, reason: String },
+    #[error("wrong passphrase for the key file {}: it does not decrypt the key; nothing was signed", path.display())]
+    WrongPassphrase { path: PathBuf },
+    #[error("cannot decrypt the key file {}: {reason}", path.display())]
+    Decrypt { path: PathBuf, reason: String },
+    #[error("{} is a FIDO security key ({algorithm}): its private half stays on the device, so sluice cannot sign with the file; `ssh-add` it and use --agent, or sign by hand with `ssh-keygen -Y sign` (README: approving by hand)", path.display())]
+    SecurityKeyFile { path: PathBuf, algorithm: String },
     #[error("cannot sign with the key {}: {reason}", path.display())]
     Signing { path: PathBuf, reason: String },
+    #[error("cannot read the public key {}: {reason}", path.display())]
+    PublicKeyUnreadable { path: PathBuf, reason: String },
+    #[error("--agent needs an ssh-agent: SSH_AUTH_SOCK is not set (start one with `eval \"$(ssh-agent)\"` and `ssh-add` your key)")]
+    NoAgent,
+    #[error("cannot reach ssh-agent at {} (SSH_AUTH_SOCK): {reason}", socket.display())]
+    AgentConnect { socket: PathBuf, reason: String },
+    #[error("ssh-agent at {}: {reason}", socket.display())]
+    Agent { socket: PathBuf, reason: String },
+    #[error("ssh-agent at {} does not hold {wanted}; it holds {held}: `ssh-add` the key first", socket.display())]
+    AgentLacksKey {
+        socket: PathBuf,
+        wanted: String,
+        held: String,
+    },
+    #[error("ssh-agent holds several keys allowed_signers lists for {signer}: {keys}; choose one with --key PUBLIC_KEY_FILE")]
+    AgentAmbiguous { signer: String, keys: String },
+    #[error("ssh-agent at {} refused to sign with {key} (a security key not touched in time, a confirmation declined, or the key was removed); nothing was signed", socket.display())]
+    AgentRefused { socket: PathBuf, key: String },
+    #[error("{} is not a sluice approval payload: {reason}", path.display())]
+    Payload { path: PathBuf, reason: String },
+    #[error("{} is not an SSH signature for an approval: {reason}", path.display())]
+    SignatureFile { path: PathBuf, reason: String },
     #[error("cannot encode the approval as TOML: {reason}")]
     Encoding { reason: String },
     #[error("cannot create the approvals folder {}: {source}", path.display())]
@@ -165,7 +200,8 @@ pub enum ApprovalError {
 }
 
 /// Signs an approval of `package_id` at `digest` with the unencrypted OpenSSH private key in
-/// `key_path`, dated now.
+/// `key_path`, dated now. An encrypted key is an error: [`sign_with`] a [`SigningKey`] made with
+/// a [`Passphrase`] to ask for it.
 pub fn sign(
     package_id: &str,
     digest: &str,
@@ -174,28 +210,53 @@ pub fn sign(
     note: &str,
     key_path: &Path,
 ) -> Result<Approval, ApprovalError> {
-    sign_at(
-        package_id,
-        digest,
-        signer,
-        decision,
-        note,
-        key_path,
-        OffsetDateTime::now_utc(),
-    )
+    let mut key = SigningKey::from_file(key_path, &mut NoPassphrase)?;
+    sign_with(package_id, digest, signer, decision, note, &mut key)
 }
 
-/// [`sign`], dated `at`.
-fn sign_at(
+/// Signs an approval of `package_id` at `digest` with `key` (a key file or an agent's key),
+/// dated now.
+pub fn sign_with(
     package_id: &str,
     digest: &str,
     signer: &str,
     decision: Decision,
     note: &str,
-    key_path: &Path,
+    key: &mut SigningKey,
+) -> Result<Approval, ApprovalError> {
+    let approval = unsigned(package_id, digest, signer, decision, note)?;
+    approval.signed_by(key)
+}
+
+/// The approval with every field but the signature, dated now, its fields checked: what
+/// [`Approval::signed_by`] signs, and the payload [`Approval::signed_message`] to sign by hand.
+pub fn unsigned(
+    package_id: &str,
+    digest: &str,
+    signer: &str,
+    decision: Decision,
+    note: &str,
+) -> Result<Approval, ApprovalError> {
+    unsigned_at(
+        package_id,
+        digest,
+        signer,
+        decision,
+        note,
+        OffsetDateTime::now_utc(),
+    )
+}
+
+/// [`unsigned`], dated `at`.
+fn unsigned_at(
+    package_id: &str,
+    digest: &str,
+    signer: &str,
+    decision: Decision,
+    note: &str,
     at: OffsetDateTime,
 ) -> Result<Approval, ApprovalError> {
-    let mut approval = Approval {
+    let approval = Approval {
         package: package_id.to_string(),
         digest: digest.to_string(),
         signer: signer.to_string(),
@@ -205,23 +266,24 @@ fn sign_at(
         signature: String::new(),
     };
     approval.check_fields()?;
-    let key = read_private_key(key_path)?;
-    let signature = key
-        .sign(
-            NAMESPACE,
-            HashAlg::Sha512,
-            approval.signed_message().as_bytes(),
-        )
-        .and_then(|sig| sig.to_pem(LineEnding::LF))
-        .map_err(|err| ApprovalError::Signing {
-            path: key_path.to_path_buf(),
-            reason: err.to_string(),
-        })?;
-    approval.signature = signature;
     Ok(approval)
 }
 
 impl Approval {
+    /// This approval (fields checked) with its signature made by `key` over
+    /// [`Approval::signed_message`].
+    pub fn signed_by(mut self, key: &mut SigningKey) -> Result<Approval, ApprovalError> {
+        self.check_fields()?;
+        let signature = key
+            .sign(NAMESPACE, self.signed_message().as_bytes())?
+            .to_pem(LineEnding::LF)
+            .map_err(|err| ApprovalError::Encoding {
+                reason: format!("cannot armor the signature: {err}"),
+            })?;
+        self.signature = signature;
+        Ok(self)
+    }
+
     /// The exact bytes that are signed: every field but the signature, one `key=value` per line,
     /// values with `\` and newlines escaped so that no value can forge another line.
     pub fn signed_message(&self) -> String {
@@ -855,31 +917,6 @@ fn set_mode(file: &std::fs::File, mode: u32) -> std::io::Result<()> {
     #[cfg(not(unix))]
     let _ = (file, mode);
     Ok(())
-}
-
-/// Reads an unencrypted OpenSSH private key, with an error naming the path for anything else.
-fn read_private_key(path: &Path) -> Result<PrivateKey, ApprovalError> {
-    let bytes = std::fs::read(path).map_err(|source| ApprovalError::KeyUnreadable {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let not_a_key = |reason: String| ApprovalError::NotAPrivateKey {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let text = std::str::from_utf8(&bytes).map_err(|_| not_a_key("the file is not text".into()))?;
-    if PublicKey::from_openssh(text.trim()).is_ok() {
-        return Err(ApprovalError::PublicKeyGiven {
-            path: path.to_path_buf(),
-        });
-    }
-    let key = PrivateKey::from_openssh(text).map_err(|err| not_a_key(err.to_string()))?;
-    if key.is_encrypted() {
-        return Err(ApprovalError::EncryptedKey {
-            path: path.to_path_buf(),
-        });
-    }
-    Ok(key)
 }
 
 /// A TOML error in one line: the message and, when known, the line it is on.

@@ -385,16 +385,10 @@ fn a_valid_before_in_the_past_excludes_the_key() {
 fn a_signed_at_in_the_future_is_refused() {
     let fx = Fixture::new();
     let later = OffsetDateTime::now_utc() + time::Duration::hours(1);
-    let approval = sign_at(
-        PACKAGE,
-        DIGEST,
-        ALICE,
-        Decision::Pass,
-        "",
-        &fx.key_path("alice"),
-        later,
-    )
-    .expect("sign");
+    let mut key = SigningKey::from_file(&fx.key_path("alice"), &mut NoPassphrase).expect("key");
+    let approval = unsigned_at(PACKAGE, DIGEST, ALICE, Decision::Pass, "", later)
+        .and_then(|a| a.signed_by(&mut key))
+        .expect("sign");
     approval.write_into(&fx.approvals()).expect("write");
     let verdict = fx.evaluate(1, &fx.team(), None, false);
     assert_eq!(
@@ -525,10 +519,13 @@ fn signing_errors_name_the_key_file() {
     );
     let encrypted = fx.dir.path().join("encrypted");
     std::fs::write(&encrypted, ENCRYPTED_KEY).expect("write");
-    assert!(try_sign(&encrypted).starts_with(&format!(
-        "{} is encrypted with a passphrase; encrypted keys are not supported yet: use an unencrypted key file",
-        encrypted.display()
-    )));
+    assert_eq!(
+        try_sign(&encrypted),
+        format!(
+            "the key file {} is encrypted with a passphrase and it cannot be asked: no way to ask for it was given",
+            encrypted.display()
+        )
+    );
     let binary = fx.dir.path().join("binary");
     std::fs::write(&binary, [0xff, 0xfe, 0x00]).expect("write");
     assert!(try_sign(&binary).contains("not an OpenSSH private key (the file is not text)"));
@@ -621,6 +618,199 @@ fn the_signed_message_escapes_newlines_so_fields_cannot_be_forged() {
         Some("2025-01-31T12:00:00Z")
     );
     assert_eq!(parse_utc("2025-02-30T12:00:00Z"), None);
+}
+
+/// Answers with the given passphrases in turn, then gives up; counts the questions.
+struct Typed {
+    answers: Vec<&'static str>,
+    asked: u32,
+}
+
+impl Passphrase for Typed {
+    fn ask(
+        &mut self,
+        _path: &Path,
+        attempt: u32,
+    ) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>, String> {
+        self.asked += 1;
+        assert_eq!(attempt, self.asked);
+        Ok(self
+            .answers
+            .get(attempt as usize - 1)
+            .map(|a| zeroize::Zeroizing::new(a.as_bytes().to_vec())))
+    }
+}
+
+#[test]
+fn an_encrypted_key_is_decrypted_with_its_passphrase_and_signs() {
+    let fx = Fixture::new();
+    let path = fx.dir.path().join("encrypted");
+    std::fs::write(&path, ENCRYPTED_KEY).expect("write");
+    let mut typed = Typed {
+        answers: vec!["wrong", "secret"],
+        asked: 0,
+    };
+    let mut key = SigningKey::from_file(&path, &mut typed).expect("decrypts on the 2nd try");
+    assert_eq!(typed.asked, 2);
+    assert_eq!(key.describe(), format!("the key file {}", path.display()));
+    let approval = sign_with(PACKAGE, DIGEST, ALICE, Decision::Pass, "", &mut key).expect("sign");
+    approval.write_into(&fx.approvals()).expect("write");
+    let verdict = fx.evaluate(
+        1,
+        &allowed_signers_line(ALICE, key.public_key()),
+        None,
+        false,
+    );
+    assert!(verdict.holds, "{verdict:#?}");
+
+    let mut wrong = Typed {
+        answers: vec!["wrong", "also wrong"],
+        asked: 0,
+    };
+    let err = SigningKey::from_file(&path, &mut wrong)
+        .map(|_| ())
+        .expect_err("must fail");
+    assert_eq!(wrong.asked, 3, "asked until it gave up");
+    let message = err.to_string();
+    assert_eq!(
+        message,
+        format!(
+            "wrong passphrase for the key file {}: it does not decrypt the key; nothing was signed",
+            path.display()
+        )
+    );
+    assert!(!message.contains("wrong\"") && !message.contains("also wrong"));
+}
+
+#[test]
+fn a_payload_reads_back_into_the_approval_it_signs() {
+    let approval = unsigned_at(
+        PACKAGE,
+        DIGEST,
+        ALICE,
+        Decision::PassWithNotes,
+        "two\nlines\\and a backslash",
+        OffsetDateTime::UNIX_EPOCH,
+    )
+    .expect("fields");
+    let payload = approval.signed_message();
+    let path = Path::new("approval.txt");
+    assert_eq!(
+        Approval::from_payload(path, payload.as_bytes()).expect("reads"),
+        approval
+    );
+    let err = |text: &str| {
+        Approval::from_payload(path, text.as_bytes())
+            .map(|_| ())
+            .expect_err("must fail")
+            .to_string()
+    };
+    assert_eq!(
+        err(payload.trim_end()),
+        "approval.txt is not a sluice approval payload: its last line does not end in a newline"
+    );
+    assert_eq!(
+        err(&payload.replace('\n', "\r\n")),
+        "approval.txt is not a sluice approval payload: it has a carriage return (\\r): lines end in \\n alone"
+    );
+    assert_eq!(
+        err(&payload.replace("signer=", "signer =")),
+        "approval.txt is not a sluice approval payload: line 4 is `signer =alice@example.com`, expected `signer=…`"
+    );
+    assert_eq!(
+        err(&payload.replace("decision=pass-with-notes", "decision=maybe")),
+        "approval.txt is not a sluice approval payload: line 5: invalid decision `maybe`: expected pass, pass-with-notes or reject"
+    );
+    assert!(err(&payload.replace("note=", "note=\\x"))
+        .ends_with("line 7: a `\\` must be followed by `\\` or `n`"));
+    assert!(
+        err(&payload.replace("1970-01-01T00:00:00Z", "1970-01-01 00:00"))
+            .contains("line 6: signed_at `1970-01-01 00:00` is not a UTC time")
+    );
+    assert!(err("sluice-approval-v1\npackage=x\n").contains("it has 2 lines, expected 7"));
+    assert!(
+        err(&payload.replace("sluice-approval-v1", "sluice-approval-v2"))
+            .contains("line 1 is `sluice-approval-v2`")
+    );
+    assert_eq!(
+        err(&payload.replace("digest=aaaa", "digest=AAAA")),
+        "invalid digest `AAAAaaaaaaaa1111111111111111111111111111111111111111111111111111`: expected 64 lowercase hex digits (`sluice digest PKG`)"
+    );
+}
+
+#[test]
+fn a_signature_file_must_be_an_sshsig_in_the_approvals_namespace() {
+    let fx = Fixture::new();
+    let approval = unsigned(PACKAGE, DIGEST, ALICE, Decision::Pass, "").expect("fields");
+    let sig = Path::new("approval.txt.sig");
+    let err = |bytes: &[u8]| {
+        approval
+            .clone()
+            .with_signature_file(sig, bytes)
+            .map(|_| ())
+            .expect_err("must fail")
+            .to_string()
+    };
+    assert!(err(b"hello").starts_with(
+        "approval.txt.sig is not an SSH signature for an approval: expected `-----BEGIN SSH SIGNATURE-----`"
+    ));
+    let key = PrivateKey::read_openssh_file(&fx.key_path("alice")).expect("key");
+    let git = key
+        .sign("git", HashAlg::Sha512, approval.signed_message().as_bytes())
+        .and_then(|s| s.to_pem(LineEnding::LF))
+        .expect("sign");
+    assert_eq!(
+        err(git.as_bytes()),
+        "approval.txt.sig is not an SSH signature for an approval: it was made in namespace \"git\"; sign with `ssh-keygen -Y sign -n sluice-approval`"
+    );
+    let ours = key
+        .sign(
+            NAMESPACE,
+            HashAlg::Sha512,
+            approval.signed_message().as_bytes(),
+        )
+        .and_then(|s| s.to_pem(LineEnding::LF))
+        .expect("sign");
+    let signed = approval
+        .clone()
+        .with_signature_file(sig, ours.as_bytes())
+        .expect("attached");
+    signed.write_into(&fx.approvals()).expect("write");
+    assert!(fx.evaluate(1, &fx.team(), None, false).holds);
+}
+
+#[test]
+fn a_security_key_file_is_refused_with_the_way_to_sign_with_it() {
+    let fx = Fixture::new();
+    let alice = PrivateKey::read_openssh_file(&fx.key_path("alice")).expect("key");
+    let public = ssh_key::public::SkEd25519::new(
+        *alice.public_key().key_data().ed25519().expect("ed25519"),
+        "ssh:",
+    );
+    let handle = PrivateKey::new(
+        ssh_key::private::KeypairData::SkEd25519(
+            ssh_key::private::SkEd25519::new(public, 0x01, vec![7u8; 16]).expect("handle"),
+        ),
+        "yubikey",
+    )
+    .expect("key");
+    let path = fx.dir.path().join("id_ed25519_sk");
+    std::fs::write(
+        &path,
+        handle
+            .to_openssh(LineEnding::LF)
+            .expect("encode")
+            .as_bytes(),
+    )
+    .expect("write");
+    let err = sign(PACKAGE, DIGEST, ALICE, Decision::Pass, "", &path)
+        .map(|_| ())
+        .expect_err("must fail")
+        .to_string();
+    assert!(err.starts_with(&format!(
+        "{} is a FIDO security key (sk-ssh-ed25519@openssh.com): its private half stays on the device",
+        path.display()
+    )), "{err}");
 }
 
 /// An ed25519 key encrypted with the passphrase `secret` by `ssh-keygen -N secret`.

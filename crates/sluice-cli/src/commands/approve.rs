@@ -1,0 +1,162 @@
+//! `sluice approve`: sign an approval with a key file or an agent's key, print the payload to
+//! sign by hand, or import a payload signed with `ssh-keygen -Y sign`; then check it as the
+//! approvals gate will, and write it.
+
+use super::print_json;
+use crate::args::DecisionArg;
+use crate::failure::Failure;
+use crate::passphrase::Asker;
+use sluice::approval::{AgentKey, Approval, ApprovalError, Decision, SigningKey};
+use sluice::exit::ExitCode;
+use sluice::package::Package;
+use std::path::{Path, PathBuf};
+
+pub struct ApproveArgs {
+    pub package: PathBuf,
+    pub signer: Option<String>,
+    pub key: Option<PathBuf>,
+    pub agent: bool,
+    pub decision: Option<DecisionArg>,
+    pub note: String,
+    pub print_payload: bool,
+    pub payload: Option<PathBuf>,
+    pub signature: Option<PathBuf>,
+}
+
+/// Every approval error is the user's to fix (a key, a passphrase, an agent, a file): exit 2.
+fn usage(err: ApprovalError) -> Failure {
+    Failure::new(ExitCode::Usage, err.to_string())
+}
+
+pub fn approve(args: &ApproveArgs, json: bool) -> Result<ExitCode, Failure> {
+    let pkg = Package::load(&args.package)?;
+    let digest = sluice::digest::package_digest(&pkg);
+    let approval = match (&args.payload, &args.signature) {
+        (Some(payload), Some(signature)) => imported(&pkg, &digest, payload, signature)?,
+        _ => {
+            let (signer, decision) = signer_and_decision(args)?;
+            let unsigned =
+                sluice::approval::unsigned(&pkg.info.id, &digest, signer, decision, &args.note)
+                    .map_err(usage)?;
+            if args.print_payload {
+                print!("{}", unsigned.signed_message());
+                eprintln!(
+                    "the payload above is what {signer} signs: save it (e.g. > approval.txt), sign it with \
+                     `ssh-keygen -Y sign -n {} -f KEY approval.txt`, and import it with \
+                     `sluice approve {} --payload approval.txt --signature approval.txt.sig`",
+                    sluice::approval::NAMESPACE,
+                    args.package.display()
+                );
+                return Ok(ExitCode::Done);
+            }
+            let mut key = signing_key(args, &pkg, signer)?;
+            if key.is_security_key() {
+                eprintln!("touch your security key to sign with {}", key.describe());
+            }
+            unsigned.signed_by(&mut key).map_err(usage)?
+        }
+    };
+    // a signer or key the approvals gate would refuse is a wrong argument: exit 2, no file
+    let fingerprint = approval.check_allowed(&pkg.approvals).map_err(usage)?;
+    let path = approval
+        .write_into(&pkg.dir.join("approvals"))
+        .map_err(|e| Failure::new(ExitCode::Internal, e.to_string()))?;
+    if json {
+        print_json(&serde_json::json!({
+            "ok": true,
+            "approval": path,
+            "digest": digest,
+            "signer": approval.signer,
+            "decision": approval.decision.to_string(),
+            "key_fingerprint": fingerprint,
+        }));
+    }
+    eprintln!(
+        "{} signed `{}` for {} at digest {digest} with key {fingerprint}: {}",
+        approval.signer,
+        approval.decision,
+        pkg.info.id,
+        path.display()
+    );
+    Ok(ExitCode::Done)
+}
+
+fn signer_and_decision(args: &ApproveArgs) -> Result<(&str, Decision), Failure> {
+    let missing = |what: &str| {
+        Failure::new(
+            ExitCode::Usage,
+            format!("approve needs {what} (or --payload and --signature)"),
+        )
+    };
+    let signer = args
+        .signer
+        .as_deref()
+        .ok_or_else(|| missing("--signer NAME"))?;
+    let decision = match args.decision.ok_or_else(|| missing("--decision"))? {
+        DecisionArg::Pass => Decision::Pass,
+        DecisionArg::PassWithNotes => Decision::PassWithNotes,
+        DecisionArg::Reject => Decision::Reject,
+    };
+    Ok((signer, decision))
+}
+
+/// The key file of --key (its passphrase asked when it has one), or the agent's key.
+fn signing_key(args: &ApproveArgs, pkg: &Package, signer: &str) -> Result<SigningKey, Failure> {
+    if args.agent {
+        let socket = std::env::var_os("SSH_AUTH_SOCK")
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| usage(ApprovalError::NoAgent))?;
+        let choice = match &args.key {
+            Some(file) => AgentKey::File(file),
+            None => AgentKey::OfSigner {
+                signer,
+                policy: &pkg.approvals,
+            },
+        };
+        return SigningKey::from_agent(Path::new(&socket), choice).map_err(usage);
+    }
+    let Some(file) = &args.key else {
+        return Err(Failure::new(
+            ExitCode::Usage,
+            "approve needs --key KEYFILE or --agent",
+        ));
+    };
+    SigningKey::from_file(file, &mut Asker::from_env()).map_err(usage)
+}
+
+/// The approval a payload signed by hand describes, with its signature; refused unless it is
+/// for this package at its current digest.
+fn imported(
+    pkg: &Package,
+    digest: &str,
+    payload: &Path,
+    signature: &Path,
+) -> Result<Approval, Failure> {
+    let read = |path: &Path| {
+        std::fs::read(path).map_err(|e| {
+            Failure::new(
+                ExitCode::Usage,
+                format!("cannot read {}: {e}", path.display()),
+            )
+        })
+    };
+    let (payload_bytes, signature_bytes) = (read(payload)?, read(signature)?);
+    let approval = Approval::from_payload(payload, &payload_bytes)
+        .and_then(|a| a.with_signature_file(signature, &signature_bytes))
+        .map_err(usage)?;
+    if approval.package != pkg.info.id || approval.digest != digest {
+        return Err(Failure::new(
+            ExitCode::Usage,
+            format!(
+                "{} approves {} at digest {}, but {} is {} at digest {digest}: print a new payload \
+                 with --print-payload and sign that",
+                payload.display(),
+                approval.package,
+                approval.digest,
+                pkg.dir.display(),
+                pkg.info.id
+            ),
+        ));
+    }
+    Ok(approval)
+}
