@@ -104,6 +104,11 @@ pub fn strong(inner: Markup) -> Markup {
     element("strong", &[], inner)
 }
 
+/// Kept on one line (an id, a time): a table column does not break it.
+pub fn nowrap(inner: Markup) -> Markup {
+    class("span", "nowrap", inner)
+}
+
 /// Emphasised as a problem (red, bold).
 pub fn alarm(s: &str) -> Markup {
     class("strong", "fail", text(s))

@@ -6,8 +6,8 @@
 
 use super::{LiveEvaluation, PlanStep, Review};
 use crate::html::{
-    alarm, block_class, callout, code, code_spans, contents, facts, h1, h2, h3, list, p, page, pre,
-    strong, table, text, Markup,
+    alarm, block_class, callout, code, code_spans, contents, facts, h1, h2, h3, list, nowrap, p,
+    page, pre, strong, table, text, Markup,
 };
 use crate::package::{Check, CheckBody};
 use crate::sql::transaction::TransactionMode;
@@ -298,7 +298,7 @@ fn gates(r: &Review) -> Markup {
         let gate = step.gate?;
         Some(vec![
             text(step.number.to_string()),
-            code(gate),
+            nowrap(code(gate)),
             text(step.seed),
             text(step.holds_when),
             text(format!(
