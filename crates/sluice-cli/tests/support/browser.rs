@@ -178,6 +178,5 @@ pub fn keep_screenshot(png: &Path, name: &str) -> PathBuf {
     let kept = dir.join(name);
     std::fs::copy(png, &kept).unwrap();
     println!("screenshot: {}", kept.display());
-    eprintln!("screenshot: {}", kept.display());
     kept
 }
