@@ -241,6 +241,8 @@ pub enum DenyLevel {
 pub enum ReviewFormat {
     Md,
     Json,
+    /// One self-contained page: inline CSS, nothing loaded from elsewhere, printable.
+    Html,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]

@@ -45,6 +45,7 @@ fn the_reference_package_applies_with_every_gate_holding() {
         "probes/tac-updated-at.pre.csv",
         "probes/tac-updated-at.post.csv",
         "report.md",
+        "report.html",
         "log.jsonl",
         "SHA256SUMS",
     ] {

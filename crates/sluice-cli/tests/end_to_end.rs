@@ -25,6 +25,14 @@ fn the_demo_runs_the_reference_package_end_to_end() {
     ] {
         assert!(stderr.contains(want), "missing `{want}` in:\n{stderr}");
     }
+    let stamp = std::fs::read_dir(tmp.path().join("demo"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let review = std::fs::read_to_string(stamp.join("review.html")).unwrap();
+    assert!(review.contains("§8 — Digest</h2>"), "{review}");
 }
 
 #[test]

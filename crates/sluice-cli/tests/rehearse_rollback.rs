@@ -360,6 +360,9 @@ fn a_real_rollback_returns_the_schema_and_its_restore_script_returns_the_data() 
         rollback_dir.display()
     );
     assert_eq!(run_json(&rollback_dir)["kind"], "rollback");
+    let report = read(&rollback_dir, "report.html");
+    assert!(report.contains("sluice rollback report"), "{report}");
+    assert!(read(&rollback_dir, "SHA256SUMS").contains("  report.html\n"));
     sluice()
         .args(["evidence", "check"])
         .arg(&rollback_dir)

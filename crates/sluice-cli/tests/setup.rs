@@ -1,4 +1,4 @@
-//! `scripts/setup` finds libclang the way pg_query's bindgen loads it.
+//! `scripts/setup` finds libclang the way pg_query's bindgen loads it, and Chromium.
 
 use std::path::Path;
 
@@ -49,4 +49,15 @@ fn libclang_with_its_headers_is_found() {
     );
     touch(root.path(), "usr/include/openssl/ssl.h");
     assert!(!missing_under(root.path()).contains("libclang-dev"));
+}
+
+#[test]
+fn chromium_is_installed_when_missing_and_not_when_there() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = tempfile::tempdir().unwrap();
+    assert!(missing_under(root.path()).contains("chromium"));
+    touch(root.path(), "usr/bin/chromium");
+    let browser = root.path().join("usr/bin/chromium");
+    std::fs::set_permissions(&browser, std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert!(!missing_under(root.path()).contains("chromium"));
 }

@@ -11,7 +11,9 @@
 //! - [`lint`]: the lint report of a package;
 //! - [`gate`]: the table of gates of the apply pipeline;
 //! - [`target`]: connecting to a target, identity, read-only checks;
-//! - [`review`]: the review package, as data and as Markdown;
+//! - [`review`]: the review package, as data, as Markdown and as an HTML page;
+//! - [`report`]: a run's human report, `report.md` and `report.html`;
+//! - [`html`]: stand-alone HTML pages (escaping, layout, inline SVG charts);
 //! - [`cluster`]: throwaway PostgreSQL clusters;
 //! - [`scaffold`]: the starter package of `sluice init`;
 //! - [`pin`]: `sluice pin`, the sha256 pins of `sluice.toml` written again;
@@ -29,6 +31,7 @@ pub mod exit;
 pub mod expect;
 pub mod fault;
 pub mod gate;
+pub mod html;
 pub mod lint;
 pub mod migration;
 pub mod package;

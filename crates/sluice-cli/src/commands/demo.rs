@@ -79,8 +79,17 @@ pub fn demo(pg_bindir: Option<&Path>, workdir: &Path, json: bool) -> Result<Exit
     let review = sluice::review::build(&pkg, lint);
     let review_path = root.join("review.md");
     std::fs::write(&review_path, sluice::review::markdown::render(&review))
+        .and_then(|()| {
+            std::fs::write(
+                root.join("review.html"),
+                sluice::review::html::render(&review),
+            )
+        })
         .map_err(|e| fail("write the review")(e.to_string()))?;
-    eprintln!("4. review package: {}", review_path.display());
+    eprintln!(
+        "4. review package: {} (and review.html)",
+        review_path.display()
+    );
 
     let digest = sluice::digest::package_digest(&pkg);
     for (name, decision, note) in [

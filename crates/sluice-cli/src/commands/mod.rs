@@ -246,11 +246,11 @@ fn review(
     if let Some(target) = &target {
         review.live = Some(sluice::review::evaluate_live(&pkg, target)?);
     }
-    let text = if format == ReviewFormat::Json || json {
-        serde_json::to_string_pretty(&review)
-            .map_err(|e| Failure::new(ExitCode::Internal, e.to_string()))?
-    } else {
-        sluice::review::markdown::render(&review)
+    let text = match format {
+        _ if json => review_json(&review)?,
+        ReviewFormat::Json => review_json(&review)?,
+        ReviewFormat::Md => sluice::review::markdown::render(&review),
+        ReviewFormat::Html => sluice::review::html::render(&review),
     };
     match output {
         Some(path) => {
@@ -273,6 +273,11 @@ fn review(
     } else {
         ExitCode::Refused
     })
+}
+
+fn review_json(review: &sluice::review::Review) -> Result<String, Failure> {
+    serde_json::to_string_pretty(review)
+        .map_err(|e| Failure::new(ExitCode::Internal, e.to_string()))
 }
 
 fn status(

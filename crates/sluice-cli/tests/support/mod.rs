@@ -2,6 +2,7 @@
 //! the real `sluice` binary.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod tls;
 
 use assert_cmd::Command;

@@ -308,10 +308,7 @@ impl Run<'_> {
     /// migration committed; what could still be written says so too.
     fn finish(&mut self, failure: Option<GateFailure>, kind: &str) -> Option<GateFailure> {
         self.close_record(failure.as_ref());
-        let report = crate::report::render(&self.record);
-        if let Err(e) = self.dir.write("report.md", report.as_bytes()) {
-            self.evidence_failed(e.to_string());
-        }
+        self.write_reports();
         let sums = match self.dir.write_sums(&self.streamed) {
             Ok(sums) => sums,
             Err(e) => {
@@ -342,6 +339,20 @@ impl Run<'_> {
             self.evidence_failed(e.to_string());
         }
         self.evidence_failure().or(failure)
+    }
+
+    /// `report.md` and `report.html`, each an evidence file like any other: a write that fails
+    /// fails the run, and both are listed in SHA256SUMS.
+    fn write_reports(&self) {
+        let reports = [
+            ("report.md", crate::report::markdown::render(&self.record)),
+            ("report.html", crate::report::html::render(&self.record)),
+        ];
+        for (name, text) in reports {
+            if let Err(e) = self.dir.write(name, text.as_bytes()) {
+                self.evidence_failed(e.to_string());
+            }
+        }
     }
 
     fn close_record(&mut self, failure: Option<&GateFailure>) {

@@ -544,8 +544,13 @@ impl ProbeSummary {
                 post.nulls
             );
         }
-        let _ = write!(
-            out,
+        out.push_str(&self.rows_line());
+        out
+    }
+
+    /// The rows changed, added and removed, and the expectation's verdict when there is one.
+    pub fn rows_line(&self) -> String {
+        format!(
             "rows changed {}/{} (added {}, removed {}){}",
             self.rows.changed,
             self.pre.rows,
@@ -557,8 +562,7 @@ impl ProbeSummary {
                     if self.holds { "holds" } else { "DOES NOT HOLD" }
                 ))
                 .unwrap_or_default()
-        );
-        out
+        )
     }
 }
 

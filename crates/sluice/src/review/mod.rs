@@ -1,8 +1,9 @@
 //! The review package: everything a reviewer needs to approve a change, built from the package
 //! alone (and, with `--target`, from a read-only look at the target). [`Review`] is plain data;
-//! `--format json` serializes it and [`markdown`] renders it in the seed document's order
-//! (§1 scope … §8 digest).
+//! `--format json` serializes it, and [`markdown`] and [`html`] render it in the seed document's
+//! order (§1 scope … §8 digest).
 
+pub mod html;
 pub mod markdown;
 
 use crate::digest;

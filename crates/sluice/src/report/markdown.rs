@@ -1,7 +1,8 @@
 //! `report.md`: the human report of a run — outcome, every gate with its status and timing, the
 //! migration's trailing row, and the seed's §5 side-effect measurement.
 
-use crate::pipeline::record::{RunRecord, RunStatus, Status};
+use super::{connection_states, status_word, Outcome, EVIDENCE_NOTE};
+use crate::pipeline::record::{RunRecord, Status};
 use std::fmt::Write;
 
 pub fn render(r: &RunRecord) -> String {
@@ -11,30 +12,13 @@ pub fn render(r: &RunRecord) -> String {
         "# sluice {} report — {} ({})\n",
         r.kind, r.package, r.revision
     );
-    let outcome = match (r.status, r.migration_committed) {
-        (RunStatus::Succeeded, _) => "**SUCCEEDED** — every gate held".to_string(),
-        (RunStatus::Failed, false) => format!(
-            "**FAILED** at `{}` — the migration did not commit: the target is unchanged",
-            r.failed_gate.as_deref().unwrap_or("?")
-        ),
-        (RunStatus::Failed, true) if r.failed_gate.as_deref() == Some("migration-atomic") => {
-            let m = r.migration.as_ref();
-            format!(
-                "**FAILED** at `migration-atomic` — the non-atomic migration PARTLY COMMITTED ({} statement(s) committed){}; `sluice rollback … --failed-check migration-atomic` is available",
-                m.map_or(0, |m| m.statements_committed()),
-                m.filter(|m| !m.invalid_indexes.is_empty())
-                    .map(|m| format!(", left INVALID: {}", m.invalid_indexes.join(", ")))
-                    .unwrap_or_default()
-            )
-        }
-        (RunStatus::Failed, true) => format!(
-            "**FAILED** at `{}` — the migration COMMITTED; `sluice rollback` is available",
-            r.failed_gate.as_deref().unwrap_or("?")
-        ),
-        (RunStatus::Running, _) => {
-            "**INTERRUPTED** — the run did not finish; the steps below say how far it got".into()
-        }
-    };
+    let outcome = Outcome::of(r);
+    let at = outcome
+        .gate
+        .as_ref()
+        .map(|g| format!(" at `{g}`"))
+        .unwrap_or_default();
+    let outcome = format!("**{}**{at} — {}", outcome.word, outcome.meaning);
     let _ = writeln!(out, "{outcome}\n");
     if let Some(f) = &r.failure {
         let _ = writeln!(out, "> {}\n", f.replace('\n', "\n> "));
@@ -52,13 +36,8 @@ pub fn render(r: &RunRecord) -> String {
             s.server_version, s.database, s.role
         );
     }
-    if let Some(c) = &r.connection {
-        // one line per distinct state: every session is normally the same
-        let mut states: Vec<String> = c.sessions.iter().map(|s| s.describe()).collect();
-        states.dedup();
-        for state in states {
-            let _ = writeln!(out, "| connection | {state} |");
-        }
+    for state in connection_states(r) {
+        let _ = writeln!(out, "| connection | {state} |");
     }
     let _ = writeln!(
         out,
@@ -78,10 +57,8 @@ pub fn render(r: &RunRecord) -> String {
     );
     for s in &r.steps {
         let status = match s.status {
-            Status::Passed => "passed",
-            Status::Failed => "**FAILED**",
-            Status::Skipped => "skipped",
-            Status::Running => "**running (interrupted)**",
+            Status::Failed | Status::Running => format!("**{}**", status_word(s.status)),
+            Status::Passed | Status::Skipped => status_word(s.status).to_string(),
         };
         let _ = writeln!(
             out,
@@ -130,6 +107,6 @@ pub fn render(r: &RunRecord) -> String {
             "## Schema diff\n\n`{d}` — details in `schema/diff.json`.\n"
         );
     }
-    let _ = writeln!(out, "## Evidence\n\nEvery file of this folder is listed with its sha256 in `SHA256SUMS`; `sluice evidence check` re-hashes them and walks `ledger.jsonl`.");
+    let _ = writeln!(out, "## Evidence\n\n{EVIDENCE_NOTE}");
     out
 }
