@@ -8,9 +8,49 @@ use crate::harness::{err, median, report, seconds, Bench, Outcome, Result};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-const DB: &str = "bench_backup";
+pub const DB: &str = "bench_backup";
 
-fn build(bench: &Bench, rows: u64) -> Result<u64> {
+/// The rows of this scale's table.
+fn rows(bench: &Bench) -> u64 {
+    if bench.full {
+        10_000_000
+    } else {
+        1_000_000
+    }
+}
+
+/// The table, built once per benchmark run (shared with rehearse-at-scale): its row count.
+pub fn prepare(bench: &Bench) -> Result<u64> {
+    let rows = rows(bench);
+    let built = bench
+        .client("postgres")?
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&DB])
+        .map_err(err("query"))?
+        .is_some();
+    if !built {
+        build(bench, rows)?;
+    }
+    Ok(rows)
+}
+
+/// `pg_dump --compress`'s value for the benchmark's compression.
+pub fn compression_arg() -> String {
+    sluice::backup::Compression::parse(&compression())
+        .map(|c| c.pg_dump_arg())
+        .unwrap_or_else(|_| compression())
+}
+
+/// Size of the database, bytes.
+fn database_bytes(bench: &Bench) -> Result<u64> {
+    let size: i64 = bench
+        .client(DB)?
+        .query_one("SELECT pg_database_size(current_database())", &[])
+        .map_err(err("size"))?
+        .get(0);
+    Ok(size as u64)
+}
+
+fn build(bench: &Bench, rows: u64) -> Result<()> {
     let mut admin = bench.client("postgres")?;
     for sql in [
         format!("DROP DATABASE IF EXISTS {DB} WITH (FORCE)"),
@@ -28,14 +68,10 @@ fn build(bench: &Bench, rows: u64) -> Result<u64> {
     .map_err(err("build the table"))?;
     c.batch_execute("VACUUM ANALYZE public.big")
         .map_err(err("vacuum"))?;
-    let size: i64 = c
-        .query_one("SELECT pg_database_size(current_database())", &[])
-        .map_err(err("size"))?
-        .get(0);
-    Ok(size as u64)
+    Ok(())
 }
 
-const MIGRATION: &str = "ALTER TABLE public.big ADD COLUMN note text;\n\
+pub const MIGRATION: &str = "ALTER TABLE public.big ADD COLUMN note text;\n\
 SELECT count(*) AS note_columns FROM pg_catalog.pg_attribute\n \
 WHERE attrelid = 'public.big'::regclass AND attname = 'note' AND NOT attisdropped;\n";
 const ROLLBACK: &str = "ALTER TABLE public.big DROP COLUMN note;\n";
@@ -57,7 +93,7 @@ fn format_lines() -> &'static str {
 }
 
 /// A one-column package with the backup as a large database needs it.
-fn package(bench: &Bench) -> Result<PathBuf> {
+pub fn package(bench: &Bench) -> Result<PathBuf> {
     let dir = bench.scratch.path().join("pkg-backup");
     std::fs::create_dir_all(dir.join("sql")).map_err(err("package dir"))?;
     let write = |rel: &str, text: &str| {
@@ -164,8 +200,8 @@ fn apply(bench: &Bench, sluice: &Path, pkg: &Path, evidence: &Path) -> Result<f6
 }
 
 pub fn run(bench: &Bench) -> Result<Outcome> {
-    let rows = if bench.full { 10_000_000 } else { 1_000_000 };
-    let size = build(bench, rows)?;
+    let rows = prepare(bench)?;
+    let size = database_bytes(bench)?;
     let pkg = package(bench)?;
     let sluice = sluice_binary()?;
     let baseline =

@@ -8,6 +8,7 @@ mod harness;
 mod lint;
 mod lock;
 mod probe;
+mod rehearse;
 mod schema;
 
 use harness::{Bench, Result};
@@ -59,6 +60,9 @@ fn run(full: bool, only: &[String]) -> Result<Vec<harness::Outcome>> {
     }
     if wanted("backup-at-scale") {
         results.push(backup::run(&bench)?);
+    }
+    if wanted("rehearse-at-scale") {
+        results.push(rehearse::run(&bench)?);
     }
     if wanted("lint-20k") {
         results.push(lint::run(&bench)?);

@@ -146,7 +146,8 @@ pub enum Command {
             required_unless_present = "from_backup"
         )]
         target: Option<String>,
-        /// A custom-format dump to rehearse on instead of a fresh backup.
+        /// A dump to rehearse on instead of a fresh backup: a custom-format file or a
+        /// directory-format folder.
         #[arg(long)]
         from_backup: Option<PathBuf>,
         /// Server binaries for the rehearsal cluster (the target's major version).

@@ -46,6 +46,16 @@ fn rehearse_from_the_target_passes_and_leaves_the_target_untouched() {
         stderr.contains("forecast: the migration held its locks for"),
         "{stderr}"
     );
+    // one dump of the target, read back in full; the copy is not dumped again by its applies
+    assert_eq!(
+        stderr.matches("backup-restorable  skipped").count(),
+        2,
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("rehearsal: this copy was restored from the backup the rehearsal took"),
+        "{stderr}"
+    );
     assert_eq!(
         before,
         fingerprint(&conninfo),

@@ -344,6 +344,13 @@ fn backup_restorable(
             pkg.backup.reason.as_deref().unwrap_or("")
         ));
     }
+    if opts.rehearsal {
+        // the copy was restored from the dump the rehearsal took of the target and read back
+        // in full: a dump of the copy would prove nothing more, at the cost of a second dump
+        return Skipped(
+            "rehearsal: this copy was restored from the backup the rehearsal took of the target and read back in full".into(),
+        );
+    }
     // the tools client-version found and passed (a failed gate stops the run before this)
     let tools = run.record.client_tools.clone().expect("client-version ran");
     let spec = &pkg.backup.dump;

@@ -1,0 +1,110 @@
+//! rehearse-at-scale: `sluice rehearse` of the backup benchmark's one-column package on the
+//! same large table (it dumps, restores into a throwaway cluster set up for a restore, and runs
+//! apply → verify → rollback → schema equal → re-apply there) against the hand procedure: the
+//! same dump (`pg_dump -F d -j N`, the package's compression), `initdb` + `pg_ctl start` of a
+//! fresh cluster with its default settings, `pg_restore -j N`, and the migration with `psql -f`.
+
+use crate::apply::sluice_binary;
+use crate::backup::{self, DB, MIGRATION};
+use crate::harness::{err, median, report, seconds, Bench, Outcome, Result};
+use sluice::cluster::{Cluster, ClusterOptions};
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+fn rehearse(bench: &Bench, sluice: &Path, pkg: &Path) -> Result<f64> {
+    let started = Instant::now();
+    let out = Command::new(sluice)
+        .arg("rehearse")
+        .arg(pkg)
+        .arg("--target")
+        .arg(bench.conninfo(DB))
+        .arg("--evidence")
+        .arg(bench.scratch.path().join("evidence-rehearse"))
+        .output()
+        .map_err(err("sluice"))?;
+    let took = seconds(started);
+    for line in String::from_utf8_lossy(&out.stderr).lines() {
+        if line.contains("ms)") && !line.contains("[") {
+            eprintln!("rehearse-at-scale: {}", line.trim());
+        }
+    }
+    if !out.status.success() {
+        return Err(format!(
+            "sluice rehearse failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(took)
+}
+
+/// The hand procedure, timed from the dump to the migration's end.
+fn by_hand(bench: &Bench, jobs: usize) -> Result<f64> {
+    let dump = bench.scratch.path().join("hand.dir");
+    let _ = std::fs::remove_dir_all(&dump);
+    std::fs::write(bench.scratch.path().join("migration.sql"), MIGRATION)
+        .map_err(err("write the migration"))?;
+    let started = Instant::now();
+    bench.timed_shell(
+        DB,
+        &format!(
+            "pg_dump -F d -j {jobs} --compress={} -f hand.dir",
+            backup::compression_arg()
+        ),
+    )?;
+    let mut cluster = Cluster::start(ClusterOptions::new(bench.cluster.binaries().clone()))
+        .map_err(err("fresh cluster"))?;
+    let path = format!(
+        "{}:{}",
+        bench.tools.bindir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let script = format!(
+        "createdb {DB}
+         # pg_restore 18 into an older server: its SET transaction_timeout fails, nothing else may
+         pg_restore -j {jobs} -d {DB} hand.dir 2> restore.err \\
+           || ! grep -v -e transaction_timeout -e 'errors ignored on restore' restore.err | grep -q .
+         psql -X -v ON_ERROR_STOP=1 -q -d {DB} -f migration.sql > /dev/null"
+    );
+    let out = Command::new("bash")
+        .args(["-euo", "pipefail", "-c", &script])
+        .env("PATH", path)
+        .env("PGHOST", cluster.socket_dir())
+        .env("PGPORT", cluster.port().to_string())
+        .env("PGUSER", cluster.superuser())
+        .current_dir(bench.scratch.path())
+        .output()
+        .map_err(err("bash"))?;
+    let took = seconds(started);
+    cluster.stop().map_err(err("stop"))?;
+    std::fs::remove_dir_all(&dump).map_err(err("remove the dump"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "hand procedure failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(took)
+}
+
+pub fn run(bench: &Bench) -> Result<Outcome> {
+    let rows = backup::prepare(bench)?;
+    let pkg = backup::package(bench)?;
+    let sluice = sluice_binary()?;
+    let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for _ in 0..bench.runs {
+        ours.push(rehearse(bench, &sluice, &pkg)?);
+        theirs.push(by_hand(bench, jobs)?);
+    }
+    Ok(report(
+        "rehearse-at-scale",
+        median(ours),
+        median(theirs),
+        "≤ 1.0",
+        format!(
+            "rows={rows} jobs={jobs} compress={} sluice_does=dump,restore,apply,verify,rollback,schema-equal,re-apply hand_does=dump,initdb,restore,migration",
+            backup::compression_arg()
+        ),
+    ))
+}
