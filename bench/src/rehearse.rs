@@ -2,7 +2,8 @@
 //! same large table (it dumps, restores into a throwaway cluster set up for a restore, and runs
 //! apply → verify → rollback → schema equal → re-apply there) against the hand procedure: the
 //! same dump (`pg_dump -F d -j N`, the package's compression), `initdb` + `pg_ctl start` of a
-//! fresh cluster with its default settings, `pg_restore -j N`, and the migration with `psql -f`.
+//! fresh cluster (sluice's throwaway-cluster settings, fsync off — kinder to the hand procedure
+//! than a default server), `pg_restore -j N`, and the migration with `psql -f`.
 
 use crate::apply::sluice_binary;
 use crate::backup::{self, DB, MIGRATION};
