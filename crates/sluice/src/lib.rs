@@ -19,11 +19,26 @@
 //! - [`pin`]: `sluice pin`, the sha256 pins of `sluice.toml` written again;
 //! - [`blockers`]: which sessions block the migration when its locks wait;
 //! - [`exit`]: SPEC §8's exit codes.
+//! - [`approval`]: SSH-signed approvals, allowed_signers, the keys people hold (files, agent);
+//! - [`backup`]: pg_dump/pg_restore: the tools, the dump's format and compression, the read-back;
+//! - [`catalog`]: the catalog snapshot, row counts, the structural schema diff;
+//! - [`checks`]: running preflight and verify checks read-only against their expectations;
+//! - [`evidence`]: run folders, 0600/0700 files, SHA256SUMS, the hash-chained ledger;
+//! - [`fault`]: test-only fault injection (kills, a full disk, a damaged dump);
+//! - [`migration`]: running the migration with its expectations checked before COMMIT;
+//! - [`pipeline`]: the apply and verify pipelines, their steps and their run record;
+//! - [`probe`]: side-effect probes: captures before and after, compared row by row;
+//! - [`reference`]: the reference package and its fixture (the seed's change);
+//! - [`rehearsal`]: the sealed rehearsal record and the rehearsal gate's rule;
+//! - [`rehearse`]: rehearsing a package on a restored copy of a fresh backup;
+//! - [`rollback`]: the gated rollback pipeline and its restore scripts;
+//! - [`status`]: what was applied to a target, read from the evidence.
 
 pub mod approval;
 pub mod backup;
 pub mod blockers;
 pub mod catalog;
+pub mod checks;
 pub mod cluster;
 pub mod digest;
 pub mod evidence;

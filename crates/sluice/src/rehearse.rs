@@ -318,15 +318,15 @@ fn restore(
         admin
             .batch_execute(&format!(
                 "CREATE ROLE {} {attrs}",
-                crate::probe::quote_ident(name)
+                crate::sql::names::quote_ident(name)
             ))
             .map_err(sql_err)?;
     }
     admin
         .batch_execute(&format!(
             "CREATE DATABASE {} OWNER {}",
-            crate::probe::quote_ident(dbname),
-            crate::probe::quote_ident(role)
+            crate::sql::names::quote_ident(dbname),
+            crate::sql::names::quote_ident(role)
         ))
         .map_err(sql_err)?;
     let out = crate::target::child_command(tools.bindir.join("pg_restore"))

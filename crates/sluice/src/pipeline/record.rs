@@ -2,9 +2,9 @@
 //! says how far it got.
 
 use crate::backup::{ClientTools, DumpInfo};
+use crate::checks::CheckResult;
 use crate::migration::MigrationReport;
 use crate::probe::ProbeSummary;
-use crate::review::CheckResult;
 use crate::target::IdentityFacts;
 use serde::{Deserialize, Serialize};
 

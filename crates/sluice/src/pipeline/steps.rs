@@ -3,12 +3,12 @@
 use super::{ApplyOptions, GateFailure, Run, StepResult};
 use crate::backup;
 use crate::catalog::{self, Snapshot};
+use crate::checks::{evaluate_check, CheckResult};
 use crate::gate::StepId;
 use crate::lint;
 use crate::migration::{self, MigrationRun};
 use crate::package::{Check, Package};
 use crate::probe::{Earlier, KeyOrder, RowDiff};
-use crate::review::{evaluate_check, CheckResult};
 use crate::target::{self, Target};
 use std::path::Path;
 use std::time::Instant;

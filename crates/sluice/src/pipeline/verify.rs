@@ -2,8 +2,8 @@
 //! post snapshot of the run that applied the change — drift reported object by object.
 
 use crate::catalog::{self, diff::SchemaDiff, Snapshot};
+use crate::checks::{evaluate_check, CheckResult};
 use crate::package::Package;
-use crate::review::{evaluate_check, CheckResult};
 use crate::target::{IdentityFacts, Target, TargetError};
 use serde::Serialize;
 use std::path::{Path, PathBuf};

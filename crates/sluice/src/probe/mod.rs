@@ -81,18 +81,7 @@ pub enum ProbeError {
     Io { probe: String, message: String },
 }
 
-/// `"name"` with inner quotes doubled: an identifier safe to put in SQL.
-pub fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-/// `schema.table` quoted part by part.
-pub fn quote_qualified(name: &str) -> String {
-    name.split('.')
-        .map(quote_ident)
-        .collect::<Vec<_>>()
-        .join(".")
-}
+pub use crate::sql::names::{quote_ident, quote_qualified};
 
 /// The order rows are captured in, which the comparison must follow. Integer keys use their
 /// own order (the primary key's index, no sort); uuid keys too (their text sorts like their

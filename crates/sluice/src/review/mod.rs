@@ -6,11 +6,12 @@
 pub mod html;
 pub mod markdown;
 
+pub use crate::checks::{evaluate_check, CheckResult};
 use crate::digest;
 use crate::gate;
 use crate::gate::StepId;
 use crate::lint::LintReport;
-use crate::package::{Check, CheckBody, Package};
+use crate::package::{Check, Package};
 use crate::target::{self, IdentityFacts, IdentityItem, Target, TargetError};
 use serde::Serialize;
 
@@ -25,16 +26,6 @@ pub struct PlanStep {
     pub exit_code_on_failure: Option<i32>,
     /// What sluice does at this step for this package.
     pub action: Vec<String>,
-}
-
-/// A check evaluated live on the target.
-#[derive(Debug, Clone, Serialize)]
-pub struct CheckResult {
-    pub id: String,
-    pub holds: bool,
-    /// The rows, as text, or the error PostgreSQL gave.
-    pub output: String,
-    pub detail: Option<String>,
 }
 
 /// Identity and preflight evaluated on a target, read-only.
@@ -274,35 +265,4 @@ pub fn evaluate_live(pkg: &Package, target: &Target) -> Result<LiveEvaluation, T
         preflight,
         connection: target.connection_record(),
     })
-}
-
-/// Runs one check read-only and compares it with its expectation.
-pub fn evaluate_check(client: &mut postgres::Client, check: &Check) -> CheckResult {
-    match &check.body {
-        CheckBody::CoveredBy { gate } => CheckResult {
-            id: check.id.clone(),
-            holds: true,
-            output: format!("covered by gate {gate}"),
-            detail: None,
-        },
-        CheckBody::Sql { sql, expect } => {
-            match target::read_only_query(client, sql, target::CHECK_TIMEOUT_MS) {
-                Ok(rows) => {
-                    let verdict = expect.compare(&rows);
-                    CheckResult {
-                        id: check.id.clone(),
-                        holds: verdict.is_ok(),
-                        output: rows.render(),
-                        detail: verdict.err(),
-                    }
-                }
-                Err(err) => CheckResult {
-                    id: check.id.clone(),
-                    holds: false,
-                    output: String::new(),
-                    detail: Some(target::pg_message(&err)),
-                },
-            }
-        }
-    }
 }

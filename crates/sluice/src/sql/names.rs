@@ -1,8 +1,22 @@
 //! Object names as the parser gives them, resolved to `schema.name` through the package's
-//! `search_path` (SPEC §5: unqualified names resolve through `target.search_path`).
+//! `search_path` (SPEC §5: unqualified names resolve through `target.search_path`), and names
+//! quoted for SQL that sluice writes itself.
 
 use pg_query::protobuf::{Node, RangeVar};
 use pg_query::NodeEnum;
+
+/// `"name"` with inner quotes doubled: an identifier safe to put in SQL.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// `schema.table` quoted part by part.
+pub fn quote_qualified(name: &str) -> String {
+    name.split('.')
+        .map(quote_ident)
+        .collect::<Vec<_>>()
+        .join(".")
+}
 
 /// The schemas unqualified names resolve to, first one wins (`$user` is skipped: sluice cannot
 /// know which role will run the change when it only reads files).
