@@ -573,3 +573,31 @@ fn an_initd_package_without_a_target_database_can_be_rehearsed() {
         "rehearsal changed the target"
     );
 }
+
+/// Many applications live in the database called `postgres`; a fresh rehearsal cluster has
+/// one already (empty), which the rehearsal makes again for the restore instead of failing
+/// with "database postgres already exists".
+#[test]
+fn a_target_database_called_postgres_can_be_rehearsed() {
+    let (cluster, _conninfo) = fixture_target();
+    let conninfo = cluster.conninfo("postgres", cluster.superuser());
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("starter");
+    sluice().arg("init").arg(&dir).assert().success();
+    let mut cmd = sluice();
+    cmd.arg("rehearse")
+        .arg(&dir)
+        .args(["--target", &conninfo, "--evidence"])
+        .arg(tmp.path().join("evidence"));
+    if let Some(bindir) = std::env::var_os("SLUICE_TEST_PG_BINDIR") {
+        cmd.arg("--pg-bindir").arg(bindir);
+    }
+    let assert = cmd.assert();
+    let stderr = stderr_of(&assert);
+    assert!(
+        assert.get_output().status.success()
+            && stderr.contains("restored postgres with pg_restore")
+            && stderr.contains("rehearsal passed"),
+        "{stderr}"
+    );
+}
