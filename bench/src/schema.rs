@@ -4,7 +4,7 @@
 //! apply` takes them. Baseline (the seed's C-03 / V-α-16): `pg_dump --schema-only` before and after + `diff`.
 
 use crate::harness::{err, median, report, seconds, Bench, Outcome, Result};
-use sluice::catalog::{self, ObjectKind};
+use sluice::catalog::{self, ObjectKind, SnapshotOptions};
 use std::time::Instant;
 
 const DB: &str = "bench_schema";
@@ -74,21 +74,30 @@ pub fn run(bench: &Bench) -> Result<Outcome> {
         // that shares the snapshot's queries (their catalog caches start cold)
         let started = Instant::now();
         let (mut work, mut helper) = (bench.client(DB)?, bench.client(DB)?);
-        let (pre, baseline) = catalog::snapshot_baseline(&mut work, Some(&mut helper), &[])
-            .map_err(err("pre snapshot"))?;
+        let options = SnapshotOptions::new(&[])
+            .helper(Some(&mut helper))
+            .record_baseline();
+        let taken = catalog::snapshot(&mut work, options).map_err(err("pre snapshot"))?;
+        let (pre, baseline) = (taken.snapshot, taken.baseline.ok_or("no baseline")?);
         let mut elapsed = seconds(started);
         c.batch_execute(CHANGE).map_err(err("change"))?;
         let started = Instant::now();
-        let post = catalog::snapshot_since(&mut work, Some(&mut helper), &[], &pre, &baseline)
-            .map_err(err("post snapshot"))?;
+        let options = SnapshotOptions::new(&[])
+            .helper(Some(&mut helper))
+            .since(&pre, &baseline);
+        let post = catalog::snapshot(&mut work, options)
+            .map_err(err("post snapshot"))?
+            .snapshot;
         let diff = catalog::diff(&pre, &post);
         elapsed += seconds(started);
         named = named_objects(&diff);
         objects = pre.object_count();
         ours.push(elapsed);
         // not timed: the post snapshot that kept the unchanged tables' objects is the whole one
-        let whole = catalog::snapshot_with(&mut work, Some(&mut helper), &[])
-            .map_err(err("whole snapshot"))?;
+        let options = SnapshotOptions::new(&[]).helper(Some(&mut helper));
+        let whole = catalog::snapshot(&mut work, options)
+            .map_err(err("whole snapshot"))?
+            .snapshot;
         if whole != post {
             return Err("the post snapshot differs from a whole snapshot".to_string());
         }

@@ -547,7 +547,12 @@ fn rollback_steps() -> Vec<&'static str> {
 
 fn schema_only(conninfo: &str) -> String {
     let mut client = postgres::Client::connect(conninfo, postgres::NoTls).unwrap();
-    serde_json::to_string(&sluice::catalog::snapshot(&mut client, &[]).unwrap()).unwrap()
+    serde_json::to_string(
+        &sluice::catalog::snapshot(&mut client, sluice::catalog::SnapshotOptions::new(&[]))
+            .unwrap()
+            .snapshot,
+    )
+    .unwrap()
 }
 
 #[test]

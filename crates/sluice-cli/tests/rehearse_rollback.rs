@@ -487,7 +487,12 @@ fn the_restore_script_works_for_a_table_owner_who_is_not_superuser() {
 
 fn schema_only(conninfo: &str) -> String {
     let mut client = postgres::Client::connect(conninfo, postgres::NoTls).unwrap();
-    serde_json::to_string(&sluice::catalog::snapshot(&mut client, &[]).unwrap()).unwrap()
+    serde_json::to_string(
+        &sluice::catalog::snapshot(&mut client, sluice::catalog::SnapshotOptions::new(&[]))
+            .unwrap()
+            .snapshot,
+    )
+    .unwrap()
 }
 
 #[test]

@@ -504,8 +504,10 @@ pub fn schema_equals_pre(
     let text =
         std::fs::read_to_string(run_dir.join("schema/pre.json")).map_err(|e| e.to_string())?;
     let pre: Snapshot = serde_json::from_str(&text).map_err(|e| e.to_string())?;
-    let now = catalog::snapshot_with(client, helper, &pkg.schema_diff.ignore_schemas)
-        .map_err(|e| target::pg_message(&e))?;
+    let options = catalog::SnapshotOptions::new(&pkg.schema_diff.ignore_schemas).helper(helper);
+    let now = catalog::snapshot(client, options)
+        .map_err(|e| target::pg_message(&e))?
+        .snapshot;
     let diff = catalog::diff::diff(&pre, &now);
     let mut out: Vec<String> = diff
         .added

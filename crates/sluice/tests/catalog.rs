@@ -4,7 +4,7 @@
 mod common;
 
 use postgres::{Client, NoTls};
-use sluice::catalog::{self, ObjectChange, ObjectKind, Snapshot};
+use sluice::catalog::{self, ObjectChange, ObjectKind, Snapshot, SnapshotOptions};
 use sluice::package::{Package, SchemaDiffPolicy};
 use sluice::sql::Operation;
 use std::collections::BTreeSet;
@@ -23,7 +23,9 @@ fn connect(conninfo: &str) -> Client {
 }
 
 fn snap(client: &mut Client) -> Snapshot {
-    catalog::snapshot(client, &[]).unwrap()
+    catalog::snapshot(client, SnapshotOptions::new(&[]))
+        .unwrap()
+        .snapshot
 }
 
 /// The reference package's `[scope].operations`, as the manifest declares them.
@@ -62,7 +64,14 @@ fn a_snapshot_taken_twice_is_equal_and_serializes_identically() {
     let second = snap(&mut c);
     assert_eq!(first, second);
     let mut helper = connect(&conninfo);
-    let shared = catalog::snapshot_sharing(&mut c, Some(&mut helper), &[], 0).unwrap();
+    let shared = catalog::snapshot(
+        &mut c,
+        SnapshotOptions::new(&[])
+            .helper(Some(&mut helper))
+            .share_from(0),
+    )
+    .unwrap()
+    .snapshot;
     assert_eq!(shared, first, "two sessions read the same snapshot as one");
     let a = serde_json::to_string_pretty(&first).unwrap();
     let b = serde_json::to_string_pretty(&second).unwrap();
@@ -415,7 +424,9 @@ fn ignored_schemas_are_left_out() {
     let mut c = connect(&conninfo);
     let full = snap(&mut c);
     let ignore = vec!["cutter_governance".to_string()];
-    let partial = catalog::snapshot(&mut c, &ignore).unwrap();
+    let partial = catalog::snapshot(&mut c, SnapshotOptions::new(&ignore))
+        .unwrap()
+        .snapshot;
     let in_full = full
         .tables
         .iter()
@@ -430,7 +441,12 @@ fn ignored_schemas_are_left_out() {
     // A change inside an ignored schema does not show.
     c.batch_execute("CREATE TABLE cutter_governance.scratch (a int)")
         .unwrap();
-    assert_eq!(catalog::snapshot(&mut c, &ignore).unwrap(), partial);
+    assert_eq!(
+        catalog::snapshot(&mut c, SnapshotOptions::new(&ignore))
+            .unwrap()
+            .snapshot,
+        partial
+    );
     assert!(!catalog::diff(&full, &snap(&mut c)).is_empty());
 }
 
@@ -478,7 +494,14 @@ fn every_object_kind_is_read_and_extension_members_are_left_out() {
     );
     // Shared between two sessions in one exported snapshot, it is the same snapshot.
     let mut helper = cluster.connect("postgres").unwrap();
-    let shared = catalog::snapshot_sharing(&mut c, Some(&mut helper), &[], 0).unwrap();
+    let shared = catalog::snapshot(
+        &mut c,
+        SnapshotOptions::new(&[])
+            .helper(Some(&mut helper))
+            .share_from(0),
+    )
+    .unwrap()
+    .snapshot;
     assert_eq!(shared, first);
 
     let ty = |key: &str| first.types.iter().find(|t| t.key == key).unwrap();
@@ -744,10 +767,17 @@ fn index_and_constraint_definitions_are_the_servers_own_text() {
         )
         .unwrap();
     }
-    let (one, written) = catalog::snapshot_counting(&mut c, None, &[], 0).unwrap();
+    let taken = catalog::snapshot(&mut c, SnapshotOptions::new(&[]).share_from(0)).unwrap();
+    let (one, written) = (taken.snapshot, taken.definitions);
     let mut helper = cluster.connect("postgres").unwrap();
-    let (shared, written_shared) =
-        catalog::snapshot_counting(&mut c, Some(&mut helper), &[], 0).unwrap();
+    let taken = catalog::snapshot(
+        &mut c,
+        SnapshotOptions::new(&[])
+            .helper(Some(&mut helper))
+            .share_from(0),
+    )
+    .unwrap();
+    let (shared, written_shared) = (taken.snapshot, taken.definitions);
     assert_eq!(shared, one);
     assert_eq!(written_shared, written);
 
@@ -822,7 +852,7 @@ fn index_and_constraint_definitions_are_the_servers_own_text() {
 }
 
 /// A snapshot taken after an earlier one reads again only the tables whose rows changed and
-/// takes the others' objects from the earlier one (`catalog::snapshot_since`): after each kind
+/// takes the others' objects from the earlier one (`SnapshotOptions::since`): after each kind
 /// of change it must equal a whole snapshot, and it must actually take tables over when it can.
 #[test]
 fn a_snapshot_since_an_earlier_one_equals_a_whole_one_after_every_kind_of_change() {
@@ -896,7 +926,8 @@ fn a_snapshot_since_an_earlier_one_equals_a_whole_one_after_every_kind_of_change
             .unwrap();
         let mut c = cluster.connect(&db).unwrap();
         let mut helper = cluster.connect(&db).unwrap();
-        let (pre, baseline) = catalog::snapshot_baseline(&mut c, None, &[]).unwrap();
+        let taken = catalog::snapshot(&mut c, SnapshotOptions::new(&[]).record_baseline()).unwrap();
+        let (pre, baseline) = (taken.snapshot, taken.baseline.unwrap());
         if migration.contains("CONCURRENTLY") || migration.starts_with("VACUUM") {
             c.batch_execute(migration).unwrap();
         } else {
@@ -904,17 +935,29 @@ fn a_snapshot_since_an_earlier_one_equals_a_whole_one_after_every_kind_of_change
                 .unwrap();
         }
         let whole = snap(&mut c);
-        let (since, reused) =
-            catalog::snapshot_since_counting(&mut c, None, &[], 0, &pre, &baseline).unwrap();
+        let taken = catalog::snapshot(
+            &mut c,
+            SnapshotOptions::new(&[])
+                .share_from(0)
+                .since(&pre, &baseline),
+        )
+        .unwrap();
+        let (since, reused) = (taken.snapshot, taken.reused);
         assert_eq!(
             catalog::diff(&whole, &since),
             catalog::SchemaDiff::default(),
             "after {migration}"
         );
         assert_eq!(since, whole, "after {migration}");
-        let (shared, _) =
-            catalog::snapshot_since_counting(&mut c, Some(&mut helper), &[], 0, &pre, &baseline)
-                .unwrap();
+        let shared = catalog::snapshot(
+            &mut c,
+            SnapshotOptions::new(&[])
+                .helper(Some(&mut helper))
+                .share_from(0)
+                .since(&pre, &baseline),
+        )
+        .unwrap()
+        .snapshot;
         assert_eq!(shared, whole, "after {migration}, on two sessions");
         if reused.is_some_and(|tables| tables > 0) != *can_reuse {
             unexpected.push(format!("{migration}: {reused:?} tables taken over"));

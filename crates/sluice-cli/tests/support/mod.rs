@@ -162,7 +162,9 @@ pub fn apply_as(ready: &Ready, conninfo: &str, operator: &str, evidence: &Path) 
 /// strings mean an unchanged target.
 pub fn fingerprint(conninfo: &str) -> String {
     let mut client = postgres::Client::connect(conninfo, postgres::NoTls).unwrap();
-    let schema = sluice::catalog::snapshot(&mut client, &[]).unwrap();
+    let schema = sluice::catalog::snapshot(&mut client, sluice::catalog::SnapshotOptions::new(&[]))
+        .unwrap()
+        .snapshot;
     let mut out = serde_json::to_string(&schema).unwrap();
     let tables: Vec<String> = client
         .query(

@@ -428,118 +428,89 @@ fn read_only(client: &mut Client) -> Result<Transaction<'_>, postgres::Error> {
     Ok(tx)
 }
 
-/// Takes a snapshot of the database `client` is connected to, leaving out the schemas in
-/// `ignore_schemas`. Reads only; one query per object kind, in one REPEATABLE READ READ ONLY
-/// transaction that is rolled back.
-pub fn snapshot(
-    client: &mut Client,
-    ignore_schemas: &[String],
-) -> Result<Snapshot, postgres::Error> {
-    snapshot_with(client, None, ignore_schemas)
-}
-
 /// Catalogs of at least this many relations share a snapshot's work with the helper session;
 /// below it, the thread and the snapshot import cost more than they save.
 pub const SHARE_FROM_RELATIONS: i64 = 1_000;
 
-/// [`snapshot`], with the work shared with a `helper` session when one is given and the catalog
-/// holds at least [`SHARE_FROM_RELATIONS`] relations.
-pub fn snapshot_with(
-    client: &mut Client,
-    helper: Option<&mut Client>,
-    ignore_schemas: &[String],
-) -> Result<Snapshot, postgres::Error> {
-    snapshot_sharing(client, helper, ignore_schemas, SHARE_FROM_RELATIONS)
-}
-
-/// [`snapshot`], with the work shared with a `helper` session when one is given and the catalog
-/// holds at least `share_from` relations: the helper imports the exported snapshot of the main
-/// session's transaction, so both read the same moment, and the two take the kinds' queries
-/// in turn, costliest first. The result is the same as on one session. A server that cannot
-/// export a snapshot gets the one-session snapshot.
-pub fn snapshot_sharing(
-    client: &mut Client,
-    helper: Option<&mut Client>,
-    ignore_schemas: &[String],
+/// How a snapshot is taken — the one value every caller fills in, from
+/// [`SnapshotOptions::new`]: which schemas are left out, whether a helper session shares the
+/// work, and what the snapshot builds on.
+pub struct SnapshotOptions<'a> {
+    ignore_schemas: &'a [String],
+    helper: Option<&'a mut Client>,
     share_from: i64,
-) -> Result<Snapshot, postgres::Error> {
-    snapshot_counting(client, helper, ignore_schemas, share_from).map(|(snap, _)| snap)
+    earlier: Earlier<'a>,
 }
 
-/// [`snapshot_sharing`], also saying how index and constraint definitions were written (the
-/// tests check that sluice wrote them, and that they are the server's text).
-#[doc(hidden)]
-pub fn snapshot_counting(
-    client: &mut Client,
-    helper: Option<&mut Client>,
-    ignore_schemas: &[String],
-    share_from: i64,
-) -> Result<(Snapshot, Definitions), postgres::Error> {
-    let taken = take_whole(client, helper, ignore_schemas, share_from, Earlier::None)?;
-    Ok((taken.snapshot, taken.definitions))
-}
-
-/// [`snapshot_with`], also recording what a later [`snapshot_since`] compares against.
-pub fn snapshot_baseline(
-    client: &mut Client,
-    helper: Option<&mut Client>,
-    ignore_schemas: &[String],
-) -> Result<(Snapshot, Baseline), postgres::Error> {
-    let taken = take_whole(
-        client,
-        helper,
-        ignore_schemas,
-        SHARE_FROM_RELATIONS,
-        Earlier::Record,
-    )?;
-    let baseline = taken.baseline.expect("recorded when asked");
-    Ok((taken.snapshot, baseline))
-}
-
-/// A snapshot equal to [`snapshot_with`]'s, taken after `earlier` (with its `baseline`): the
-/// columns, indexes and constraints of tables none of whose rows were written since are taken
-/// from `earlier` (module `reuse` says when, and when everything is read again).
-pub fn snapshot_since(
-    client: &mut Client,
-    helper: Option<&mut Client>,
-    ignore_schemas: &[String],
-    earlier: &Snapshot,
-    baseline: &Baseline,
-) -> Result<Snapshot, postgres::Error> {
-    snapshot_since_counting(
-        client,
-        helper,
-        ignore_schemas,
-        SHARE_FROM_RELATIONS,
-        earlier,
-        baseline,
-    )
-    .map(|(snapshot, _)| snapshot)
-}
-
-/// [`snapshot_since`], also saying how many tables' objects were taken from `earlier` (`None`:
-/// everything was read).
-#[doc(hidden)]
-pub fn snapshot_since_counting(
-    client: &mut Client,
-    mut helper: Option<&mut Client>,
-    ignore_schemas: &[String],
-    share_from: i64,
-    earlier: &Snapshot,
-    baseline: &Baseline,
-) -> Result<(Snapshot, Option<usize>), postgres::Error> {
-    let since = Earlier::Since(earlier, baseline);
-    if let Some(taken) = take(
-        client,
-        helper.as_deref_mut(),
-        ignore_schemas,
-        share_from,
-        since,
-    )? {
-        return Ok((taken.snapshot, taken.reused));
+impl<'a> SnapshotOptions<'a> {
+    /// A whole snapshot on one session, leaving out `ignore_schemas`.
+    pub fn new(ignore_schemas: &'a [String]) -> Self {
+        SnapshotOptions {
+            ignore_schemas,
+            helper: None,
+            share_from: SHARE_FROM_RELATIONS,
+            earlier: Earlier::None,
+        }
     }
-    let taken = take_whole(client, helper, ignore_schemas, share_from, Earlier::None)?;
-    Ok((taken.snapshot, None))
+
+    /// Shares the work with a `helper` session when one is given and the catalog holds at
+    /// least [`SHARE_FROM_RELATIONS`] relations: the helper imports the exported snapshot of
+    /// the main session's transaction, so both read the same moment, and the two take the
+    /// kinds' queries in turn, costliest first. The result is the same as on one session; a
+    /// server that cannot export a snapshot gets the one-session snapshot.
+    pub fn helper(mut self, helper: Option<&'a mut Client>) -> Self {
+        self.helper = helper;
+        self
+    }
+
+    /// Shares from `relations` relations instead (the tests share always, with 0).
+    pub fn share_from(mut self, relations: i64) -> Self {
+        self.share_from = relations;
+        self
+    }
+
+    /// Also records the [`Baseline`] a later snapshot [`since`](Self::since) compares against.
+    pub fn record_baseline(mut self) -> Self {
+        self.earlier = Earlier::Record;
+        self
+    }
+
+    /// Builds on `earlier` (taken with its `baseline`): the columns, indexes and constraints of
+    /// tables none of whose rows were written since are taken from it (module `reuse` says
+    /// when, and when everything is read again). The result equals a whole snapshot's.
+    pub fn since(mut self, earlier: &'a Snapshot, baseline: &'a Baseline) -> Self {
+        self.earlier = Earlier::Since(earlier, baseline);
+        self
+    }
+}
+
+/// Takes a snapshot of the database `client` is connected to, as `options` say. Reads only;
+/// one query per object kind, in one REPEATABLE READ READ ONLY transaction that is rolled
+/// back.
+pub fn snapshot(
+    client: &mut Client,
+    options: SnapshotOptions<'_>,
+) -> Result<Taken, postgres::Error> {
+    let SnapshotOptions {
+        ignore_schemas,
+        mut helper,
+        share_from,
+        earlier,
+    } = options;
+    if let Earlier::Since(..) = earlier {
+        let built_on = take(
+            client,
+            helper.as_deref_mut(),
+            ignore_schemas,
+            share_from,
+            earlier,
+        )?;
+        if let Some(taken) = built_on {
+            return Ok(taken);
+        }
+        return take_whole(client, helper, ignore_schemas, share_from, Earlier::None);
+    }
+    take_whole(client, helper, ignore_schemas, share_from, earlier)
 }
 
 /// What a snapshot is taken in relation to.
@@ -553,13 +524,18 @@ enum Earlier<'a> {
     Since(&'a Snapshot, &'a Baseline),
 }
 
-/// What one snapshot transaction produced.
-struct Taken {
-    snapshot: Snapshot,
-    definitions: Definitions,
-    baseline: Option<Baseline>,
-    /// How many tables' objects came from the earlier snapshot.
-    reused: Option<usize>,
+/// What one snapshot produced.
+#[derive(Debug)]
+pub struct Taken {
+    pub snapshot: Snapshot,
+    /// How index and constraint definitions were written (the tests check that sluice wrote
+    /// them, and that they are the server's text).
+    pub definitions: Definitions,
+    /// With [`SnapshotOptions::record_baseline`]: what a later snapshot compares against.
+    pub baseline: Option<Baseline>,
+    /// With [`SnapshotOptions::since`]: how many tables' objects came from the earlier
+    /// snapshot (`None`: everything was read).
+    pub reused: Option<usize>,
 }
 
 /// [`take`] without an earlier snapshot to build on, which always completes.

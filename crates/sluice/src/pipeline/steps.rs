@@ -95,21 +95,24 @@ fn client(st: &mut State) -> &mut postgres::Client {
 /// there is one; its baseline is kept for the post snapshot.
 fn pre_snapshot(st: &mut State, ignore: &[String]) -> Result<Snapshot, postgres::Error> {
     let work = st.client.as_mut().expect("connected by exclusive-run");
-    let (snapshot, baseline) = catalog::snapshot_baseline(work, st.aux.as_mut(), ignore)?;
-    st.pre_baseline = Some(baseline);
-    Ok(snapshot)
+    let options = catalog::SnapshotOptions::new(ignore)
+        .helper(st.aux.as_mut())
+        .record_baseline();
+    let taken = catalog::snapshot(work, options)?;
+    st.pre_baseline = taken.baseline;
+    Ok(taken.snapshot)
 }
 
 /// The post catalog snapshot: the tables none of whose catalog rows were written since the pre
 /// snapshot keep the pre snapshot's objects.
 fn post_snapshot(st: &mut State, ignore: &[String]) -> Result<Snapshot, postgres::Error> {
     let work = st.client.as_mut().expect("connected by exclusive-run");
-    match (&st.pre_schema, &st.pre_baseline) {
-        (Some(pre), Some(baseline)) => {
-            catalog::snapshot_since(work, st.aux.as_mut(), ignore, pre, baseline)
-        }
-        _ => catalog::snapshot_with(work, st.aux.as_mut(), ignore),
-    }
+    let options = catalog::SnapshotOptions::new(ignore).helper(st.aux.as_mut());
+    let options = match (&st.pre_schema, &st.pre_baseline) {
+        (Some(pre), Some(baseline)) => options.since(pre, baseline),
+        _ => options,
+    };
+    catalog::snapshot(work, options).map(|taken| taken.snapshot)
 }
 
 /// The advisory lock key of a package: the first 8 bytes of sha256("sluice:" + id).

@@ -133,12 +133,11 @@ pub fn verify(pkg: &Package, target: &Target, run_dir: &Path) -> Result<VerifyRe
         ))
     })?;
     let mut helper = target.connect("helper").ok();
-    let live = catalog::snapshot_with(
-        &mut client,
-        helper.as_mut(),
-        &pkg.schema_diff.ignore_schemas,
-    )
-    .map_err(|e| target.query_error(&e))?;
+    let options =
+        catalog::SnapshotOptions::new(&pkg.schema_diff.ignore_schemas).helper(helper.as_mut());
+    let live = catalog::snapshot(&mut client, options)
+        .map_err(|e| target.query_error(&e))?
+        .snapshot;
     let drift = Some(catalog::diff::diff(&post, &live));
     let holds = checks.iter().all(|c| c.holds) && drift.as_ref().is_none_or(|d| d.is_empty());
     Ok(VerifyReport {
