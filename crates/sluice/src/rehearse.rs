@@ -6,7 +6,6 @@
 //! sealed record in `PKG/rehearsals/`.
 
 use crate::backup::{self, ClientTools};
-use crate::catalog::{self, Snapshot};
 use crate::cluster::{find_server, Cluster, ClusterOptions};
 use crate::package::Package;
 use crate::pipeline::{self, ApplyOptions, Observer};
@@ -454,7 +453,7 @@ fn run_cycle(
     }
 
     let started = Instant::now();
-    let equal = schema_equals_pre(&mut client, None, pkg, &first.run_dir)?;
+    let equal = pipeline::verify::schema_against_pre(&mut client, None, pkg, &first.run_dir)?;
     step(
         steps,
         "schema-equals-pre",
@@ -491,40 +490,6 @@ fn apply_detail(outcome: &pipeline::ApplyOutcome) -> String {
         None => format!("every gate held; evidence {}", outcome.run_dir.display()),
         Some(f) => format!("{} failed (exit {}): {}", f.gate, f.exit_code, f.message),
     }
-}
-
-/// The objects that differ between the live schema and a run's pre snapshot (the live one taken
-/// with a `helper` session sharing the work when there is one).
-pub fn schema_equals_pre(
-    client: &mut postgres::Client,
-    helper: Option<&mut postgres::Client>,
-    pkg: &Package,
-    run_dir: &Path,
-) -> Result<Vec<String>, String> {
-    let text =
-        std::fs::read_to_string(run_dir.join("schema/pre.json")).map_err(|e| e.to_string())?;
-    let pre: Snapshot = serde_json::from_str(&text).map_err(|e| e.to_string())?;
-    let options = catalog::SnapshotOptions::new(&pkg.schema_diff.ignore_schemas).helper(helper);
-    let now = catalog::snapshot(client, options)
-        .map_err(|e| target::pg_message(&e))?
-        .snapshot;
-    let diff = catalog::diff::diff(&pre, &now);
-    let mut out: Vec<String> = diff
-        .added
-        .iter()
-        .map(|o| format!("left behind: {:?} {}", o.kind, o.key))
-        .collect();
-    out.extend(
-        diff.removed
-            .iter()
-            .map(|o| format!("not restored: {:?} {}", o.kind, o.key)),
-    );
-    out.extend(
-        diff.changed
-            .iter()
-            .map(|o| format!("changed: {:?} {} ({})", o.kind, o.key, o.fields.join(", "))),
-    );
-    Ok(out)
 }
 
 fn write_record(pkg: &Package, record: &RehearsalRecord) -> Result<PathBuf, RehearseError> {

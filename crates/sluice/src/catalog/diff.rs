@@ -838,6 +838,29 @@ fn table_shape(items: &[Item], table: &str, side: Side) -> Vec<Value> {
     shape
 }
 
+/// What keeps `now` from being `pre` again, one line per object: added objects left behind,
+/// removed objects not restored, changed objects with their fields (the rollback's
+/// schema-equals-pre, in the rollback pipeline and in the rehearsal).
+pub fn not_back_to(pre: &Snapshot, now: &Snapshot) -> Vec<String> {
+    let diff = diff(pre, now);
+    let mut out: Vec<String> = diff
+        .added
+        .iter()
+        .map(|o| format!("left behind: {:?} {}", o.kind, o.key))
+        .collect();
+    out.extend(
+        diff.removed
+            .iter()
+            .map(|o| format!("not restored: {:?} {}", o.kind, o.key)),
+    );
+    out.extend(
+        diff.changed
+            .iter()
+            .map(|o| format!("changed: {:?} {} ({})", o.kind, o.key, o.fields.join(", "))),
+    );
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

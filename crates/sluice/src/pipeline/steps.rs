@@ -896,7 +896,7 @@ fn rollback_atomic(run: &mut Run, pkg: &Package, st: &mut State) -> StepResult {
 
 fn schema_equals_pre(pkg: &Package, opts: &super::RollbackOptions, st: &mut State) -> StepResult {
     let work = st.client.as_mut().expect("connected by exclusive-run");
-    match crate::rehearse::schema_equals_pre(work, st.aux.as_mut(), pkg, &opts.run_dir) {
+    match super::verify::schema_against_pre(work, st.aux.as_mut(), pkg, &opts.run_dir) {
         Ok(diff) if diff.is_empty() => Passed("the schema equals the run's pre snapshot".into()),
         Ok(diff) => Failed(format!(
             "the schema differs from the run's pre snapshot: {}",

@@ -148,3 +148,22 @@ pub fn verify(pkg: &Package, target: &Target, run_dir: &Path) -> Result<VerifyRe
         holds,
     })
 }
+
+/// The objects that keep the live schema from being a run's pre snapshot again (the live one
+/// taken with a `helper` session sharing the work when there is one): empty when the schema is
+/// back where it was before the run.
+pub fn schema_against_pre(
+    client: &mut postgres::Client,
+    helper: Option<&mut postgres::Client>,
+    pkg: &Package,
+    run_dir: &Path,
+) -> Result<Vec<String>, String> {
+    let text =
+        std::fs::read_to_string(run_dir.join("schema/pre.json")).map_err(|e| e.to_string())?;
+    let pre: Snapshot = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    let options = catalog::SnapshotOptions::new(&pkg.schema_diff.ignore_schemas).helper(helper);
+    let now = catalog::snapshot(client, options)
+        .map_err(|e| crate::target::pg_message(&e))?
+        .snapshot;
+    Ok(catalog::diff::not_back_to(&pre, &now))
+}
