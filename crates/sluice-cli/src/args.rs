@@ -115,6 +115,35 @@ pub enum Command {
         #[arg(long, value_name = "FILE.sig", requires = "payload")]
         signature: Option<PathBuf>,
     },
+    /// Sign a rollback approval (namespace sluice-rollback) of one apply run, bound to the
+    /// digest, the run (its id and run.json sha256), its environment and the failed check.
+    ApproveRollback {
+        package: PathBuf,
+        /// The apply's evidence folder (the run to roll back).
+        #[arg(long)]
+        run: PathBuf,
+        /// The verify check whose failure triggers the rollback (or `migration-atomic` for a
+        /// non-atomic migration that failed after part of it committed).
+        #[arg(long)]
+        failed_check: String,
+        /// The signer's principal, as listed in allowed_signers.
+        #[arg(long)]
+        signer: String,
+        /// The signer's OpenSSH private key file; with --agent, the public key of the agent's
+        /// key to sign with.
+        #[arg(long, value_name = "KEYFILE", required_unless_present = "agent")]
+        key: Option<PathBuf>,
+        /// Sign with a key held by ssh-agent (SSH_AUTH_SOCK).
+        #[arg(long)]
+        agent: bool,
+        #[arg(long, value_enum)]
+        decision: RollbackDecisionArg,
+        #[arg(long, default_value = "")]
+        note: String,
+        /// Where the approval goes (default: RUN/rollback-approvals/).
+        #[arg(long, value_name = "DIR")]
+        into: Option<PathBuf>,
+    },
     /// Run the gated pipeline: the only verb that changes the target.
     Apply {
         package: PathBuf,
@@ -178,6 +207,9 @@ pub enum Command {
         /// Where the rollback's evidence goes (default: beside the apply's, same ledger).
         #[arg(long)]
         evidence: Option<PathBuf>,
+        /// Where the signed rollback approvals are (default: RUN/rollback-approvals/).
+        #[arg(long, value_name = "DIR")]
+        approvals: Option<PathBuf>,
         #[arg(long)]
         yes: bool,
     },
@@ -229,6 +261,12 @@ pub enum EvidenceCommand {
 pub enum DecisionArg {
     Pass,
     PassWithNotes,
+    Reject,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RollbackDecisionArg {
+    Pass,
     Reject,
 }
 

@@ -564,6 +564,7 @@ fn kill_9_at_every_step_boundary_of_rollback() {
     approve_all(&ready);
     apply_cmd(&ready, &conninfo).assert().code(5);
     let run = last_run(&ready);
+    approve_rollback_all(&ready, &run, "V-α-3");
     let post_schema = schema_only(&conninfo);
     let rollback = |at: &str| {
         let mut cmd = sluice();
@@ -624,7 +625,11 @@ fn kill_9_at_every_step_boundary_of_rollback() {
                 step,
                 "{at}"
             );
-            let rolled_back = i > 5 || (i == 5 && end);
+            let atomic = rollback_steps()
+                .iter()
+                .position(|s| *s == "rollback-atomic")
+                .unwrap();
+            let rolled_back = i > atomic || (i == atomic && end);
             if rolled_back {
                 assert_eq!(
                     pre_schema,

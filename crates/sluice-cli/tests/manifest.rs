@@ -294,3 +294,47 @@ fn a_backup_format_compression_or_jobs_it_cannot_use() {
     let line = manifest_line(&dir, "jobs = 4");
     refused_at(&dir, line, 8, "parallel jobs need format = \"directory\"");
 }
+
+#[test]
+fn a_rollback_required_that_cannot_be_a_count() {
+    let (_tmp, dir) = reference_copy();
+    edit_manifest(
+        &dir,
+        "operator_may_approve = false",
+        "operator_may_approve = false\nrollback_required = -1",
+    );
+    let line = manifest_line(&dir, "rollback_required = -1");
+    refused_at(
+        &dir,
+        line,
+        21,
+        "approvals.rollback_required = -1: expected a whole number from 0 to 100",
+    );
+
+    let (_tmp, dir) = reference_copy();
+    edit_manifest(
+        &dir,
+        "operator_may_approve = false",
+        "operator_may_approve = false\nrollback_required = \"two\"",
+    );
+    let line = manifest_line(&dir, "rollback_required = \"two\"");
+    refused_at(&dir, line, 21, "expected");
+
+    // valid, and the default is `required`
+    let (_tmp, dir) = reference_copy();
+    assert_eq!(
+        sluice::package::Package::load(&dir)
+            .unwrap()
+            .approvals
+            .rollback_required,
+        2
+    );
+    edit_manifest(
+        &dir,
+        "operator_may_approve = false",
+        "operator_may_approve = false\nrollback_required = 1",
+    );
+    let pkg = sluice::package::Package::load(&dir).unwrap();
+    assert_eq!(pkg.approvals.rollback_required, 1);
+    assert_eq!(pkg.approvals.required, 2);
+}

@@ -197,8 +197,16 @@ fn a_rehearsal_of_another_digest_does_not_count() {
     assert_eq!(before, fingerprint(&conninfo));
 }
 
-/// Applies a copy whose V-α-3 fails after COMMIT (exit 5); returns the run folder.
+/// Applies a copy whose V-α-3 fails after COMMIT (exit 5), and both reviewers sign its
+/// rollback for V-α-3; returns the run folder.
 fn applied_with_failing_verify(ready: &Ready, conninfo: &str) -> std::path::PathBuf {
+    let run = applied_unapproved(ready, conninfo);
+    approve_rollback_all(ready, &run, "V-α-3");
+    run
+}
+
+/// The same, with no rollback approval signed yet.
+fn applied_unapproved(ready: &Ready, conninfo: &str) -> std::path::PathBuf {
     edit_manifest(&ready.dir, "total = 86 }", "total = 87 }");
     approve_all(ready);
     apply_cmd(ready, conninfo).assert().code(5);
@@ -212,6 +220,24 @@ fn rollback_cmd(
     check: &str,
     environment: &str,
 ) -> assert_cmd::Command {
+    rollback_cmd_as(
+        ready,
+        conninfo,
+        run,
+        check,
+        environment,
+        "carol@example.com",
+    )
+}
+
+fn rollback_cmd_as(
+    ready: &Ready,
+    conninfo: &str,
+    run: &Path,
+    check: &str,
+    environment: &str,
+    operator: &str,
+) -> assert_cmd::Command {
     let mut cmd = sluice();
     cmd.arg("rollback")
         .arg(&ready.dir)
@@ -223,7 +249,7 @@ fn rollback_cmd(
             "--failed-check",
             check,
             "--operator",
-            "carol@example.com",
+            operator,
             "--yes",
             "--run",
         ])
@@ -370,6 +396,7 @@ fn a_real_rollback_returns_the_schema_and_its_restore_script_returns_the_data() 
         rollback_dir.display()
     );
     assert_eq!(run_json(&rollback_dir)["kind"], "rollback");
+    assert_rollback_evidence_holds_the_approvals(&rollback_dir, &run);
     let report = read(&rollback_dir, "report.html");
     assert!(report.contains("sluice rollback report"), "{report}");
     assert!(read(&rollback_dir, "SHA256SUMS").contains("  report.html\n"));
@@ -605,4 +632,229 @@ fn a_target_database_called_postgres_can_be_rehearsed() {
             && stderr.contains("rehearsal passed"),
         "{stderr}"
     );
+}
+
+/// The rollback's evidence holds a copy of each approval it counted (both reviewers'), byte
+/// for byte, 0600, recorded in its run.json with signer, decision and sha256.
+fn assert_rollback_evidence_holds_the_approvals(rollback_dir: &Path, apply_run: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let record = run_json(rollback_dir);
+    let used = record["rollback_approvals"].as_array().unwrap();
+    let mut signers: Vec<&str> = used.iter().map(|u| u["signer"].as_str().unwrap()).collect();
+    signers.sort();
+    assert_eq!(signers, SIGNERS);
+    for u in used {
+        assert_eq!(u["decision"], "pass");
+        let rel = u["file"].as_str().unwrap();
+        assert!(rel.starts_with("rollback-approvals/"), "{rel}");
+        let copy = std::fs::read(rollback_dir.join(rel)).unwrap();
+        assert_eq!(
+            sluice::digest::sha256_hex(&copy),
+            u["sha256"].as_str().unwrap()
+        );
+        let name = Path::new(rel).file_name().unwrap();
+        assert_eq!(
+            copy,
+            std::fs::read(apply_run.join("rollback-approvals").join(name)).unwrap()
+        );
+        let mode = std::fs::metadata(rollback_dir.join(rel))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert!(read(rollback_dir, "SHA256SUMS").contains(rel));
+    }
+    let dir_mode = std::fs::metadata(apply_run.join("rollback-approvals"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(dir_mode & 0o777, 0o700);
+    // the apply's own bundle still checks: rollback approvals are added to it on purpose
+    sluice()
+        .args(["evidence", "check"])
+        .arg(apply_run)
+        .assert()
+        .success();
+}
+
+/// A copy of the apply run folder at `parent/name`, its run.json edited by `edit`.
+fn copied_run(
+    run: &Path,
+    parent: &Path,
+    name: &str,
+    edit: impl Fn(&str) -> String,
+) -> std::path::PathBuf {
+    let to = parent.join(name);
+    std::fs::create_dir_all(&to).unwrap();
+    let text = std::fs::read_to_string(run.join("run.json")).unwrap();
+    std::fs::write(to.join("run.json"), edit(&text)).unwrap();
+    to
+}
+
+/// Signs the rollback of `signed_for` for `check` by both reviewers, into `run`'s folder.
+fn approve_into(ready: &Ready, signed_for: &Path, check: &str, run: &Path) {
+    let _ = std::fs::remove_dir_all(run.join("rollback-approvals"));
+    for name in SIGNERS {
+        approve_rollback_cmd(ready, signed_for, check, name)
+            .arg("--into")
+            .arg(run.join("rollback-approvals"))
+            .assert()
+            .success();
+    }
+}
+
+#[test]
+fn a_rollback_needs_enough_signed_approvals_of_this_very_rollback() {
+    let (cluster, conninfo) = fixture_target();
+    let ready = ready_package(&cluster);
+    let run = applied_unapproved(&ready, &conninfo);
+    let before = fingerprint(&conninfo);
+    let refused = |operator: &str, why: &str| {
+        let assert = rollback_cmd_as(&ready, &conninfo, &run, "V-α-3", "production", operator)
+            .assert()
+            .code(3);
+        let stderr = stderr_of(&assert);
+        assert!(
+            stderr.contains("error[approvals]") && stderr.contains(why),
+            "want error[approvals] and `{why}` in:\n{stderr}"
+        );
+        assert_eq!(
+            before,
+            fingerprint(&conninfo),
+            "refused ({why}) but the target changed"
+        );
+        let record = run_json(&last_run(&ready));
+        assert_eq!(record["kind"], "rollback");
+        assert_eq!(record["failed_gate"], "approvals");
+    };
+
+    // approve-rollback refuses a signer allowed_signers does not list, or a key not theirs
+    let mallory = ready.keys.join("mallory");
+    sluice::approval::generate_ed25519(&mallory, "mallory").unwrap();
+    let assert = sluice()
+        .arg("approve-rollback")
+        .arg(&ready.dir)
+        .arg("--run")
+        .arg(&run)
+        .args(["--failed-check", "V-α-3", "--signer", "mallory@example.com"])
+        .args(["--decision", "pass", "--key"])
+        .arg(&mallory)
+        .assert()
+        .code(2);
+    assert!(stderr_of(&assert).contains("not in allowed_signers"));
+    let assert = sluice()
+        .arg("approve-rollback")
+        .arg(&ready.dir)
+        .arg("--run")
+        .arg(&run)
+        .args(["--failed-check", "V-α-3", "--signer", "alice@example.com"])
+        .args(["--decision", "pass", "--key"])
+        .arg(ready.keys.join("bob@example.com"))
+        .assert()
+        .code(2);
+    assert!(
+        stderr_of(&assert).contains("does not list"),
+        "{}",
+        stderr_of(&assert)
+    );
+    assert!(!run.join("rollback-approvals").exists());
+
+    // none at all
+    refused("carol@example.com", "0 of 2 required rollback approval(s)");
+
+    // another run: a copy of the run under another name
+    let other = copied_run(&run, ready.tmp.path(), "20990101T000000Z-production", |t| {
+        t.to_string()
+    });
+    approve_into(&ready, &other, "V-α-3", &run);
+    refused(
+        "carol@example.com",
+        "signed for run 20990101T000000Z-production, not",
+    );
+
+    // the same run id, but another run.json (edited since the approvals were signed)
+    let run_name = run.file_name().unwrap().to_str().unwrap().to_string();
+    let edited = copied_run(&run, &ready.tmp.path().join("elsewhere"), &run_name, |t| {
+        format!("{t}\n")
+    });
+    approve_into(&ready, &edited, "V-α-3", &run);
+    refused("carol@example.com", "signed for a run.json with sha256");
+
+    // another environment
+    let staging = copied_run(&run, &ready.tmp.path().join("staging"), &run_name, |t| {
+        t.replacen(
+            "\"environment\": \"production\"",
+            "\"environment\": \"staging\"",
+            1,
+        )
+    });
+    approve_into(&ready, &staging, "V-α-3", &run);
+    refused(
+        "carol@example.com",
+        "signed for environment staging, not production",
+    );
+
+    // another check
+    approve_into(&ready, &run, "V-α-1", &run);
+    refused(
+        "carol@example.com",
+        "signed for failed check V-α-1, not V-α-3",
+    );
+
+    // an edited signature file: alice's note changed after she signed
+    approve_rollback_all(&ready, &run, "V-α-3");
+    let approvals = run.join("rollback-approvals");
+    let alice = std::fs::read_dir(&approvals)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().contains("alice"))
+        .unwrap();
+    let text = std::fs::read_to_string(&alice).unwrap();
+    std::fs::write(
+        &alice,
+        text.replacen("note = \"\"", "note = \"fine by me\"", 1),
+    )
+    .unwrap();
+    refused(
+        "carol@example.com",
+        "signature does not verify: the file was edited or forged",
+    );
+
+    // signed by the operator: alice runs the rollback she approved
+    approve_rollback_all(&ready, &run, "V-α-3");
+    refused(
+        "alice@example.com",
+        "separation of duties: the operator alice@example.com",
+    );
+
+    // a reject blocks, whatever else was signed
+    sluice()
+        .arg("approve-rollback")
+        .arg(&ready.dir)
+        .arg("--run")
+        .arg(&run)
+        .args(["--failed-check", "V-α-3", "--signer", "bob@example.com"])
+        .args([
+            "--decision",
+            "reject",
+            "--note",
+            "restore from backup instead",
+            "--key",
+        ])
+        .arg(ready.keys.join("bob@example.com"))
+        .assert()
+        .success();
+    refused(
+        "carol@example.com",
+        "rollback rejected by bob@example.com (\"restore from backup instead\")",
+    );
+
+    // enough valid ones: the rollback runs, and its evidence holds them
+    approve_rollback_all(&ready, &run, "V-α-3");
+    rollback_cmd(&ready, &conninfo, &run, "V-α-3", "production")
+        .assert()
+        .success();
+    let rollback_dir = last_run(&ready);
+    assert_eq!(run_json(&rollback_dir)["status"], "succeeded");
+    assert_rollback_evidence_holds_the_approvals(&rollback_dir, &run);
 }

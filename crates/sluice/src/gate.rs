@@ -183,15 +183,17 @@ pub const ROLLBACK_STEPS: &[Step] = &[
         "the run folder is a completed apply (the migration committed) of this digest on this environment"),
     step(StepId::FailedCheck, 3, Gate, "§6 trigger", BeforeMigration,
         "the named check is a verify check recorded as failed in that run, or failing now (re-run read-only)"),
-    step(StepId::ExclusiveRun, 4, Gate, "—", BeforeMigration,
+    step(StepId::Approvals, 4, Gate, "§6 Custodian co-sign", BeforeMigration,
+        "at least rollback_required distinct allowed signers signed a rollback approval (namespace sluice-rollback) of this digest, run (id and run.json sha256), environment and failed check; none reject; the operator not among them unless allowed"),
+    step(StepId::ExclusiveRun, 5, Gate, "—", BeforeMigration,
         "the package's advisory lock is acquired at once"),
-    step(StepId::TargetIdentity, 5, Gate, "G-4", BeforeMigration,
+    step(StepId::TargetIdentity, 6, Gate, "G-4", BeforeMigration,
         "every [target] key matches; the target is not a rehearsal cluster"),
-    step(StepId::RollbackAtomic, 6, Gate, "C-09, R-1..R-5", Rollback,
+    step(StepId::RollbackAtomic, 7, Gate, "C-09, R-1..R-5", Rollback,
         "the rollback runs in one transaction with the migration's lock discipline and commits"),
-    step(StepId::SchemaEqualsPre, 7, Gate, "§6", Rollback,
+    step(StepId::SchemaEqualsPre, 8, Gate, "§6", Rollback,
         "the schema after the rollback equals the run's pre snapshot, structurally"),
-    step(StepId::RestoreScript, 8, Records, "§5 restore", Rollback,
+    step(StepId::RestoreScript, 9, Records, "§5 restore", Rollback,
         "what the rollback cannot restore is measured against the pre capture, listed, and a restore script for it written (not run)"),
 ];
 
@@ -220,5 +222,21 @@ mod tests {
             assert_eq!(step.number as usize, i + 1);
         }
         assert_eq!(by_id("migration-atomic").unwrap().phase.exit_code(), 4);
+        for (i, step) in ROLLBACK_STEPS.iter().enumerate() {
+            assert_eq!(step.number as usize, i + 1);
+        }
+    }
+
+    #[test]
+    fn the_rollback_is_approved_before_it_takes_the_lock() {
+        let names: Vec<&str> = ROLLBACK_STEPS.iter().map(|s| s.name).collect();
+        let at = |n: &str| names.iter().position(|x| *x == n).unwrap();
+        assert!(at("failed-check") < at("approvals"));
+        assert!(at("approvals") < at("exclusive-run"));
+        assert_eq!(
+            ROLLBACK_STEPS[at("approvals")].phase.exit_code(),
+            3,
+            "a refused rollback approval leaves the target unchanged"
+        );
     }
 }

@@ -3,7 +3,7 @@
 //! approvals gate will, and write it.
 
 use super::print_json;
-use crate::args::DecisionArg;
+use crate::args::{DecisionArg, RollbackDecisionArg};
 use crate::failure::Failure;
 use crate::passphrase::Asker;
 use sluice::approval::{AgentKey, Approval, ApprovalError, Decision, SigningKey};
@@ -24,7 +24,7 @@ pub struct ApproveArgs {
 }
 
 /// Every approval error is the user's to fix (a key, a passphrase, an agent, a file): exit 2.
-fn usage(err: ApprovalError) -> Failure {
+pub(super) fn usage(err: ApprovalError) -> Failure {
     Failure::new(ExitCode::Usage, err.to_string())
 }
 
@@ -49,7 +49,12 @@ pub fn approve(args: &ApproveArgs, json: bool) -> Result<ExitCode, Failure> {
                 );
                 return Ok(ExitCode::Done);
             }
-            let mut key = signing_key(args, &pkg, signer)?;
+            let mut key = signing_key(
+                (args.agent, args.key.as_deref()),
+                &pkg,
+                signer,
+                sluice::approval::NAMESPACE,
+            )?;
             if key.is_security_key() {
                 eprintln!("touch your security key to sign with {}", key.describe());
             }
@@ -100,25 +105,32 @@ fn signer_and_decision(args: &ApproveArgs) -> Result<(&str, Decision), Failure> 
     Ok((signer, decision))
 }
 
-/// The key file of --key (its passphrase asked when it has one), or the agent's key.
-fn signing_key(args: &ApproveArgs, pkg: &Package, signer: &str) -> Result<SigningKey, Failure> {
-    if args.agent {
+/// The key file of --key (its passphrase asked when it has one), or the agent's key (the one
+/// allowed_signers lists for the signer in `namespace`, unless --key names it).
+pub(super) fn signing_key(
+    (agent, key): (bool, Option<&Path>),
+    pkg: &Package,
+    signer: &str,
+    namespace: &str,
+) -> Result<SigningKey, Failure> {
+    if agent {
         let socket = std::env::var_os("SSH_AUTH_SOCK")
             .filter(|s| !s.is_empty())
             .ok_or_else(|| usage(ApprovalError::NoAgent))?;
-        let choice = match &args.key {
+        let choice = match key {
             Some(file) => AgentKey::File(file),
             None => AgentKey::OfSigner {
                 signer,
                 policy: &pkg.approvals,
+                namespace,
             },
         };
         return SigningKey::from_agent(Path::new(&socket), choice).map_err(usage);
     }
-    let Some(file) = &args.key else {
+    let Some(file) = key else {
         return Err(Failure::new(
             ExitCode::Usage,
-            "approve needs --key KEYFILE or --agent",
+            "needs --key KEYFILE or --agent",
         ));
     };
     SigningKey::from_file(file, &mut Asker::from_env()).map_err(usage)
@@ -159,4 +171,87 @@ fn imported(
         ));
     }
     Ok(approval)
+}
+
+pub struct ApproveRollbackArgs {
+    pub package: PathBuf,
+    pub run: PathBuf,
+    pub failed_check: String,
+    pub signer: String,
+    pub key: Option<PathBuf>,
+    pub agent: bool,
+    pub decision: RollbackDecisionArg,
+    pub note: String,
+    pub into: Option<PathBuf>,
+}
+
+/// `sluice approve-rollback`: sign a rollback approval of one apply run, check it as the
+/// rollback's approvals gate will, and write it (0600) into the run's `rollback-approvals/` or
+/// `--into`.
+pub fn approve_rollback(args: &ApproveRollbackArgs, json: bool) -> Result<ExitCode, Failure> {
+    use sluice::approval::rollback::{self, RollbackDecision};
+    let pkg = Package::load(&args.package)?;
+    let digest = sluice::digest::package_digest(&pkg);
+    let wrong = |e: rollback::RollbackApprovalError| Failure::new(ExitCode::Usage, e.to_string());
+    let run = rollback::read_run(&args.run).map_err(wrong)?;
+    rollback::check_rollbackable(&pkg, &digest, &run, &args.run, &args.failed_check)
+        .map_err(wrong)?;
+    let decision = match args.decision {
+        RollbackDecisionArg::Pass => RollbackDecision::Pass,
+        RollbackDecisionArg::Reject => RollbackDecision::Reject,
+    };
+    let unsigned = rollback::unsigned(
+        &pkg,
+        &digest,
+        &run,
+        &args.failed_check,
+        &args.signer,
+        decision,
+        &args.note,
+    )
+    .map_err(usage)?;
+    let mut key = signing_key(
+        (args.agent, args.key.as_deref()),
+        &pkg,
+        &args.signer,
+        rollback::NAMESPACE,
+    )?;
+    if key.is_security_key() {
+        eprintln!("touch your security key to sign with {}", key.describe());
+    }
+    let approval = unsigned.signed_by(&mut key).map_err(usage)?;
+    // a signer or key the rollback's approvals gate would refuse is a wrong argument: exit 2
+    let fingerprint = approval.check_allowed(&pkg.approvals).map_err(usage)?;
+    let dir = args
+        .into
+        .clone()
+        .unwrap_or_else(|| args.run.join(rollback::DIR));
+    let path = approval
+        .write_into(&dir)
+        .map_err(|e| Failure::new(ExitCode::Internal, e.to_string()))?;
+    if json {
+        print_json(&serde_json::json!({
+            "ok": true,
+            "rollback_approval": path,
+            "digest": digest,
+            "run": run.id,
+            "run_sha256": run.run_sha256,
+            "environment": run.environment,
+            "failed_check": args.failed_check,
+            "signer": approval.signer,
+            "decision": approval.decision.to_string(),
+            "key_fingerprint": fingerprint,
+        }));
+    }
+    eprintln!(
+        "{} signed `{}` for the rollback of run {} ({}, failed check {}) of {} at digest {digest} with key {fingerprint}: {}",
+        approval.signer,
+        approval.decision,
+        run.id,
+        run.environment,
+        args.failed_check,
+        pkg.info.id,
+        path.display()
+    );
+    Ok(ExitCode::Done)
 }

@@ -78,6 +78,30 @@ pub fn run(cli: Cli) -> Result<ExitCode, Failure> {
             },
             json,
         ),
+        Command::ApproveRollback {
+            package,
+            run,
+            failed_check,
+            signer,
+            key,
+            agent,
+            decision,
+            note,
+            into,
+        } => approve::approve_rollback(
+            &approve::ApproveRollbackArgs {
+                package,
+                run,
+                failed_check,
+                signer,
+                key,
+                agent,
+                decision,
+                note,
+                into,
+            },
+            json,
+        ),
         Command::Apply {
             package,
             target,
@@ -136,6 +160,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Failure> {
             failed_check,
             operator,
             evidence,
+            approvals,
             yes,
         } => {
             let options = sluice::pipeline::RollbackOptions {
@@ -144,6 +169,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Failure> {
                 evidence_root: evidence.unwrap_or_else(|| sluice::evidence::root_of_run(&run)),
                 run_dir: run,
                 failed_check,
+                approvals_dir: approvals,
             };
             apply::rollback(&package, target.as_deref(), options, yes, json)
         }

@@ -129,6 +129,31 @@ pub fn approve_all(ready: &Ready) {
     }
 }
 
+/// `sluice approve-rollback` of the apply run `run_dir` for `check`, signed by `signer` with
+/// their test key, into the run's `rollback-approvals/`.
+pub fn approve_rollback_cmd(ready: &Ready, run_dir: &Path, check: &str, signer: &str) -> Command {
+    let mut cmd = sluice();
+    cmd.arg("approve-rollback")
+        .arg(&ready.dir)
+        .arg("--run")
+        .arg(run_dir)
+        .args(["--failed-check", check, "--signer", signer])
+        .args(["--decision", "pass", "--key"])
+        .arg(ready.keys.join(signer));
+    cmd
+}
+
+/// Both reviewers sign the rollback of `run_dir` for `check` (the package's
+/// `rollback_required`, 2 by default), replacing any rollback approval signed before.
+pub fn approve_rollback_all(ready: &Ready, run_dir: &Path, check: &str) {
+    let _ = std::fs::remove_dir_all(run_dir.join("rollback-approvals"));
+    for name in SIGNERS {
+        approve_rollback_cmd(ready, run_dir, check, name)
+            .assert()
+            .success();
+    }
+}
+
 /// `sluice apply --yes` on the ready package to `production`, with its own evidence folder.
 pub fn apply_cmd(ready: &Ready, conninfo: &str) -> Command {
     apply_as(

@@ -9,7 +9,7 @@
 //! The agent is spoken to with `ssh-agent-client-rs` (the agent protocol's list and sign
 //! requests); rsa keys are asked for `rsa-sha2-512` signatures, as SSHSIG wants.
 
-use super::{allowed_signers, ApprovalError, NAMESPACE};
+use super::{allowed_signers, ApprovalError};
 use crate::package::ApprovalPolicy;
 use ssh_agent_client_rs::{Client, Identity};
 use ssh_key::{Algorithm, HashAlg, PrivateKey, PublicKey, SshSig};
@@ -40,10 +40,12 @@ pub enum AgentKey<'a> {
     /// The key in this file: a public key (`KEY.pub`), or a private key file whose public half
     /// is read (an encrypted file's public half is not encrypted).
     File(&'a Path),
-    /// The one key the agent holds that allowed_signers lists for this signer.
+    /// The one key the agent holds that allowed_signers lists for this signer in `namespace`
+    /// ([`super::NAMESPACE`] for approvals, [`super::rollback::NAMESPACE`] for rollback approvals).
     OfSigner {
         signer: &'a str,
         policy: &'a ApprovalPolicy,
+        namespace: &'a str,
     },
 }
 
@@ -98,7 +100,11 @@ impl SigningKey {
         };
         let wanted: Vec<PublicKey> = match choice {
             AgentKey::File(path) => vec![read_public_half(path)?],
-            AgentKey::OfSigner { signer, policy } => signer_keys(signer, policy)?,
+            AgentKey::OfSigner {
+                signer,
+                policy,
+                namespace,
+            } => signer_keys(signer, policy, namespace)?,
         };
         let stream = std::os::unix::net::UnixStream::connect(socket).map_err(|err| {
             ApprovalError::AgentConnect {
@@ -372,8 +378,12 @@ fn read_public_half(path: &Path) -> Result<PublicKey, ApprovalError> {
         })
 }
 
-/// The keys allowed_signers lists for `signer` in the approvals namespace now.
-fn signer_keys(signer: &str, policy: &ApprovalPolicy) -> Result<Vec<PublicKey>, ApprovalError> {
+/// The keys allowed_signers lists for `signer` in `namespace` now.
+fn signer_keys(
+    signer: &str,
+    policy: &ApprovalPolicy,
+    namespace: &str,
+) -> Result<Vec<PublicKey>, ApprovalError> {
     let not_allowed = |reason: String| ApprovalError::NotAllowed {
         signer: signer.to_string(),
         reason,
@@ -382,12 +392,12 @@ fn signer_keys(signer: &str, policy: &ApprovalPolicy) -> Result<Vec<PublicKey>, 
         super::read_allowed_signers(policy).map_err(not_allowed)?;
     let now = OffsetDateTime::now_utc();
     let keys: Vec<PublicKey> = signers
-        .keys_for(signer, NAMESPACE, now)
+        .keys_for(signer, namespace, now)
         .into_iter()
         .cloned()
         .collect();
     if keys.is_empty() {
-        return Err(not_allowed(signers.explain_no_key(signer, NAMESPACE, now)));
+        return Err(not_allowed(signers.explain_no_key(signer, namespace, now)));
     }
     Ok(keys)
 }

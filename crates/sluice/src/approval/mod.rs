@@ -33,6 +33,7 @@
 pub mod allowed_signers;
 pub mod keys;
 mod payload;
+pub mod rollback;
 #[cfg(test)]
 mod tests;
 
@@ -770,27 +771,60 @@ fn check_signature(
     signers: &AllowedSigners,
     now: OffsetDateTime,
 ) -> Result<String, String> {
-    let signed_at = parse_utc(&approval.signed_at).ok_or_else(|| {
+    verify_signed(
+        Signed {
+            signer: &approval.signer,
+            signed_at: &approval.signed_at,
+            signature: &approval.signature,
+            message: approval.signed_message().as_bytes(),
+            namespace: NAMESPACE,
+        },
+        signers,
+        now,
+    )
+}
+
+/// A signed record, as the signature check needs it.
+struct Signed<'a> {
+    signer: &'a str,
+    signed_at: &'a str,
+    /// The armored SSHSIG.
+    signature: &'a str,
+    /// The exact bytes signed.
+    message: &'a [u8],
+    namespace: &'a str,
+}
+
+/// The signature is an SSHSIG in `namespace`, by a key allowed_signers lists for the signer in
+/// that namespace at `signed_at`, over `message`. Returns the key's `SHA256:…` fingerprint, or
+/// why the signature does not count.
+fn verify_signed(
+    signed: Signed<'_>,
+    signers: &AllowedSigners,
+    now: OffsetDateTime,
+) -> Result<String, String> {
+    let namespace = signed.namespace;
+    let signed_at = parse_utc(signed.signed_at).ok_or_else(|| {
         format!(
             "signed_at `{}` is not a UTC time like 2025-01-31T12:00:00Z",
-            approval.signed_at
+            signed.signed_at
         )
     })?;
     if signed_at > now + CLOCK_SKEW {
-        return Err(format!("signed_at {} is in the future", approval.signed_at));
+        return Err(format!("signed_at {} is in the future", signed.signed_at));
     }
-    let signature = SshSig::from_pem(&approval.signature).map_err(|err| {
+    let signature = SshSig::from_pem(signed.signature).map_err(|err| {
         format!("the signature is not an SSH signature ({err}): the file was edited or forged")
     })?;
-    if signature.namespace() != NAMESPACE {
+    if signature.namespace() != namespace {
         return Err(format!(
-            "the signature is for namespace \"{}\", not \"{NAMESPACE}\"",
+            "the signature is for namespace \"{}\", not \"{namespace}\"",
             signature.namespace()
         ));
     }
-    let keys = signers.keys_for(&approval.signer, NAMESPACE, signed_at);
+    let keys = signers.keys_for(signed.signer, namespace, signed_at);
     if keys.is_empty() {
-        return Err(signers.explain_no_key(&approval.signer, NAMESPACE, signed_at));
+        return Err(signers.explain_no_key(signed.signer, namespace, signed_at));
     }
     let fingerprint = signature
         .public_key()
@@ -802,10 +836,10 @@ fn check_signature(
         .ok_or_else(|| {
             format!(
                 "signed with a key allowed_signers does not list for {} ({fingerprint})",
-                approval.signer
+                signed.signer
             )
         })?;
-    key.verify(NAMESPACE, approval.signed_message().as_bytes(), &signature)
+    key.verify(namespace, signed.message, &signature)
         .map_err(|_| "signature does not verify: the file was edited or forged".to_string())?;
     Ok(fingerprint)
 }
@@ -869,15 +903,18 @@ pub fn generate_ed25519(path: &Path, comment: &str) -> Result<PublicKey, Approva
     Ok(key.public_key().clone())
 }
 
-/// An allowed_signers line that lets `principal` sign approvals with `key`:
-/// `alice@example.com namespaces="sluice-approval" ssh-ed25519 AAAA…`.
+/// An allowed_signers line that lets `principal` sign approvals and rollback approvals with
+/// `key`: `alice@example.com namespaces="sluice-approval,sluice-rollback" ssh-ed25519 AAAA…`.
 pub fn allowed_signers_line(principal: &str, key: &PublicKey) -> String {
     let mut key = key.clone();
     key.set_comment("");
     let key_text = key
         .to_openssh()
         .unwrap_or_else(|err| format!("<key cannot be encoded: {err}>"));
-    format!("{principal} namespaces=\"{NAMESPACE}\" {key_text}")
+    format!(
+        "{principal} namespaces=\"{NAMESPACE},{}\" {key_text}",
+        rollback::NAMESPACE
+    )
 }
 
 /// `KEY.pub` beside `KEY`.

@@ -86,6 +86,7 @@ impl Fixture {
                 bytes: allowed_signers.as_bytes().to_vec(),
             }),
             operator_may_approve,
+            rollback_required: required,
         };
         evaluate(&policy, PACKAGE, DIGEST, operator, &self.approvals())
     }
@@ -421,6 +422,7 @@ fn no_allowed_signers_file_holds_only_when_nothing_is_required() {
         required,
         allowed_signers: None,
         operator_may_approve: false,
+        rollback_required: required,
     };
     let needed = evaluate(&policy(1), PACKAGE, DIGEST, None, &fx.approvals());
     assert!(!needed.holds);
@@ -569,7 +571,9 @@ fn generate_ed25519_never_overwrites_a_key() {
     );
     let line = fx.line(ALICE, "alice");
     assert!(
-        line.starts_with("alice@example.com namespaces=\"sluice-approval\" ssh-ed25519 AAAA"),
+        line.starts_with(
+            "alice@example.com namespaces=\"sluice-approval,sluice-rollback\" ssh-ed25519 AAAA"
+        ),
         "{line}"
     );
     assert_eq!(line.split_whitespace().count(), 4, "no comment: {line}");

@@ -156,6 +156,7 @@ pub struct RawApprovals {
     pub required: Option<S<i64>>,
     pub allowed_signers: Option<S<String>>,
     pub operator_may_approve: Option<bool>,
+    pub rollback_required: Option<S<i64>>,
 }
 
 #[derive(Debug, Deserialize)]

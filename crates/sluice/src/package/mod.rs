@@ -148,6 +148,9 @@ pub struct ApprovalPolicy {
     /// The OpenSSH allowed_signers file, when the manifest names one.
     pub allowed_signers: Option<ReadFile>,
     pub operator_may_approve: bool,
+    /// Signed rollback approvals `sluice rollback` needs (`[approvals] rollback_required`,
+    /// default: `required`).
+    pub rollback_required: u32,
 }
 
 /// A file of the package that is read but not pinned by a hash of its own (it is in the digest).

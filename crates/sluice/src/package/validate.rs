@@ -767,9 +767,25 @@ fn approvals(
         .map_or(1, |r| {
             non_negative(Some(r), "approvals.required", 1, 100, p) as u32
         });
+    let rollback_required = raw
+        .and_then(|a| a.get_ref().rollback_required.as_ref())
+        .map_or(required, |r| {
+            non_negative(
+                Some(r),
+                "approvals.rollback_required",
+                required.into(),
+                100,
+                p,
+            ) as u32
+        });
     let signers = raw.and_then(|a| a.get_ref().allowed_signers.as_ref());
     let allowed_signers = match signers {
         Some(rel) => read_inside(dir, rel, p).map(|(rel, bytes)| ReadFile { rel, bytes }),
+        None if rollback_required > 0 && required == 0 => {
+            let span = raw.map_or(0..0, |r| r.span());
+            p.at(&span, format!("approvals.rollback_required = {rollback_required} needs `allowed_signers = \"FILE\"` (an OpenSSH allowed_signers file), or set rollback_required = 0"));
+            None
+        }
         None if required > 0 => {
             let span = raw.map_or(0..0, |r| r.span());
             p.at(&span, format!("approvals.required = {required} needs `allowed_signers = \"FILE\"` (an OpenSSH allowed_signers file), or set required = 0"));
@@ -783,5 +799,6 @@ fn approvals(
         operator_may_approve: raw
             .and_then(|a| a.get_ref().operator_may_approve)
             .unwrap_or(false),
+        rollback_required,
     }
 }

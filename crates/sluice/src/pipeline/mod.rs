@@ -506,6 +506,17 @@ pub struct RollbackOptions {
     pub run_dir: PathBuf,
     /// The verify check whose failure triggers the rollback.
     pub failed_check: String,
+    /// Where the signed rollback approvals are (default: the run's `rollback-approvals/`).
+    pub approvals_dir: Option<PathBuf>,
+}
+
+impl RollbackOptions {
+    /// The folder the rollback's `approvals` gate reads.
+    pub fn approvals_dir(&self) -> PathBuf {
+        self.approvals_dir
+            .clone()
+            .unwrap_or_else(|| self.run_dir.join(crate::approval::rollback::DIR))
+    }
 }
 
 /// Runs the gated rollback of SPEC §6; it gets its own evidence folder and ledger line.

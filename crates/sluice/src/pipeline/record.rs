@@ -74,6 +74,24 @@ pub struct RunRecord {
     pub probes: Vec<ProbeSummary>,
     /// For a rollback: the apply run it rolls back.
     pub rolls_back: Option<String>,
+    /// For a rollback: the signed rollback approvals its `approvals` gate counted (copied into
+    /// the run's `rollback-approvals/`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rollback_approvals: Vec<RollbackApprovalUsed>,
+}
+
+/// One rollback approval a rollback used, as run.json records it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RollbackApprovalUsed {
+    pub signer: String,
+    pub decision: String,
+    pub note: String,
+    pub signed_at: String,
+    pub key_fingerprint: String,
+    /// The copy in this run's evidence, relative to the run folder.
+    pub file: String,
+    /// The sha256 of the file, as read, verified and copied.
+    pub sha256: String,
 }
 
 impl RunRecord {
@@ -116,6 +134,7 @@ impl RunRecord {
             schema_diff: None,
             probes: Vec::new(),
             rolls_back: None,
+            rollback_approvals: Vec::new(),
         }
     }
 }

@@ -38,6 +38,8 @@ struct State {
     parsed: Option<lint::ParsedMigration>,
     /// For a rollback: the record of the apply it rolls back, read once by rollback-run.
     applied: Option<super::record::StoredRun>,
+    /// For a rollback: the apply run's id and run.json sha256, from the bytes rollback-run read.
+    applied_run: Option<crate::approval::rollback::ApplyRun>,
     /// The migration's operations as the scope gate derived them; the schema diff is judged
     /// against them.
     operations: Vec<crate::sql::Operation>,
@@ -736,6 +738,9 @@ pub(super) fn run_rollback(
     run.step(StepId::FailedCheck, |_| {
         failed_check(pkg, target, opts, &st)
     })?;
+    run.step(StepId::Approvals, |run| {
+        rollback_approvals(run, pkg, &digest, opts, &st)
+    })?;
     run.step(StepId::ExclusiveRun, |run| {
         exclusive_run(run, pkg, target, &mut st)
     })?;
@@ -764,17 +769,30 @@ fn rollback_run(
         return Failed("the package has no [rollback] file".into());
     }
     let path = opts.run_dir.join("run.json");
-    let stored: super::record::StoredRun =
-        match std::fs::read_to_string(&path).map(|t| serde_json::from_str(&t)) {
-            Ok(Ok(run)) => run,
-            Ok(Err(e)) => {
-                return Failed(format!(
-                    "{} is not a sluice run record: {e}",
-                    path.display()
-                ))
-            }
-            Err(e) => return Failed(format!("cannot read {}: {e}", path.display())),
-        };
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) => return Failed(format!("cannot read {}: {e}", path.display())),
+    };
+    let stored: super::record::StoredRun = match serde_json::from_slice(&bytes) {
+        Ok(run) => run,
+        Err(e) => {
+            return Failed(format!(
+                "{} is not a sluice run record: {e}",
+                path.display()
+            ))
+        }
+    };
+    // the run id is the folder's name, as approve-rollback binds it
+    let id = std::fs::canonicalize(&opts.run_dir)
+        .ok()
+        .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()));
+    let Some(id) = id else {
+        return Failed(format!("{} is not a run folder", opts.run_dir.display()));
+    };
+    match crate::approval::rollback::run_from_bytes(&path, id, &bytes) {
+        Ok(applied) => st.applied_run = Some(applied),
+        Err(e) => return Failed(e.to_string()),
+    }
     let mut problems = Vec::new();
     if stored.kind != "apply" {
         problems.push(format!("the run is a {}, not an apply", stored.kind));
@@ -813,6 +831,60 @@ fn rollback_run(
             problems.join("; ")
         ))
     }
+}
+
+/// The rollback's `approvals` gate: enough signed rollback approvals of this very rollback; the
+/// ones it counts are copied into the rollback's evidence and recorded in its run.json.
+fn rollback_approvals(
+    run: &mut Run,
+    pkg: &Package,
+    digest: &str,
+    opts: &super::RollbackOptions,
+    st: &State,
+) -> StepResult {
+    use crate::approval::rollback;
+    let Some(applied) = st.applied_run.as_ref() else {
+        return Failed("the apply run was not read".into());
+    };
+    let dir = opts.approvals_dir();
+    let expected = rollback::Expected {
+        package_id: &pkg.info.id,
+        digest,
+        run: applied,
+        environment: &opts.environment,
+        failed_check: &opts.failed_check,
+        operator: &opts.operator,
+    };
+    let verdict = rollback::evaluate(&pkg.approvals, &expected, &dir);
+    run.log("rollback.approvals", serde_json::json!(verdict));
+    if !verdict.holds {
+        return Failed(verdict.summary);
+    }
+    for used in verdict.counted() {
+        let name = used
+            .file
+            .file_name()
+            .map_or_else(|| "approval".into(), |n| n.to_string_lossy().into_owned());
+        let rel = format!("{}/{name}", rollback::DIR);
+        if let Err(e) = run.dir.write(&rel, &used.bytes) {
+            return Failed(format!(
+                "cannot copy {} into the evidence: {e}",
+                used.file.display()
+            ));
+        }
+        run.record
+            .rollback_approvals
+            .push(super::record::RollbackApprovalUsed {
+                signer: used.signer.clone(),
+                decision: used.decision.to_string(),
+                note: used.note.clone(),
+                signed_at: used.signed_at.clone(),
+                key_fingerprint: used.key_fingerprint.clone(),
+                file: rel,
+                sha256: used.sha256.clone(),
+            });
+    }
+    Passed(verdict.summary)
 }
 
 fn failed_check(
