@@ -69,6 +69,12 @@ fn the_markdown_names_every_check_gate_and_the_digest() {
         assert!(md.contains(seed), "seed mapping {seed} missing");
     }
     assert!(md.contains("no manifest_envelope table"));
+    // the seed's §6: a rollback is co-signed, never the operator's alone
+    assert!(
+        md.contains("Authority: not automatic. `sluice rollback` needs 2 distinct signed rollback approval(s)")
+            && md.contains("the operator's own approval does not count"),
+        "no rollback authority rule in:\n{md}"
+    );
 }
 
 #[test]

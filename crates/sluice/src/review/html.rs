@@ -353,7 +353,8 @@ fn rollback(r: &Review) -> Markup {
         file.rel.display(),
         file.sha256
     )));
-    section(5) + rule + pre(sql.trim_end()) + not_restorable(r)
+    let authority = p(code_spans(&super::rollback_authority(&r.approvals)));
+    section(5) + rule + authority + pre(sql.trim_end()) + not_restorable(r)
 }
 
 fn not_restorable(r: &Review) -> Markup {

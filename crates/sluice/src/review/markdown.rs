@@ -305,6 +305,7 @@ fn rollback(out: &mut String, r: &Review) {
         return;
     };
     let _ = writeln!(out, "`sluice rollback` runs `{}` (sha256 `{}`) in one transaction, only when: the run is a completed apply of this digest on the named environment; the named `--failed-check` is a verify check that failed (recorded, or failing now); the file's sha256 matches; the operator confirms. Afterwards the schema must equal the run's pre snapshot (exit 6 otherwise).\n", file.rel.display(), file.sha256);
+    let _ = writeln!(out, "{}\n", super::rollback_authority(&r.approvals));
     let _ = writeln!(out, "```sql\n{}\n```\n", sql.trim_end());
     if !r.probes.is_empty() {
         let cols: Vec<String> = r

@@ -70,6 +70,23 @@ pub struct Review {
 }
 
 /// Builds the review of a package.
+/// Who may roll the change back (SPEC §6, the seed's "Custodian co-sign"): the rule the
+/// rollback pipeline's `approvals` gate enforces, in one sentence for the review.
+pub fn rollback_authority(approvals: &crate::package::ApprovalPolicy) -> String {
+    let n = approvals.rollback_required;
+    if n == 0 {
+        return "Authority: `[approvals] rollback_required = 0` — no co-signature; the operator alone decides, by typed confirmation.".to_string();
+    }
+    let operator = if approvals.operator_may_approve {
+        "the operator's own approval counts (`operator_may_approve = true`)"
+    } else {
+        "the operator's own approval does not count"
+    };
+    format!(
+        "Authority: not automatic. `sluice rollback` needs {n} distinct signed rollback approval(s) with decision pass (`sluice approve-rollback`, SSH namespace `sluice-rollback`, signers from `allowed_signers`), each bound to this digest, that very apply run (its run.json's sha256), its environment and the failed check; {operator}; a signed reject blocks. Then the operator confirms."
+    )
+}
+
 pub fn build(pkg: &Package, lint: LintReport) -> Review {
     let digest = digest::package_digest(pkg);
     let approvals_dir = pkg.dir.join("approvals");
