@@ -571,25 +571,8 @@ fn a_rollback_statement_that_fails_rolls_the_rollback_back_and_exits_6() {
 #[test]
 fn an_initd_package_without_a_target_database_can_be_rehearsed() {
     let (_cluster, conninfo) = fixture_target();
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("starter");
-    sluice().arg("init").arg(&dir).assert().success();
-    assert!(read(&dir, "sluice.toml").contains("# database = "));
     let before = fingerprint(&conninfo);
-    let mut cmd = sluice();
-    cmd.arg("rehearse")
-        .arg(&dir)
-        .args(["--target", &conninfo, "--evidence"])
-        .arg(tmp.path().join("evidence"));
-    if let Some(bindir) = std::env::var_os("SLUICE_TEST_PG_BINDIR") {
-        cmd.arg("--pg-bindir").arg(bindir);
-    }
-    let assert = cmd.assert();
-    let stderr = stderr_of(&assert);
-    assert!(
-        assert.get_output().status.success() && stderr.contains("rehearsal passed"),
-        "{stderr}"
-    );
+    let stderr = rehearse_a_starter_package(&conninfo);
     let database: String = postgres::Client::connect(&conninfo, postgres::NoTls)
         .unwrap()
         .query_one("SELECT current_database()::text", &[])
@@ -613,13 +596,24 @@ fn an_initd_package_without_a_target_database_can_be_rehearsed() {
 fn a_target_database_called_postgres_can_be_rehearsed() {
     let (cluster, _conninfo) = fixture_target();
     let conninfo = cluster.conninfo("postgres", cluster.superuser());
+    let stderr = rehearse_a_starter_package(&conninfo);
+    assert!(
+        stderr.contains("restored postgres with pg_restore"),
+        "{stderr}"
+    );
+}
+
+/// `sluice init` (no `[target].database`), then `sluice rehearse` of it against `conninfo`,
+/// which must pass; its stderr.
+fn rehearse_a_starter_package(conninfo: &str) -> String {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("starter");
     sluice().arg("init").arg(&dir).assert().success();
+    assert!(read(&dir, "sluice.toml").contains("# database = "));
     let mut cmd = sluice();
     cmd.arg("rehearse")
         .arg(&dir)
-        .args(["--target", &conninfo, "--evidence"])
+        .args(["--target", conninfo, "--evidence"])
         .arg(tmp.path().join("evidence"));
     if let Some(bindir) = std::env::var_os("SLUICE_TEST_PG_BINDIR") {
         cmd.arg("--pg-bindir").arg(bindir);
@@ -627,11 +621,10 @@ fn a_target_database_called_postgres_can_be_rehearsed() {
     let assert = cmd.assert();
     let stderr = stderr_of(&assert);
     assert!(
-        assert.get_output().status.success()
-            && stderr.contains("restored postgres with pg_restore")
-            && stderr.contains("rehearsal passed"),
+        assert.get_output().status.success() && stderr.contains("rehearsal passed"),
         "{stderr}"
     );
+    stderr
 }
 
 /// The rollback's evidence holds a copy of each approval it counted (both reviewers'), byte

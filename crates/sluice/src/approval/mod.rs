@@ -360,30 +360,7 @@ impl Approval {
             path: approvals_dir.to_path_buf(),
             source,
         })?;
-        let path = approvals_dir.join(self.file_name());
-        if path.exists() {
-            return Err(ApprovalError::AlreadyExists { path });
-        }
-        let write_error = |source| ApprovalError::Write {
-            path: path.clone(),
-            source,
-        };
-        let mut temp = tempfile::Builder::new()
-            .prefix(".approval-")
-            .suffix(".tmp")
-            .tempfile_in(approvals_dir)
-            .map_err(write_error)?;
-        temp.write_all(text.as_bytes()).map_err(write_error)?;
-        set_mode(temp.as_file(), 0o600).map_err(write_error)?;
-        temp.as_file().sync_all().map_err(write_error)?;
-        temp.persist_noclobber(&path)
-            .map_err(|err| match err.error.kind() {
-                std::io::ErrorKind::AlreadyExists => {
-                    ApprovalError::AlreadyExists { path: path.clone() }
-                }
-                _ => write_error(err.error),
-            })?;
-        Ok(path)
+        persist_new(&approvals_dir.join(self.file_name()), &text, ".approval-")
     }
 
     /// The checks `sign` makes on its arguments, so that the file name and the signed message
@@ -466,6 +443,38 @@ impl From<ApprovalFile> for Approval {
             signature: f.signature,
         }
     }
+}
+
+/// Writes `text` into the new file `path` (mode 0600): through a temporary sibling (whose name
+/// starts with `prefix`), synced, then moved into place without ever overwriting an existing
+/// file — two reviewers signing at once cannot lose either approval.
+pub(crate) fn persist_new(path: &Path, text: &str, prefix: &str) -> Result<PathBuf, ApprovalError> {
+    if path.exists() {
+        return Err(ApprovalError::AlreadyExists {
+            path: path.to_path_buf(),
+        });
+    }
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let write_error = |source| ApprovalError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut temp = tempfile::Builder::new()
+        .prefix(prefix)
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(write_error)?;
+    temp.write_all(text.as_bytes()).map_err(write_error)?;
+    set_mode(temp.as_file(), 0o600).map_err(write_error)?;
+    temp.as_file().sync_all().map_err(write_error)?;
+    temp.persist_noclobber(path)
+        .map_err(|err| match err.error.kind() {
+            std::io::ErrorKind::AlreadyExists => ApprovalError::AlreadyExists {
+                path: path.to_path_buf(),
+            },
+            _ => write_error(err.error),
+        })?;
+    Ok(path.to_path_buf())
 }
 
 /// Every `*.approval` file of `approvals_dir`, sorted by path, each read or with the reason it

@@ -31,14 +31,13 @@
 //! used.
 
 use super::{
-    escape, file_name_safe, format_utc, parse_utc, read_allowed_signers, set_mode, short_digest,
+    escape, file_name_safe, format_utc, parse_utc, read_allowed_signers, short_digest,
     verify_signed, AllowedSigners, ApprovalError, RefusedApproval, Signed, SigningKey,
 };
 use crate::package::{ApprovalPolicy, Package};
 use serde::{Deserialize, Serialize};
 use ssh_key::LineEnding;
 use std::collections::HashSet;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use time::OffsetDateTime;
 
@@ -335,30 +334,7 @@ impl RollbackApproval {
             path: dir.to_path_buf(),
             source,
         })?;
-        let path = dir.join(self.file_name());
-        if path.exists() {
-            return Err(ApprovalError::AlreadyExists { path });
-        }
-        let write_error = |source| ApprovalError::Write {
-            path: path.clone(),
-            source,
-        };
-        let mut temp = tempfile::Builder::new()
-            .prefix(".rollback-approval-")
-            .suffix(".tmp")
-            .tempfile_in(dir)
-            .map_err(write_error)?;
-        temp.write_all(text.as_bytes()).map_err(write_error)?;
-        set_mode(temp.as_file(), 0o600).map_err(write_error)?;
-        temp.as_file().sync_all().map_err(write_error)?;
-        temp.persist_noclobber(&path)
-            .map_err(|err| match err.error.kind() {
-                std::io::ErrorKind::AlreadyExists => {
-                    ApprovalError::AlreadyExists { path: path.clone() }
-                }
-                _ => write_error(err.error),
-            })?;
-        Ok(path)
+        super::persist_new(&dir.join(self.file_name()), &text, ".rollback-approval-")
     }
 
     /// The checks made before signing, so that the file name and the message are unambiguous.
