@@ -2,6 +2,8 @@
 //! Actions annotations in their own modules.
 
 pub mod github;
+#[cfg(test)]
+mod hazard_snapshots;
 pub mod sarif;
 
 use owo_colors::{OwoColorize, Stream};
