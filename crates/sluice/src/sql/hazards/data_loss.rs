@@ -3,7 +3,7 @@
 //! judged too: what it drops holds what the migration wrote and what clients wrote since, which
 //! the backup (taken before the migration) does not have.
 
-use super::{FileRole, Finding, HazardRule, Judge, Severity};
+use super::{FileRole, Finding, HazardRule, Judge, Runner, Severity};
 use crate::sql::operation::{derive, OpKind, Operation};
 
 pub const RULE: HazardRule = HazardRule {
@@ -46,12 +46,21 @@ fn check(ctx: &Judge) -> Vec<Finding> {
                 Severity::Warn,
                 stmt,
                 format!(
-                    "{} destroys stored data; a rollback cannot bring it back, only the backup can",
-                    list(&destroyed.iter().collect::<Vec<_>>())
+                    "{} destroys stored data; {}",
+                    list(&destroyed.iter().collect::<Vec<_>>()),
+                    match ctx.runner {
+                        Runner::Package => "a rollback cannot bring it back, only the backup can",
+                        Runner::Tool => "only a backup taken before it can bring it back",
+                    }
                 ),
-                Some(
-                    "make sure the backup gate is on and that the data is really no longer needed",
-                ),
+                Some(match ctx.runner {
+                    Runner::Package => {
+                        "make sure the backup gate is on and that the data is really no longer needed"
+                    }
+                    Runner::Tool => {
+                        "take a backup first, and make sure the data is really no longer needed"
+                    }
+                }),
             ));
             continue;
         }

@@ -108,7 +108,7 @@ fn check(ctx: &Judge) -> Vec<Finding> {
                          no row and the backfill never happens",
                         added.line
                     ),
-                    Some("add the column without a default, backfill it, then SET DEFAULT (the seed's r2 order)"),
+                    Some("add the column without a default, backfill it, then SET DEFAULT"),
                 ));
             }
         }

@@ -2,7 +2,7 @@
 //! than the statement says — the seed's `trg_tac_birth_gate_lu` bumps `updated_at` on every row
 //! the backfill touches. A probe on that table measures it.
 
-use super::{Finding, HazardRule, Judge, Severity};
+use super::{Finding, HazardRule, Judge, Runner, Severity};
 use crate::sql::operation::{derive, OpKind};
 
 pub const RULE: HazardRule = HazardRule {
@@ -47,7 +47,14 @@ fn check(ctx: &Judge) -> Vec<Finding> {
                     Severity::Warn,
                     stmt,
                     why,
-                    Some("add a [[probe]] on this table watching the columns the trigger sets"),
+                    Some(match ctx.runner {
+                        Runner::Package => {
+                            "add a [[probe]] on this table watching the columns the trigger sets"
+                        }
+                        Runner::Tool => {
+                            "compare the columns the trigger sets before and after the migration"
+                        }
+                    }),
                 )
             });
         }

@@ -1,6 +1,6 @@
 //! `unbounded-dml`: UPDATE or DELETE without WHERE touches every row of the table.
 
-use super::{Finding, HazardRule, Judge, Severity};
+use super::{Finding, HazardRule, Judge, Runner, Severity};
 use pg_query::NodeEnum;
 
 pub const RULE: HazardRule = HazardRule {
@@ -24,7 +24,10 @@ fn check(ctx: &Judge) -> Vec<Finding> {
                 Severity::Warn,
                 stmt,
                 "no WHERE clause: every row of the table is changed and locked until COMMIT",
-                Some("state the rows meant (even `WHERE true` makes the intent explicit) and check the count in [migration.expect]"),
+                Some(match ctx.runner {
+                    Runner::Package => "state the rows meant (even `WHERE true` makes the intent explicit) and check the count in [migration.expect]",
+                    Runner::Tool => "state the rows meant (even `WHERE true` makes the intent explicit) and check how many rows it changed before the migration commits",
+                }),
             )
         })
         .collect()
