@@ -53,12 +53,6 @@ fn install_step(cmd: &mut Command) -> Result<()> {
     }
 }
 
-/// The sluice binary built beside this one (bench/run.sh builds both in release).
-fn sluice_bin() -> Result<PathBuf> {
-    let me = std::env::current_exe().map_err(err("current exe"))?;
-    Ok(me.with_file_name("sluice"))
-}
-
 /// Wall time of one lint; a crash (a signal, or an exit code a lint never gives) is an error.
 fn timed(cmd: &mut Command) -> Result<f64> {
     let started = Instant::now();
@@ -76,7 +70,7 @@ fn timed(cmd: &mut Command) -> Result<f64> {
 }
 
 pub fn run(bench: &Bench) -> Result<Outcome> {
-    let sluice = sluice_bin()?;
+    let sluice = crate::apply::sluice_binary()?;
     let squawk = squawk()?;
     let version = Command::new(&squawk)
         .arg("--version")

@@ -298,16 +298,17 @@ fn restore(
             target::pg_message(&e)
         ))
     };
-    // from template1: the target's database may be called `postgres`, which a fresh cluster
-    // already has (empty); it is made again with the owner the rehearsal needs
+    // from template1: the target's database may be one a fresh cluster already has (empty,
+    // e.g. `postgres`); it is made again with the owner the rehearsal needs
     let mut admin = cluster
         .connect("template1")
         .map_err(|e| RehearseError::Other(format!("preparing the rehearsal cluster: {e}")))?;
-    if dbname == "postgres" {
-        admin
-            .batch_execute("DROP DATABASE postgres")
-            .map_err(sql_err)?;
-    }
+    admin
+        .batch_execute(&format!(
+            "DROP DATABASE IF EXISTS {}",
+            crate::sql::names::quote_ident(dbname)
+        ))
+        .map_err(sql_err)?;
     let mut roles: Vec<&str> = facts.owners.iter().map(String::as_str).collect();
     roles.push(role);
     roles.sort();

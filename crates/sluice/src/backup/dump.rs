@@ -38,9 +38,7 @@ pub struct DumpInfo {
     pub sha256: String,
     /// A directory-format dump's files (empty for the custom format).
     pub files: Vec<DumpFile>,
-    /// Entries `pg_restore --list` read from the dump's table of contents.
-    pub toc_entries: usize,
-    /// How the dump was read back in full.
+    /// How the dump was read back in full (its `entries`: those of the table of contents).
     pub read_back: ReadBack,
     pub dump_ms: u64,
     pub pg_dump: String,
@@ -238,7 +236,6 @@ fn dump_custom(
         return Err(BackupError::Empty);
     }
     crate::fault::damage_dump(path);
-    let toc_entries = super::restore_list(tools, path)?;
     let read_back = read_back(tools, path, DumpFormat::Custom, 1)?;
     Ok(DumpInfo {
         path: path.to_path_buf(),
@@ -248,7 +245,6 @@ fn dump_custom(
         bytes,
         sha256,
         files: Vec::new(),
-        toc_entries,
         read_back,
         dump_ms,
         pg_dump: pg_dump_name(tools),
@@ -321,7 +317,6 @@ fn dump_directory(
     }
     let dump_ms = started.elapsed().as_millis() as u64;
     crate::fault::damage_dump(path);
-    let toc_entries = super::restore_list(tools, path)?;
     // hash the files while pg_restore reads them back: both read the same pages, once from disk
     let (files, read_back) = std::thread::scope(|scope| {
         let hashing = scope.spawn(|| hash_folder(path, jobs));
@@ -344,7 +339,6 @@ fn dump_directory(
         bytes,
         sha256: folder_digest(&files),
         files,
-        toc_entries,
         read_back,
         dump_ms,
         pg_dump: pg_dump_name(tools),

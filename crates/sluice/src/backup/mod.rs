@@ -265,14 +265,6 @@ pub fn human_bytes(bytes: u64) -> String {
     }
 }
 
-/// Runs `pg_restore --list` on a dump; the number of table-of-contents entries.
-pub fn restore_list(tools: &ClientTools, dump: &Path) -> Result<usize, BackupError> {
-    Ok(restore_listing(tools, dump)?
-        .lines()
-        .filter(|l| !l.starts_with(';') && !l.trim().is_empty())
-        .count())
-}
-
 /// The text of `pg_restore --list` of a dump that pg_restore reads, archive header included.
 pub fn restore_listing(tools: &ClientTools, dump: &Path) -> Result<String, BackupError> {
     let out = crate::target::child_command(tools.bindir.join("pg_restore"))
