@@ -103,6 +103,11 @@ pub enum Command {
         decision: Option<DecisionArg>,
         #[arg(long, default_value = "")]
         note: String,
+        /// Acknowledge a preflight check's exact observed result, e.g. P-8=87 (a reviewed
+        /// deviation: the check passes "as acknowledged" when it returns exactly that and enough
+        /// signers acknowledged it). Needs --note saying why; may be repeated.
+        #[arg(long, value_name = "CHECK=OBSERVED", conflicts_with = "payload")]
+        acknowledge: Vec<String>,
         /// Print the exact payload to sign with `ssh-keygen -Y sign -n sluice-approval` (dated
         /// now) instead of signing; import the signature with --payload and --signature.
         #[arg(long, conflicts_with_all = ["key", "payload"])]

@@ -2,6 +2,8 @@
 //! READ ONLY transaction with a statement timeout, its rows compared with its expectation. The
 //! apply pipeline, `verify` and `review --target` all run checks through here.
 
+use crate::approval::Acknowledged;
+use crate::expect::TextRows;
 use crate::package::{Check, CheckBody};
 use crate::target;
 use serde::Serialize;
@@ -14,6 +16,22 @@ pub struct CheckResult {
     /// The rows, as text, or the error PostgreSQL gave.
     pub output: String,
     pub detail: Option<String>,
+    /// The result as a reviewer acknowledges it (`--acknowledge ID=OBSERVED`): the one value of
+    /// a one-row, one-column result (`NULL` for SQL NULL), else the rows as `output` shows them.
+    /// None when the query failed or a gate covers the check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observed: Option<String>,
+    /// Set when the check failed and passes because enough signers acknowledged `observed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acknowledged: Option<Acknowledged>,
+}
+
+/// What [`CheckResult::observed`] holds for `rows`.
+pub fn observed_value(rows: &TextRows) -> String {
+    match rows.rows.as_slice() {
+        [row] if row.len() == 1 => row[0].clone().unwrap_or_else(|| "NULL".into()),
+        _ => rows.render(),
+    }
 }
 
 /// Runs one check read-only and compares it with its expectation.
@@ -24,6 +42,8 @@ pub fn evaluate_check(client: &mut postgres::Client, check: &Check) -> CheckResu
             holds: true,
             output: format!("covered by gate {gate}"),
             detail: None,
+            observed: None,
+            acknowledged: None,
         },
         CheckBody::Sql { sql, expect } => {
             match target::read_only_query(client, sql, target::CHECK_TIMEOUT_MS) {
@@ -34,6 +54,8 @@ pub fn evaluate_check(client: &mut postgres::Client, check: &Check) -> CheckResu
                         holds: verdict.is_ok(),
                         output: rows.render(),
                         detail: verdict.err(),
+                        observed: Some(observed_value(&rows)),
+                        acknowledged: None,
                     }
                 }
                 Err(err) => CheckResult {
@@ -41,6 +63,8 @@ pub fn evaluate_check(client: &mut postgres::Client, check: &Check) -> CheckResu
                     holds: false,
                     output: String::new(),
                     detail: Some(target::pg_message(&err)),
+                    observed: None,
+                    acknowledged: None,
                 },
             }
         }

@@ -6,7 +6,7 @@ use super::print_json;
 use crate::args::{DecisionArg, RollbackDecisionArg};
 use crate::failure::Failure;
 use crate::passphrase::Asker;
-use sluice::approval::{AgentKey, Approval, ApprovalError, Decision, SigningKey};
+use sluice::approval::{Acknowledgement, AgentKey, Approval, ApprovalError, Decision, SigningKey};
 use sluice::exit::ExitCode;
 use sluice::package::Package;
 use std::path::{Path, PathBuf};
@@ -18,6 +18,7 @@ pub struct ApproveArgs {
     pub agent: bool,
     pub decision: Option<DecisionArg>,
     pub note: String,
+    pub acknowledge: Vec<String>,
     pub print_payload: bool,
     pub payload: Option<PathBuf>,
     pub signature: Option<PathBuf>,
@@ -35,8 +36,15 @@ pub fn approve(args: &ApproveArgs, json: bool) -> Result<ExitCode, Failure> {
         (Some(payload), Some(signature)) => imported(&pkg, &digest, payload, signature)?,
         _ => {
             let (signer, decision) = signer_and_decision(args)?;
+            let acknowledgements = args
+                .acknowledge
+                .iter()
+                .map(|given| Acknowledgement::parse(given, &pkg))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| usage(e.into()))?;
             let unsigned =
                 sluice::approval::unsigned(&pkg.info.id, &digest, signer, decision, &args.note)
+                    .and_then(|a| a.acknowledging(acknowledgements))
                     .map_err(usage)?;
             if args.print_payload {
                 print!("{}", unsigned.signed_message());
@@ -74,7 +82,14 @@ pub fn approve(args: &ApproveArgs, json: bool) -> Result<ExitCode, Failure> {
             "signer": approval.signer,
             "decision": approval.decision.to_string(),
             "key_fingerprint": fingerprint,
+            "acknowledge": approval.acknowledge,
         }));
+    }
+    for ack in &approval.acknowledge {
+        eprintln!(
+            "{} acknowledges {} = {}: the preflight check passes as acknowledged only if it returns exactly that, and only with [approvals] required signers acknowledging it",
+            approval.signer, ack.check, ack.observed
+        );
     }
     eprintln!(
         "{} signed `{}` for {} at digest {digest} with key {fingerprint}: {}",
@@ -169,6 +184,9 @@ fn imported(
                 pkg.info.id
             ),
         ));
+    }
+    for ack in &approval.acknowledge {
+        Acknowledgement::parse(&ack.to_arg(), pkg).map_err(|e| usage(e.into()))?;
     }
     Ok(approval)
 }

@@ -20,6 +20,10 @@
 //! …
 //! -----END SSH SIGNATURE-----
 //! """
+//!
+//! [[acknowledge]]        # only in an approval that acknowledges a deviation
+//! check = "P-8"
+//! observed = "87"
 //! ```
 //!
 //! The signature is an OpenSSH SSHSIG (namespace `sluice-approval`, SHA-512) over the canonical
@@ -30,6 +34,7 @@
 //! held by `ssh-agent`. `payload` reads back a message signed by hand with
 //! `ssh-keygen -Y sign -n sluice-approval` ([`Approval::from_payload`]) and attaches its `.sig`.
 
+pub mod acknowledge;
 pub mod allowed_signers;
 pub mod keys;
 mod payload;
@@ -37,6 +42,7 @@ pub mod rollback;
 #[cfg(test)]
 mod tests;
 
+pub use acknowledge::{AcknowledgeError, Acknowledged, Acknowledgement};
 pub use allowed_signers::{AllowedSigner, AllowedSigners, AllowedSignersError};
 pub use keys::{AgentKey, NoPassphrase, Passphrase, SigningKey};
 
@@ -119,6 +125,9 @@ pub struct Approval {
     pub note: String,
     /// UTC, RFC 3339, whole seconds: `2025-01-31T12:00:00Z`.
     pub signed_at: String,
+    /// The preflight results this approval acknowledges (issue #20: a reviewed deviation);
+    /// usually none.
+    pub acknowledge: Vec<Acknowledgement>,
     /// The armored SSHSIG, `-----BEGIN SSH SIGNATURE-----`….
     pub signature: String,
 }
@@ -198,6 +207,8 @@ pub enum ApprovalError {
     KeyGeneration { reason: String },
     #[error("{signer} cannot approve this package: {reason}; nothing was written")]
     NotAllowed { signer: String, reason: String },
+    #[error(transparent)]
+    Acknowledge(#[from] AcknowledgeError),
 }
 
 /// Signs an approval of `package_id` at `digest` with the unencrypted OpenSSH private key in
@@ -264,6 +275,7 @@ fn unsigned_at(
         decision,
         note: note.to_string(),
         signed_at: format_utc(at),
+        acknowledge: Vec::new(),
         signature: String::new(),
     };
     approval.check_fields()?;
@@ -271,6 +283,16 @@ fn unsigned_at(
 }
 
 impl Approval {
+    /// This unsigned approval acknowledging `acknowledgements` (fields checked).
+    pub fn acknowledging(
+        mut self,
+        acknowledgements: Vec<Acknowledgement>,
+    ) -> Result<Approval, ApprovalError> {
+        self.acknowledge = acknowledgements;
+        self.check_fields()?;
+        Ok(self)
+    }
+
     /// This approval (fields checked) with its signature made by `key` over
     /// [`Approval::signed_message`].
     pub fn signed_by(mut self, key: &mut SigningKey) -> Result<Approval, ApprovalError> {
@@ -286,9 +308,11 @@ impl Approval {
     }
 
     /// The exact bytes that are signed: every field but the signature, one `key=value` per line,
-    /// values with `\` and newlines escaped so that no value can forge another line.
+    /// values with `\` and newlines escaped so that no value can forge another line; then one
+    /// `acknowledge=CHECK=OBSERVED` line per acknowledgement (none for a plain approval, whose
+    /// message is what it always was).
     pub fn signed_message(&self) -> String {
-        format!(
+        let mut message = format!(
             "{FORMAT}\npackage={}\ndigest={}\nsigner={}\ndecision={}\nsigned_at={}\nnote={}\n",
             escape(&self.package),
             escape(&self.digest),
@@ -296,15 +320,27 @@ impl Approval {
             self.decision,
             escape(&self.signed_at),
             escape(&self.note),
-        )
+        );
+        for ack in &self.acknowledge {
+            message.push_str(&format!("acknowledge={}\n", escape(&ack.to_arg())));
+        }
+        message
     }
 
-    /// `<signer>-<decision>-<first 12 of digest>.approval`, with anything but letters, digits
-    /// and `.@+_-` in the signer replaced by `_`.
+    /// `<signer>-<decision>-<first 12 of digest>.approval` (`…-ack-<checks>.approval` when it
+    /// acknowledges, so that it sits beside the signer's plain approval), with anything but
+    /// letters, digits and `.@+_-` replaced by `_`.
     pub fn file_name(&self) -> String {
         let short_digest: String = self.digest.chars().take(12).collect();
+        let acknowledged = match self.acknowledge.as_slice() {
+            [] => String::new(),
+            acks => {
+                let checks: Vec<&str> = acks.iter().map(|a| a.check.as_str()).collect();
+                format!("-ack-{}", file_name_safe(&checks.join("_")))
+            }
+        };
         format!(
-            "{}-{}-{}.{FILE_EXTENSION}",
+            "{}-{}-{}{acknowledged}.{FILE_EXTENSION}",
             file_name_safe(&self.signer),
             self.decision,
             file_name_safe(&short_digest)
@@ -397,6 +433,7 @@ impl Approval {
         if self.decision == Decision::PassWithNotes && self.note.trim().is_empty() {
             return Err(ApprovalError::NoteRequired);
         }
+        acknowledge::check_fields(&self.acknowledge, &self.note, self.decision.approves())?;
         Ok(())
     }
 }
@@ -414,6 +451,8 @@ struct ApprovalFile {
     note: String,
     signed_at: String,
     signature: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    acknowledge: Vec<Acknowledgement>,
 }
 
 impl From<&Approval> for ApprovalFile {
@@ -427,6 +466,7 @@ impl From<&Approval> for ApprovalFile {
             note: a.note.clone(),
             signed_at: a.signed_at.clone(),
             signature: a.signature.clone(),
+            acknowledge: a.acknowledge.clone(),
         }
     }
 }
@@ -440,6 +480,7 @@ impl From<ApprovalFile> for Approval {
             decision: f.decision,
             note: f.note,
             signed_at: f.signed_at,
+            acknowledge: f.acknowledge,
             signature: f.signature,
         }
     }
@@ -546,6 +587,9 @@ pub struct AcceptedApproval {
     pub signed_at: String,
     /// The signing key's `SHA256:…` fingerprint.
     pub key_fingerprint: String,
+    /// The preflight results it acknowledges.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub acknowledge: Vec<Acknowledgement>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -639,6 +683,7 @@ impl ApprovalVerdict {
                 note: approval.note,
                 signed_at: approval.signed_at,
                 key_fingerprint,
+                acknowledge: approval.acknowledge,
             }),
             Err(reason) => self.refuse(file, Some(approval.signer), reason),
         }
@@ -675,21 +720,10 @@ impl ApprovalVerdict {
     /// The accepted pass and pass-with-notes approvals that count: the first of each signer
     /// (without case) whose key has not counted already.
     fn counted_approvers(&self) -> Vec<&AcceptedApproval> {
-        let mut signers = HashSet::new();
-        let mut keys = HashSet::new();
-        self.accepted
-            .iter()
-            .filter(|a| a.decision.approves())
-            .filter(|a| {
-                let signer = a.signer.to_lowercase();
-                let new = !signers.contains(&signer) && !keys.contains(&a.key_fingerprint);
-                if new {
-                    signers.insert(signer);
-                    keys.insert(a.key_fingerprint.clone());
-                }
-                new
-            })
-            .collect()
+        distinct_signers(
+            self.accepted.iter().filter(|a| a.decision.approves()),
+            |a| (&a.signer, &a.key_fingerprint),
+        )
     }
 
     /// Rejections first, then how many approvals count, then what was refused.
@@ -759,6 +793,28 @@ impl ApprovalVerdict {
             .collect();
         format!("refused: {}", items.join(", "))
     }
+}
+
+/// The first approval of each signer (principals compared without case) whose key has not
+/// counted already: `signer_and_key` gives an approval's principal and key fingerprint. Two
+/// approvals by one signer, or by two principals sharing a key, count once.
+pub(crate) fn distinct_signers<'a, T>(
+    approvals: impl Iterator<Item = &'a T>,
+    signer_and_key: impl Fn(&T) -> (&str, &str),
+) -> Vec<&'a T> {
+    let mut signers = HashSet::new();
+    let mut keys = HashSet::new();
+    approvals
+        .filter(|a| {
+            let (signer, key) = signer_and_key(a);
+            let new = !signers.contains(&signer.to_lowercase()) && !keys.contains(key);
+            if new {
+                signers.insert(signer.to_lowercase());
+                keys.insert(key.to_string());
+            }
+            new
+        })
+        .collect()
 }
 
 /// Whether an approval counts: returns its key's fingerprint, or why it does not count.

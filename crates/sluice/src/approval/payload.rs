@@ -12,9 +12,10 @@
 //! decision=<pass | pass-with-notes | reject>
 //! signed_at=<UTC, YYYY-MM-DDTHH:MM:SSZ>
 //! note=<text; `\` written `\\`, a newline written `\n`>
+//! acknowledge=<CHECK=OBSERVED, escaped like note; zero or more lines>
 //! ```
 
-use super::{parse_utc, Approval, ApprovalError, Decision, FORMAT, NAMESPACE};
+use super::{parse_utc, Acknowledgement, Approval, ApprovalError, Decision, FORMAT, NAMESPACE};
 use ssh_key::SshSig;
 use std::path::Path;
 
@@ -53,16 +54,17 @@ impl Approval {
                 lines[0]
             )));
         }
-        if lines.len() != KEYS.len() + 1 {
+        if lines.len() < KEYS.len() + 1 {
             return Err(fail(format!(
-                "it has {} lines, expected {}: {FORMAT}, then {}",
+                "it has {} lines, expected {} or more: {FORMAT}, then {}, then any acknowledge=…",
                 lines.len(),
                 KEYS.len() + 1,
                 KEYS.map(|k| format!("{k}=…")).join(", ")
             )));
         }
+        let (fields, acknowledgements) = lines[1..].split_at(KEYS.len());
         let mut values = Vec::with_capacity(KEYS.len());
-        for (index, (line, key)) in lines[1..].iter().zip(KEYS).enumerate() {
+        for (index, (line, key)) in fields.iter().zip(KEYS).enumerate() {
             let value = line
                 .strip_prefix(key)
                 .and_then(|rest| rest.strip_prefix('='))
@@ -91,6 +93,12 @@ impl Approval {
                  (`date -u +%Y-%m-%dT%H:%M:%SZ`)"
             )));
         }
+        let first_line = KEYS.len() + 2;
+        let acknowledge = acknowledgements
+            .iter()
+            .enumerate()
+            .map(|(index, line)| read_acknowledgement(line, first_line + index).map_err(&fail))
+            .collect::<Result<Vec<_>, _>>()?;
         let approval = Approval {
             package,
             digest,
@@ -98,6 +106,7 @@ impl Approval {
             decision,
             note,
             signed_at,
+            acknowledge,
             signature: String::new(),
         };
         approval.check_fields()?;
@@ -137,6 +146,19 @@ impl Approval {
         self.signature = format!("{}\n", text.trim());
         Ok(self)
     }
+}
+
+/// `acknowledge=CHECK=OBSERVED` on line `number`.
+fn read_acknowledgement(line: &str, number: usize) -> Result<Acknowledgement, String> {
+    let expected = || format!("line {number} is `{line}`, expected `acknowledge=CHECK=OBSERVED`");
+    let value = line.strip_prefix("acknowledge=").ok_or_else(expected)?;
+    let value = unescape(value)
+        .ok_or_else(|| format!("line {number}: a `\\` must be followed by `\\` or `n`"))?;
+    let (check, observed) = value.split_once('=').ok_or_else(expected)?;
+    Ok(Acknowledgement {
+        check: check.to_string(),
+        observed: observed.to_string(),
+    })
 }
 
 /// Undoes [`super::escape`]: `\\` → `\`, `\n` → newline; any other `\` is an error.

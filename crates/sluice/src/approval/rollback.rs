@@ -37,7 +37,6 @@ use super::{
 use crate::package::{ApprovalPolicy, Package};
 use serde::{Deserialize, Serialize};
 use ssh_key::LineEnding;
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use time::OffsetDateTime;
 
@@ -423,21 +422,12 @@ impl RollbackVerdict {
     /// The accepted pass approvals that count: the first of each signer (without case) whose
     /// key has not counted already.
     pub fn counted(&self) -> Vec<&UsedRollbackApproval> {
-        let mut signers = HashSet::new();
-        let mut keys = HashSet::new();
-        self.accepted
-            .iter()
-            .filter(|a| a.decision == RollbackDecision::Pass)
-            .filter(|a| {
-                let new = !signers.contains(&a.signer.to_lowercase())
-                    && !keys.contains(&a.key_fingerprint);
-                if new {
-                    signers.insert(a.signer.to_lowercase());
-                    keys.insert(a.key_fingerprint.clone());
-                }
-                new
-            })
-            .collect()
+        super::distinct_signers(
+            self.accepted
+                .iter()
+                .filter(|a| a.decision == RollbackDecision::Pass),
+            |a| (&a.signer, &a.key_fingerprint),
+        )
     }
 }
 

@@ -267,6 +267,7 @@ fn a_signature_pasted_from_another_approval_is_refused() {
             decision: Decision::Pass,
             note: String::new(),
             signed_at: format_utc(OffsetDateTime::now_utc()),
+            acknowledge: Vec::new(),
             signature,
         };
         forged.write_into(&fx.approvals()).expect("write");
@@ -608,6 +609,7 @@ fn the_signed_message_escapes_newlines_so_fields_cannot_be_forged() {
         decision: Decision::Reject,
         note: "a\\nb\nsigned_at=x".into(),
         signed_at: "2025-01-31T12:00:00Z".into(),
+        acknowledge: Vec::new(),
         signature: String::new(),
     };
     assert_eq!(
@@ -827,3 +829,153 @@ vJ1qL5R5SIdbV4+p4Y6MqzstC8XhefX+9s2gR8Pv6HmCDNEuZVkNw7BG1F92EZHSFkGJQb
 R6nBmFz+7KLwGavg==
 -----END OPENSSH PRIVATE KEY-----
 ";
+
+impl Fixture {
+    /// An approval by `signer` acknowledging `check = observed`, written.
+    fn acknowledge(&self, signer: &str, key: &str, check: &str, observed: &str) -> PathBuf {
+        let mut signing = SigningKey::from_file(&self.key_path(key), &mut NoPassphrase).unwrap();
+        unsigned(PACKAGE, DIGEST, signer, Decision::Pass, "drift explained")
+            .and_then(|a| {
+                a.acknowledging(vec![Acknowledgement {
+                    check: check.into(),
+                    observed: observed.into(),
+                }])
+            })
+            .and_then(|a| a.signed_by(&mut signing))
+            .expect("sign")
+            .write_into(&self.approvals())
+            .expect("write")
+    }
+}
+
+/// A failed `P-8` result that returned `observed`.
+fn failed(observed: &str) -> crate::checks::CheckResult {
+    crate::checks::CheckResult {
+        id: "P-8".into(),
+        holds: false,
+        output: format!("count={observed}"),
+        detail: Some(format!("expected 86, got '{observed}'")),
+        observed: Some(observed.into()),
+        acknowledged: None,
+    }
+}
+
+#[test]
+fn an_acknowledgement_is_signed_beside_the_plain_approval_and_reads_back() {
+    let fx = Fixture::new();
+    fx.approve(ALICE, "alice", Decision::Pass, "");
+    let file = fx.acknowledge(ALICE, "alice", "P-8", "87");
+    assert_eq!(
+        file.file_name().and_then(|n| n.to_str()),
+        Some("alice@example.com-pass-aaaaaaaaaaaa-ack-P-8.approval")
+    );
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        text.contains("[[acknowledge]]\ncheck = \"P-8\"\nobserved = \"87\""),
+        "{text}"
+    );
+    let read = Approval::from_toml(&text).unwrap();
+    assert!(read
+        .signed_message()
+        .ends_with("note=drift explained\nacknowledge=P-8=87\n"));
+    // the payload signed by hand reads back with its acknowledgement
+    let payload = read.signed_message();
+    let back = Approval::from_payload(Path::new("p.txt"), payload.as_bytes()).unwrap();
+    assert_eq!(back.acknowledge, read.acknowledge);
+    let verdict = fx.evaluate(1, &fx.team(), None, false);
+    assert!(verdict.holds, "{verdict:#?}");
+    assert_eq!(verdict.accepted.len(), 2);
+    // the value is under the signature: 87 edited to 88 does not verify
+    edit(&file, "observed = \"87\"", "observed = \"88\"");
+    let verdict = fx.evaluate(1, &fx.team(), None, false);
+    assert!(only_refusal(&verdict).contains("signature does not verify"));
+}
+
+#[test]
+fn a_deviation_passes_with_enough_distinct_signers_of_exactly_its_value() {
+    let fx = Fixture::new();
+    fx.acknowledge(ALICE, "alice", "P-8", "87");
+    let mut results = vec![failed("87")];
+    acknowledge::apply(&mut results, &fx.evaluate(2, &fx.team(), None, false));
+    assert!(!results[0].holds);
+    let detail = results[0].detail.clone().unwrap();
+    assert!(
+        detail.contains("1 of 2 required acknowledgement(s) of P-8=87: alice@example.com"),
+        "{detail}"
+    );
+
+    // bob acknowledges another value: still one of two
+    fx.acknowledge(BOB, "bob", "P-8", "88");
+    let mut results = vec![failed("87")];
+    acknowledge::apply(&mut results, &fx.evaluate(2, &fx.team(), None, false));
+    assert!(!results[0].holds);
+    assert!(results[0]
+        .detail
+        .clone()
+        .unwrap()
+        .contains("88 (bob@example.com)"));
+
+    // carol acknowledges 87: two distinct signers, it passes
+    fx.acknowledge(CAROL, "carol", "P-8", "87");
+    let mut results = vec![failed("87")];
+    acknowledge::apply(&mut results, &fx.evaluate(2, &fx.team(), None, false));
+    assert!(results[0].holds);
+    let acknowledged = results[0].acknowledged.clone().unwrap();
+    assert_eq!(acknowledged.observed, "87");
+    let signers: Vec<&str> = acknowledged
+        .signers
+        .iter()
+        .map(|s| s.signer.as_str())
+        .collect();
+    assert_eq!(signers, [ALICE, CAROL]);
+
+    // the same acknowledgements do not pass 88, nor a value with only bob
+    let mut results = vec![failed("89")];
+    acknowledge::apply(&mut results, &fx.evaluate(2, &fx.team(), None, false));
+    assert!(!results[0].holds);
+    assert!(results[0]
+        .detail
+        .clone()
+        .unwrap()
+        .contains("--acknowledge P-8=89"));
+}
+
+#[test]
+fn one_signer_twice_or_the_operator_is_not_enough() {
+    let fx = Fixture::new();
+    fx.acknowledge(ALICE, "alice", "P-8", "87");
+    // alice again, under another principal sharing her key, does not count twice
+    let shared = format!("{}\n{}", fx.team(), fx.line("alice2@example.com", "alice"));
+    fx.acknowledge("alice2@example.com", "alice", "P-8", "87");
+    let mut results = vec![failed("87")];
+    acknowledge::apply(&mut results, &fx.evaluate(2, &shared, None, false));
+    assert!(!results[0].holds, "{results:#?}");
+    // the operator's own acknowledgement is refused with their approval
+    fx.acknowledge(BOB, "bob", "P-8", "87");
+    let mut results = vec![failed("87")];
+    acknowledge::apply(&mut results, &fx.evaluate(2, &shared, Some(BOB), false));
+    assert!(!results[0].holds, "{results:#?}");
+    let mut results = vec![failed("87")];
+    acknowledge::apply(&mut results, &fx.evaluate(2, &shared, Some(CAROL), false));
+    assert!(results[0].holds, "{results:#?}");
+}
+
+#[test]
+fn an_acknowledgement_needs_a_note_an_approving_decision_and_one_entry_per_check() {
+    let ack = |check: &str| Acknowledgement {
+        check: check.into(),
+        observed: "1".into(),
+    };
+    let err = unsigned(PACKAGE, DIGEST, ALICE, Decision::Pass, "")
+        .and_then(|a| a.acknowledging(vec![ack("P-8")]))
+        .unwrap_err();
+    assert!(err.to_string().contains("needs --note"), "{err}");
+    let err = unsigned(PACKAGE, DIGEST, ALICE, Decision::Reject, "no")
+        .and_then(|a| a.acknowledging(vec![ack("P-8")]))
+        .unwrap_err();
+    assert!(err.to_string().contains("approving decision"), "{err}");
+    let err = unsigned(PACKAGE, DIGEST, ALICE, Decision::Pass, "n")
+        .and_then(|a| a.acknowledging(vec![ack("P-8"), ack("P-8")]))
+        .unwrap_err();
+    assert!(err.to_string().contains("given twice"), "{err}");
+}

@@ -443,27 +443,61 @@ fn verdict(results: &[CheckResult]) -> StepResult {
         .filter(|r| !r.holds)
         .map(|r| format!("{}: {}", r.id, r.detail.clone().unwrap_or_default()))
         .collect();
-    if failed.is_empty() {
-        Passed(format!(
-            "{} check(s) hold: {}",
-            results.len(),
-            results
-                .iter()
-                .map(|r| r.id.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))
-    } else {
-        Failed(format!(
+    if !failed.is_empty() {
+        return Failed(format!(
             "{} check(s) failed: {}",
             failed.len(),
             failed.join("; ")
+        ));
+    }
+    let ids: Vec<&str> = results.iter().map(|r| r.id.as_str()).collect();
+    let acknowledged: Vec<String> = results
+        .iter()
+        .filter_map(|r| r.acknowledged.as_ref().map(|a| a.describe(&r.id)))
+        .collect();
+    let held = format!("{} check(s) hold: {}", results.len(), ids.join(", "));
+    if acknowledged.is_empty() {
+        Passed(held)
+    } else {
+        Passed(format!(
+            "ACKNOWLEDGED DEVIATION: {}; {held}",
+            acknowledged.join("; ")
         ))
     }
 }
 
+/// The preflight checks, run read-only; a failed one passes when enough signers acknowledged
+/// exactly its observed result (`sluice approve --acknowledge`).
+fn preflight_checks(
+    run: &mut Run,
+    pkg: &Package,
+    opts: &ApplyOptions,
+    st: &mut State,
+) -> Vec<CheckResult> {
+    let mut results = run_checks(client(st), &pkg.preflight);
+    if results.iter().all(|r| r.holds) {
+        return results;
+    }
+    let verdict = crate::approval::evaluate(
+        &pkg.approvals,
+        &pkg.info.id,
+        &run.record.digest,
+        Some(&opts.operator),
+        &pkg.dir.join("approvals"),
+    );
+    crate::approval::acknowledge::apply(&mut results, &verdict);
+    results
+}
+
 fn preflight(run: &mut Run, pkg: &Package, opts: &ApplyOptions, st: &mut State) -> StepResult {
-    let results = run_checks(client(st), &pkg.preflight);
+    let results = preflight_checks(run, pkg, opts, st);
+    let acknowledged: Vec<&CheckResult> = results
+        .iter()
+        .filter(|r| r.acknowledged.is_some())
+        .collect();
+    if !acknowledged.is_empty() {
+        run.log("preflight.acknowledged", serde_json::json!(acknowledged));
+    }
     run.record.preflight = results.clone();
     match verdict(&results) {
         Failed(why) => Failed(format!("{why}{}", already_applied(run, pkg, opts))),
@@ -479,7 +513,7 @@ fn early_preflight(
     opts: &ApplyOptions,
     st: &mut State,
 ) -> Option<StepResult> {
-    let results = run_checks(client(st), &pkg.preflight);
+    let results = preflight_checks(run, pkg, opts, st);
     run.log("preflight.before-backup", serde_json::json!(results));
     match verdict(&results) {
         Failed(why) => Some(FailedAs(
@@ -602,7 +636,17 @@ fn migration_atomic(run: &mut Run, pkg: &Package, st: &mut State) -> StepResult 
 }
 
 fn verification(run: &mut Run, pkg: &Package, st: &mut State) -> StepResult {
-    let results = run_checks(client(st), &pkg.verify);
+    let mut results = run_checks(client(st), &pkg.verify);
+    if results.iter().any(|r| !r.holds) {
+        let verdict = crate::approval::evaluate(
+            &pkg.approvals,
+            &pkg.info.id,
+            &run.record.digest,
+            None,
+            &pkg.dir.join("approvals"),
+        );
+        crate::approval::acknowledge::refuse_after_commit(&mut results, &verdict);
+    }
     run.record.verification = results.clone();
     verdict(&results)
 }

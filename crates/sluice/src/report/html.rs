@@ -61,7 +61,18 @@ fn outcome(r: &RunRecord) -> Markup {
         .unwrap_or_default();
     let sentence = strong(text(outcome.word)) + at + text(" — ") + code_spans(&outcome.meaning);
     let failure = r.failure.as_deref().map(pre).unwrap_or_default();
-    callout(kind, p(sentence) + failure)
+    let acknowledged = super::acknowledged_deviations(r);
+    let acknowledged = if acknowledged.is_empty() {
+        Markup::default()
+    } else {
+        callout(
+            "warn",
+            p(strong(text(
+                "Acknowledged deviations (signed by reviewers, bound to this digest):",
+            ))) + list(acknowledged.into_iter().map(text)),
+        )
+    };
+    callout(kind, p(sentence) + failure) + acknowledged
 }
 
 fn run_facts(r: &RunRecord) -> Markup {

@@ -1,7 +1,7 @@
 //! `report.md`: the human report of a run — outcome, every gate with its status and timing, the
 //! migration's trailing row, and the seed's §5 side-effect measurement.
 
-use super::{connection_states, status_word, Outcome, EVIDENCE_NOTE};
+use super::{acknowledged_deviations, connection_states, status_word, Outcome, EVIDENCE_NOTE};
 use crate::pipeline::record::{RunRecord, Status};
 use std::fmt::Write;
 
@@ -22,6 +22,17 @@ pub fn render(r: &RunRecord) -> String {
     let _ = writeln!(out, "{outcome}\n");
     if let Some(f) = &r.failure {
         let _ = writeln!(out, "> {}\n", f.replace('\n', "\n> "));
+    }
+    let acknowledged = acknowledged_deviations(r);
+    if !acknowledged.is_empty() {
+        let _ = writeln!(
+            out,
+            "**Acknowledged deviations** (signed by reviewers, bound to this digest):\n"
+        );
+        for line in acknowledged {
+            let _ = writeln!(out, "- {line}");
+        }
+        let _ = writeln!(out);
     }
     let _ = writeln!(out, "| | |\n|---|---|");
     let _ = writeln!(out, "| package | `{}` revision {} |", r.package, r.revision);

@@ -88,3 +88,12 @@ pub fn connection_states(r: &RunRecord) -> Vec<String> {
 
 /// What the last section says of the evidence folder.
 pub const EVIDENCE_NOTE: &str = "Every file of this folder is listed with its sha256 in `SHA256SUMS`; `sluice evidence check` re-hashes them and walks `ledger.jsonl`.";
+
+/// The preflight checks that passed only because reviewers acknowledged their observed result,
+/// one sentence each; shown loudly near the top of both reports.
+pub fn acknowledged_deviations(r: &RunRecord) -> Vec<String> {
+    r.preflight
+        .iter()
+        .filter_map(|c| c.acknowledged.as_ref().map(|a| a.describe(&c.id)))
+        .collect()
+}

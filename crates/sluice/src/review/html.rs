@@ -381,6 +381,15 @@ fn status(r: &Review) -> Markup {
             "; operator may approve: {}; so far: {}",
             a.operator_may_approve, r.approvals_present.summary
         ));
+    let acknowledged = super::acknowledgements(&r.approvals_present);
+    let acknowledged = if acknowledged.is_empty() {
+        text(
+            "acknowledged deviations: none (a preflight check must return exactly what it expects)",
+        )
+    } else {
+        text("acknowledged deviations (a preflight check passes as acknowledged only with exactly the acknowledged result): ")
+            + list(acknowledged.into_iter().map(text))
+    };
     let rehearsal = text(if r.rehearsal.required {
         "rehearsal: required (a passing record for this digest)"
     } else {
@@ -397,7 +406,7 @@ fn status(r: &Review) -> Markup {
         .as_ref()
         .map(|l| live_section(l, r))
         .unwrap_or_default();
-    section(6) + list([approvals, rehearsal, backup_status(r), lint]) + live
+    section(6) + list([approvals, acknowledged, rehearsal, backup_status(r), lint]) + live
 }
 
 fn backup_status(r: &Review) -> Markup {
@@ -468,8 +477,9 @@ fn preflight_table(live: &LiveEvaluation, r: &Review) -> Markup {
             .find(|c| c.id == result.id)
             .map(expectation)
             .unwrap_or_default();
-        let shown = match &result.detail {
-            Some(d) if !result.holds => pre(&result.output) + p(text(d)),
+        let shown = match (&result.detail, &result.acknowledged) {
+            (_, Some(ack)) => pre(&result.output) + p(strong(text(ack.describe(&result.id)))),
+            (Some(d), None) if !result.holds => pre(&result.output) + p(text(d)),
             _ => pre(&result.output),
         };
         vec![text(&result.id), expect, shown, yes_no(result.holds)]

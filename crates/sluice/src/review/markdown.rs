@@ -330,6 +330,15 @@ fn status(out: &mut String, r: &Review) {
         a.operator_may_approve,
         cell(&r.approvals_present.summary)
     );
+    let acknowledged = super::acknowledgements(&r.approvals_present);
+    if acknowledged.is_empty() {
+        let _ = writeln!(out, "- acknowledged deviations: none (a preflight check must return exactly what it expects)");
+    } else {
+        let _ = writeln!(out, "- acknowledged deviations (a preflight check passes as acknowledged only with exactly the acknowledged result):");
+        for line in acknowledged {
+            let _ = writeln!(out, "  - {}", cell(&line));
+        }
+    }
     let _ = writeln!(
         out,
         "- rehearsal: {}",
@@ -408,8 +417,13 @@ fn live_section(out: &mut String, live: &LiveEvaluation, r: &Review) {
             .find(|c| c.id == result.id)
             .map(expectation_text)
             .unwrap_or_default();
-        let shown = match &result.detail {
-            Some(d) if !result.holds => format!("{} — {}", cell(&result.output), cell(d)),
+        let shown = match (&result.detail, &result.acknowledged) {
+            (_, Some(ack)) => format!(
+                "{} — **{}**",
+                cell(&result.output),
+                cell(&ack.describe(&result.id))
+            ),
+            (Some(d), None) if !result.holds => format!("{} — {}", cell(&result.output), cell(d)),
             _ => cell(&result.output),
         };
         let _ = writeln!(

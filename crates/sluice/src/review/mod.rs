@@ -87,6 +87,44 @@ pub fn rollback_authority(approvals: &crate::package::ApprovalPolicy) -> String 
     )
 }
 
+/// The acknowledged deviations signed so far, one line each: `P-8 = 87: acknowledged by
+/// alice@example.com ("one unit added by …"); 1 of 2 signers needed`. Empty when none.
+pub fn acknowledgements(verdict: &crate::approval::ApprovalVerdict) -> Vec<String> {
+    let mut acknowledged: Vec<&crate::approval::Acknowledgement> = verdict
+        .accepted
+        .iter()
+        .flat_map(|a| &a.acknowledge)
+        .collect();
+    acknowledged.sort_by(|a, b| (&a.check, &a.observed).cmp(&(&b.check, &b.observed)));
+    acknowledged.dedup();
+    let required = crate::approval::acknowledge::required_signers(verdict);
+    acknowledged
+        .into_iter()
+        .map(|ack| {
+            let by = verdict.acknowledgers(&ack.check, &ack.observed);
+            let names: Vec<String> = by
+                .iter()
+                .map(|a| format!("{} (\"{}\")", a.signer, a.note.replace('\n', " ")))
+                .collect();
+            let standing = if by.len() >= required as usize {
+                "enough: the preflight passes AS ACKNOWLEDGED if the check returns exactly this"
+                    .to_string()
+            } else {
+                format!(
+                    "{} of {required} signer(s) needed: not enough yet",
+                    by.len()
+                )
+            };
+            format!(
+                "{} = {}: acknowledged by {}; {standing}",
+                ack.check,
+                ack.observed,
+                names.join(", ")
+            )
+        })
+        .collect()
+}
+
 pub fn build(pkg: &Package, lint: LintReport) -> Review {
     let digest = digest::package_digest(pkg);
     let approvals_dir = pkg.dir.join("approvals");
@@ -270,11 +308,22 @@ pub fn evaluate_live(pkg: &Package, target: &Target) -> Result<LiveEvaluation, T
     let mut client = target.connect("review")?;
     let facts = target::identity(&mut client).map_err(|e| target.query_error(&e))?;
     let identity = target::compare_identity(&pkg.target, &facts, false);
-    let preflight = pkg
+    let mut preflight: Vec<CheckResult> = pkg
         .preflight
         .iter()
         .map(|check| evaluate_check(&mut client, check))
         .collect();
+    if preflight.iter().any(|c| !c.holds) {
+        // which acknowledged deviations the apply would use on this target, as of now
+        let verdict = crate::approval::evaluate(
+            &pkg.approvals,
+            &pkg.info.id,
+            &digest::package_digest(pkg),
+            None,
+            &pkg.dir.join("approvals"),
+        );
+        crate::approval::acknowledge::apply(&mut preflight, &verdict);
+    }
     Ok(LiveEvaluation {
         target: target.to_string(),
         facts,
