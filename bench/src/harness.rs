@@ -59,7 +59,12 @@ impl Bench {
             cluster,
             tools,
             full,
-            runs: 3,
+            // SLUICE_BENCH_RUNS=1 for a quick look; the recorded figures are the median of 3
+            runs: std::env::var("SLUICE_BENCH_RUNS")
+                .ok()
+                .and_then(|n| n.parse().ok())
+                .filter(|&n| n > 0)
+                .unwrap_or(3),
             scratch,
         })
     }

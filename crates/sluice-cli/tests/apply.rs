@@ -445,6 +445,91 @@ fn schema_diff_fails_on_a_hidden_change_to_a_table_the_migration_does_not_touch(
     assert!(stderr.contains("public.side.label"), "{stderr}");
 }
 
+/// Security changes made behind the scope's back (issue #16): a pre-existing function the
+/// migration calls grants to PUBLIC, drops a policy, disables row-level security, comments an
+/// object. Each is a post-commit finding of `schema-diff` (exit 5) that names the change.
+#[test]
+fn schema_diff_names_a_grant_to_public_made_by_a_function_the_migration_calls() {
+    let stderr = refused_for_what_sneaky_does(
+        "CREATE FUNCTION public.sneaky() RETURNS int LANGUAGE plpgsql AS $$ BEGIN GRANT ALL ON public.tac_section_type TO PUBLIC; RETURN 1; END $$;",
+    );
+    assert!(
+        stderr.contains("public.tac_section_type (grants)")
+            && stderr.contains("grants gained \"PUBLIC: "),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn schema_diff_names_a_dropped_policy_disabled_row_security_and_a_new_comment() {
+    let stderr = refused_for_what_sneaky_does(
+        "ALTER TABLE public.tac_section_type ENABLE ROW LEVEL SECURITY;
+         CREATE POLICY active_only ON public.tac_section_type USING (is_active);
+         CREATE FUNCTION public.sneaky() RETURNS int LANGUAGE plpgsql AS $$ BEGIN
+             DROP POLICY active_only ON public.tac_section_type;
+             ALTER TABLE public.tac_section_type DISABLE ROW LEVEL SECURITY;
+             COMMENT ON TABLE public.tac_section_type IS 'no longer protected';
+             RETURN 1; END $$;",
+    );
+    for finding in [
+        "removed: Policy public.tac_section_type.active_only",
+        "row_security true → false",
+        "added but not in scope: Comment table public.tac_section_type",
+    ] {
+        assert!(stderr.contains(finding), "want `{finding}` in:\n{stderr}");
+    }
+}
+
+/// The same kinds of change written in the migration: undeclared, the scope gate refuses them
+/// by name; declared in `[scope]`, they apply and the schema diff explains each one.
+#[test]
+fn security_changes_in_the_migration_need_their_scope_and_then_apply() {
+    let (cluster, conninfo) = fixture_target();
+    let mut admin = cluster.connect("directus").unwrap();
+    admin.batch_execute("CREATE ROLE tac_reader").unwrap();
+    let ready = ready_package(&cluster);
+    edit_pinned(&ready.dir, MIGRATION, |sql| {
+        sql.replacen(
+            "-- Step8",
+            "GRANT SELECT ON public.tac_section_type TO tac_reader;
+COMMENT ON TABLE public.tac_section_type IS 'the section_type vocabulary';
+ALTER TABLE public.tac_section_type ENABLE ROW LEVEL SECURITY;
+CREATE POLICY active_only ON public.tac_section_type TO tac_reader USING (is_active);
+-- Step8",
+            1,
+        )
+    });
+    approve_all(&ready);
+    let stderr = refused_before(&ready, &conninfo, "scope");
+    for op in [
+        "grant public.tac_section_type",
+        "comment public.tac_section_type",
+        "enable_rls public.tac_section_type",
+        "create_policy public.tac_section_type.active_only",
+    ] {
+        assert!(stderr.contains(op), "want `{op}` in:\n{stderr}");
+    }
+    edit_manifest(
+        &ready.dir,
+        "  \"create_table cutter_governance.canonical_address_alias\",",
+        "  \"grant public.tac_section_type\",
+  \"comment public.tac_section_type\",
+  \"enable_rls public.tac_section_type\",
+  \"create_policy public.tac_section_type.active_only\",
+  \"create_table cutter_governance.canonical_address_alias\",",
+    );
+    approve_all(&ready);
+    apply_cmd(&ready, &conninfo).assert().success();
+    let diff = read(&last_run(&ready), "schema/diff.json");
+    for explained in [
+        "grant public.tac_section_type",
+        "create_policy public.tac_section_type.active_only",
+        "comment public.tac_section_type",
+    ] {
+        assert!(diff.contains(explained), "want `{explained}` in {diff}");
+    }
+}
+
 #[test]
 fn probes_fail_when_rows_changed_differs_from_the_expectation() {
     let (cluster, conninfo) = fixture_target();

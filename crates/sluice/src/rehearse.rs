@@ -112,9 +112,12 @@ pub fn rehearse(
     observer: &dyn Observer,
 ) -> Result<RehearsalOutcome, RehearseError> {
     let digest = crate::digest::package_digest(pkg);
-    let tools = match source {
-        Source::Target(t) => tools_for(t, opts)?,
-        Source::Backup(_) => backup::find_tools(opts.pg_dump_bindir.as_deref())?,
+    let (tools, server_major) = match source {
+        Source::Target(t) => {
+            let (tools, major) = tools_for(t, opts)?;
+            (tools, Some(major))
+        }
+        Source::Backup(_) => (backup::find_tools(opts.pg_dump_bindir.as_deref())?, None),
     };
     let scratch = tempfile::Builder::new()
         .prefix("sluice-rehearsal-")
@@ -123,32 +126,25 @@ pub fn rehearse(
     let mut steps = Vec::new();
 
     let started = Instant::now();
-    // a fresh dump was hashed while it was written; a given one is hashed here
-    let (dump_path, backup_sha256, taken_of) = match source {
-        Source::Target(t) => fresh_backup(pkg, t, &tools, scratch.path(), observer)?,
-        Source::Backup(p) => {
-            let sha256 = backup::hash_dump(p)?;
-            (p.to_path_buf(), sha256, None)
-        }
-    };
-    let facts = dump_facts(&tools, &dump_path)?;
-    step(
-        &mut steps,
-        "backup",
-        started,
-        true,
-        format!(
-            "{} ({}), sha256 {backup_sha256}",
-            dump_path.display(),
-            facts.server_version
-        ),
+    let (dumped, early_cluster) = dump_while_cluster_starts(
+        pkg,
+        source,
+        opts,
+        &tools,
+        server_major,
+        scratch.path(),
+        observer,
     );
+    let (dump_path, taken_of) = dumped?;
+    let facts = dump_facts(&tools, &dump_path)?;
+    let backup_ms = started.elapsed().as_millis();
 
     let started = Instant::now();
-    let bins = find_server(opts.pg_bindir.as_deref(), Some(facts.major))?;
-    let mut options = ClusterOptions::new(bins);
-    options.settings.extend(restore_settings());
-    let cluster = Cluster::start(options)?;
+    let mut cluster = match early_cluster {
+        Some(Ok(cluster)) if cluster.binaries().major == facts.major => cluster,
+        Some(Err(e)) => return Err(e),
+        _ => start_cluster(opts, facts.major)?,
+    };
     let role = pkg.target.role.clone().unwrap_or_else(|| {
         facts
             .owners
@@ -157,14 +153,37 @@ pub fn rehearse(
             .unwrap_or_else(|| "postgres".into())
     });
     let dbname = rehearsal_database(pkg, taken_of, &facts)?;
-    restore(&cluster, &tools, &dump_path, &facts, &role, &dbname)?;
+    // the restore reads every byte of the dump (a damaged one fails it); its sha256 is taken
+    // meanwhile, from the same pages
+    let (restored, hashed) = std::thread::scope(|scope| {
+        let hashing = scope.spawn(|| backup::hash_dump(&dump_path));
+        let restored = restore(&cluster, &tools, &dump_path, &facts, &role, &dbname);
+        let hashed = hashing
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (restored, hashed)
+    });
+    restored?;
+    let backup_sha256 = hashed?;
+    // the migration runs at the WAL level a production server has (see restore_settings)
+    cluster.restart_with(&PRODUCTION_WAL)?;
+    steps.push(RehearsalStep {
+        name: "backup".into(),
+        passed: true,
+        detail: format!(
+            "{} ({}), sha256 {backup_sha256}",
+            dump_path.display(),
+            facts.server_version
+        ),
+        duration_ms: backup_ms,
+    });
     step(
         &mut steps,
         "restore",
         started,
         true,
         format!(
-            "PostgreSQL {} rehearsal cluster from {}; restored {dbname} with pg_restore {} -j {}",
+            "PostgreSQL {} rehearsal cluster from {}; restored {dbname} with pg_restore {} -j {} at wal_level minimal, then restarted at wal_level replica",
             cluster.binaries().version,
             cluster.binaries().bindir.display(),
             tools.version,
@@ -201,9 +220,48 @@ pub fn rehearse(
     Ok(RehearsalOutcome { record, path })
 }
 
-/// The client tools for dumping `target`: new enough for its server, speaking TLS when the
-/// target is reached over TLS.
-fn tools_for(target: &Target, opts: &RehearseOptions) -> Result<ClientTools, RehearseError> {
+/// The dump (a fresh one of the target, or the given one), and, when the target's major
+/// version is known before the dump, the throwaway cluster made (initdb, pg_ctl start) while
+/// the target is dumped.
+#[allow(clippy::type_complexity)]
+fn dump_while_cluster_starts(
+    pkg: &Package,
+    source: Source,
+    opts: &RehearseOptions,
+    tools: &ClientTools,
+    server_major: Option<u32>,
+    scratch: &Path,
+    observer: &dyn Observer,
+) -> (
+    Result<(PathBuf, Option<String>), RehearseError>,
+    Option<Result<Cluster, RehearseError>>,
+) {
+    std::thread::scope(|scope| {
+        let starting = server_major.map(|major| scope.spawn(move || start_cluster(opts, major)));
+        let dumped = match source {
+            Source::Target(t) => fresh_backup(pkg, t, tools, scratch, observer),
+            Source::Backup(p) => Ok((p.to_path_buf(), None)),
+        };
+        let cluster = starting.map(|thread| {
+            thread
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        });
+        (dumped, cluster)
+    })
+}
+
+/// A throwaway cluster of `major`, set up for a restore.
+fn start_cluster(opts: &RehearseOptions, major: u32) -> Result<Cluster, RehearseError> {
+    let bins = find_server(opts.pg_bindir.as_deref(), Some(major))?;
+    let mut options = ClusterOptions::new(bins);
+    options.settings.extend(restore_settings());
+    Ok(Cluster::start(options)?)
+}
+
+/// The client tools for dumping `target` (new enough for its server, speaking TLS when the
+/// target is reached over TLS), and the server's major version.
+fn tools_for(target: &Target, opts: &RehearseOptions) -> Result<(ClientTools, u32), RehearseError> {
     let mut client = target.connect("identity")?;
     let facts = target::identity(&mut client).map_err(|e| target.query_error(&e))?;
     let tools = backup::find_tools_for(
@@ -212,7 +270,7 @@ fn tools_for(target: &Target, opts: &RehearseOptions) -> Result<ClientTools, Reh
         target.needs_tls(),
     )?;
     backup::check_version(&tools, facts.server_major(), &facts.server_version)?;
-    Ok(tools)
+    Ok((tools, facts.server_major()))
 }
 
 /// The database the rehearsal restores into and applies to: `[target].database`, else the one
@@ -236,14 +294,15 @@ fn rehearsal_database(
         })
 }
 
-/// A fresh dump of the target: its path, its sha256, and the database it holds.
+/// A fresh dump of the target, not read back (the restore reads it): its path, and the
+/// database it holds.
 fn fresh_backup(
     pkg: &Package,
     target: &Target,
     tools: &ClientTools,
     dir: &Path,
     observer: &dyn Observer,
-) -> Result<(PathBuf, String, Option<String>), RehearseError> {
+) -> Result<(PathBuf, Option<String>), RehearseError> {
     let mut client = target.connect("size")?;
     let row = client
         .query_one(
@@ -259,25 +318,31 @@ fn fresh_backup(
         pkg.backup.dump.format,
     );
     let progress = |bytes: u64| observer.progress("pg_dump", bytes, Some(size.max(0) as u64));
-    let info = backup::dump(tools, target, &pkg.backup.dump, &path, &progress)?;
-    Ok((path, info.sha256, Some(database)))
+    backup::dump_to_restore(tools, target, &pkg.backup.dump, &path, &progress)?;
+    Ok((path, Some(database)))
 }
 
 /// The rehearsal cluster is thrown away: it is set up for a fast restore — no fsync and no
-/// waiting for the WAL flush at COMMIT (every throwaway cluster has those), and room for the
-/// index builds. The WAL settings stay as a server has them: a larger `max_wal_size` made the
-/// restore slower (new WAL segments written and zero-filled instead of recycled ones), and the
-/// WAL level stays `replica`, so that what the migration writes to the WAL is what it would
-/// write in production.
+/// waiting for the WAL flush at COMMIT (every throwaway cluster has those), and `wal_level =
+/// minimal`, at which the restore's COPY into the tables it just created and its index builds
+/// write no WAL. A larger `max_wal_size` made the restore slower (new WAL segments written and
+/// zero-filled instead of recycled ones). `maintenance_work_mem` is the server's default.
 fn restore_settings() -> Vec<(String, String)> {
     [
         ("sluice.rehearsal", "on"),
-        ("maintenance_work_mem", "256MB"),
+        ("wal_level", "minimal"),
+        ("max_wal_senders", "0"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect()
 }
+
+/// The WAL settings the cluster is restarted with once restored, before the migration runs:
+/// those of a production server (`replica`, PostgreSQL's default), so that what the migration
+/// writes to the WAL, and how long it takes, is what it would be in production (at `minimal`
+/// an index built on a table created in the same transaction writes no WAL at all).
+const PRODUCTION_WAL: [(&str, &str); 2] = [("wal_level", "replica"), ("max_wal_senders", "10")];
 
 /// pg_restore jobs: one per CPU of this machine.
 fn restore_jobs() -> usize {

@@ -657,6 +657,198 @@ fn every_object_kind_is_read_and_extension_members_are_left_out() {
     cluster.stop().unwrap();
 }
 
+/// Privileges (normalized, so their order is no diff), row-level security policies, comments and
+/// default privileges are in the snapshot, and each change of them is a diff that only the
+/// operation naming it explains (issue #16).
+#[test]
+fn privileges_policies_comments_and_default_privileges_are_read_and_judged() {
+    let mut cluster = common::cluster();
+    let mut admin = cluster.connect("postgres").unwrap();
+    admin
+        .batch_execute("CREATE ROLE sluice_reader; CREATE ROLE sluice_writer")
+        .unwrap();
+    // alone: CREATE DATABASE cannot run in the implicit transaction of several statements
+    admin.batch_execute("CREATE DATABASE base").unwrap();
+    let mut c = cluster.connect("base").unwrap();
+    c.batch_execute(
+        "CREATE SCHEMA app;
+         CREATE TABLE app.t (id int PRIMARY KEY, email text, owner_name text);
+         CREATE TABLE app.u (id int PRIMARY KEY, email text, owner_name text);
+         CREATE FUNCTION app.f(integer) RETURNS integer LANGUAGE sql AS 'SELECT $1';
+         GRANT USAGE ON SCHEMA app TO sluice_reader;
+         -- the same privileges granted in the opposite order: a different aclitem[] order
+         GRANT SELECT ON app.t TO sluice_reader; GRANT INSERT ON app.t TO sluice_writer;
+         GRANT INSERT ON app.u TO sluice_writer; GRANT SELECT ON app.u TO sluice_reader;
+         GRANT UPDATE (email) ON app.t TO sluice_writer;
+         REVOKE EXECUTE ON FUNCTION app.f(integer) FROM PUBLIC;
+         ALTER TABLE app.t ENABLE ROW LEVEL SECURITY;
+         CREATE POLICY own_rows ON app.t FOR SELECT TO sluice_reader, sluice_writer
+             USING (owner_name = current_user);
+         COMMENT ON TABLE app.t IS 'the t table';
+         COMMENT ON COLUMN app.t.email IS 'where to write';
+         COMMENT ON FUNCTION app.f(integer) IS 'identity';
+         COMMENT ON SCHEMA app IS 'the app';
+         COMMENT ON CONSTRAINT t_pkey ON app.t IS 'the key';
+         ALTER DEFAULT PRIVILEGES IN SCHEMA app GRANT SELECT ON TABLES TO sluice_reader;",
+    )
+    .unwrap();
+    let first = snap(&mut c);
+    assert_eq!(first, snap(&mut c), "a snapshot taken twice is equal");
+    let table = |s: &Snapshot, key: &str| s.tables.iter().find(|t| t.key == key).unwrap().clone();
+    let (t, u) = (table(&first, "app.t"), table(&first, "app.u"));
+    assert!(
+        t.grants
+            .contains(&"sluice_reader: SELECT (granted by postgres)".to_string()),
+        "{:?}",
+        t.grants
+    );
+    assert_eq!(t.grants, u.grants, "the order of grants is no difference");
+    let email = first
+        .columns
+        .iter()
+        .find(|c| c.key == "app.t.email")
+        .unwrap();
+    assert_eq!(
+        email.grants,
+        ["sluice_writer: UPDATE (granted by postgres)"]
+    );
+    let f = first
+        .functions
+        .iter()
+        .find(|f| f.key == "app.f(integer)")
+        .unwrap();
+    assert_eq!(f.grants, ["postgres: EXECUTE (granted by postgres)"]);
+    let schema = first.schemas.iter().find(|s| s.key == "app").unwrap();
+    assert!(schema
+        .grants
+        .contains(&"sluice_reader: USAGE (granted by postgres)".to_string()));
+    let rls = &first.policies[0];
+    assert_eq!(rls.key, "app.t.own_rows");
+    assert_eq!(
+        (rls.command.as_str(), rls.mode.as_str()),
+        ("SELECT", "PERMISSIVE")
+    );
+    assert_eq!(rls.roles, ["sluice_reader", "sluice_writer"]);
+    assert_eq!(rls.using.as_deref(), Some("(owner_name = CURRENT_USER)"));
+    let comments: Vec<&str> = first.comments.iter().map(|c| c.key.as_str()).collect();
+    assert_eq!(
+        comments,
+        [
+            "function app.f(integer)",
+            "schema app",
+            "table app.t",
+            "table column app.t.email",
+            "table constraint app.t.t_pkey",
+        ]
+    );
+    assert_eq!(first.default_privileges[0].key, "postgres.app.tables");
+    assert_eq!(
+        first.default_privileges[0].grants,
+        ["sluice_reader: SELECT (granted by postgres)"]
+    );
+
+    // each change, judged without an operation and with the one that names it
+    let cases: &[(&str, &str, &str)] = &[
+        ("GRANT ALL ON app.u TO PUBLIC", "table app.u", "grant app.u"),
+        (
+            "GRANT SELECT ON ALL TABLES IN SCHEMA app TO PUBLIC",
+            "table app.t",
+            "grant app.*",
+        ),
+        (
+            "REVOKE UPDATE (email) ON app.t FROM sluice_writer",
+            "column app.t.email",
+            "revoke app.t.email",
+        ),
+        (
+            "DROP POLICY own_rows ON app.t",
+            "policy app.t.own_rows",
+            "drop_policy app.t.own_rows",
+        ),
+        (
+            "ALTER POLICY own_rows ON app.t TO PUBLIC",
+            "policy app.t.own_rows",
+            "alter_policy app.t.own_rows",
+        ),
+        (
+            "CREATE POLICY p2 ON app.u USING (true)",
+            "policy app.u.p2",
+            "create_policy app.u.p2",
+        ),
+        (
+            "ALTER TABLE app.t DISABLE ROW LEVEL SECURITY",
+            "table app.t",
+            "disable_rls app.t",
+        ),
+        (
+            "ALTER TABLE app.u FORCE ROW LEVEL SECURITY",
+            "table app.u",
+            "force_rls app.u",
+        ),
+        (
+            "COMMENT ON TABLE app.u IS 'new'",
+            "comment table app.u",
+            "comment app.u",
+        ),
+        (
+            "COMMENT ON TABLE app.t IS NULL",
+            "comment table app.t",
+            "comment app.t",
+        ),
+        (
+            "COMMENT ON COLUMN app.t.email IS 'changed'",
+            "comment table column app.t.email",
+            "comment app.t.email",
+        ),
+        (
+            "ALTER TABLE app.u OWNER TO sluice_writer",
+            "table app.u",
+            "alter_owner app.u",
+        ),
+        (
+            "ALTER DEFAULT PRIVILEGES IN SCHEMA app REVOKE SELECT ON TABLES FROM sluice_reader",
+            "default privileges postgres.app.tables",
+            "other AlterDefaultPrivilegesStmt",
+        ),
+    ];
+    drop(c);
+    // `change` made on a copy of the base database: its snapshot after
+    let mut changed = |change: &str| {
+        admin
+            .batch_execute("CREATE DATABASE changed TEMPLATE base")
+            .unwrap();
+        let mut copy = cluster.connect("changed").unwrap();
+        copy.batch_execute(change).unwrap();
+        let after = snap(&mut copy);
+        drop(copy);
+        admin.batch_execute("DROP DATABASE changed").unwrap();
+        after
+    };
+    for (change, object, op) in cases {
+        let d = catalog::diff(&first, &changed(change));
+        let all: BTreeSet<String> = [&d.added, &d.removed, &d.changed]
+            .into_iter()
+            .flat_map(|list| keys(list))
+            .collect();
+        assert!(all.contains(*object), "{change}: {all:?}");
+        assert!(
+            !catalog::judge(&d, &[], &policy(false)).holds,
+            "{change} passes without an operation"
+        );
+        let judged = catalog::judge(&d, &ops(&[op]), &policy(false));
+        assert!(judged.holds, "{change} with `{op}`: {judged:#?}");
+    }
+
+    // who gained what, in words
+    let d = catalog::diff(&first, &changed("GRANT SELECT ON app.u TO PUBLIC"));
+    assert_eq!(
+        d.changed[0].field_details(),
+        ["grants gained \"PUBLIC: SELECT (granted by postgres)\""]
+    );
+    drop(admin);
+    cluster.stop().unwrap();
+}
+
 /// 10,000 tables: one query per kind, not one per table. Run with `--ignored`.
 ///
 /// The snapshot reads catalogs only and takes no lock on the tables. The row counts take their
@@ -876,7 +1068,10 @@ fn a_snapshot_since_an_earlier_one_equals_a_whole_one_after_every_kind_of_change
          CREATE TABLE app.parted_1 PARTITION OF app.parted FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
          CREATE INDEX parted_at ON app.parted (at);
          CREATE MATERIALIZED VIEW app.mv AS SELECT id, v FROM app.a;
-         CREATE INDEX mv_v ON app.mv (v);"#,
+         CREATE INDEX mv_v ON app.mv (v);
+         COMMENT ON COLUMN app.a.t IS 'text';
+         GRANT UPDATE (v) ON app.a TO PUBLIC;
+         CREATE POLICY pb ON app.b USING (v > 0);"#,
     )
     .unwrap();
     drop(base);
@@ -884,6 +1079,18 @@ fn a_snapshot_since_an_earlier_one_equals_a_whole_one_after_every_kind_of_change
     let cases: &[(&str, bool)] = &[
         ("SELECT 1", true),
         ("COMMENT ON TABLE app.a IS 'x'", true),
+        ("COMMENT ON COLUMN app.a.v IS 'x'", true),
+        ("COMMENT ON COLUMN app.a.t IS NULL", true),
+        ("COMMENT ON INDEX app.a_t IS 'x'", true),
+        ("GRANT SELECT ON app.a TO PUBLIC", true),
+        ("GRANT SELECT (t) ON app.a TO PUBLIC", true),
+        ("REVOKE UPDATE (v) ON app.a FROM PUBLIC", true),
+        ("REVOKE ALL ON app.e FROM PUBLIC", true),
+        // a schema's privileges are in its pg_namespace row: everything is read
+        ("GRANT USAGE ON SCHEMA app TO PUBLIC", false),
+        ("ALTER TABLE app.e ENABLE ROW LEVEL SECURITY; CREATE POLICY pe ON app.e USING (x > 0)", true),
+        ("DROP POLICY pb ON app.b", true),
+        ("ALTER DEFAULT PRIVILEGES IN SCHEMA app GRANT SELECT ON TABLES TO PUBLIC", true),
         ("ALTER TABLE app.e ADD COLUMN z int", true),
         ("ALTER TABLE app.a RENAME COLUMN t TO tt", true),
         // a table's rename or move rewrites its row type's pg_type row: everything is read

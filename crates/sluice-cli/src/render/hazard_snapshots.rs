@@ -77,6 +77,10 @@ const CASES: &[Case] = &[
             "UPDATE public.t SET a = 1 WHERE a IS NULL;\n",
         )
     },
+    case(
+        "privilege-change",
+        "BEGIN;\nGRANT SELECT ON public.t TO reader;\nGRANT SELECT ON public.t TO PUBLIC;\nCOMMIT;\n",
+    ),
 ];
 
 /// The findings of a package's file, judged as `sluice::lint::lint` judges a package in

@@ -111,10 +111,37 @@ pub fn dump(
     progress: &dyn Fn(u64),
 ) -> Result<DumpInfo, BackupError> {
     supports(tools, spec.compression)?;
-    let dumped = match spec.format {
+    written(spec, path, || match spec.format {
         DumpFormat::Custom => dump_custom(tools, target, spec, path, progress),
         DumpFormat::Directory => dump_directory(tools, target, spec, path, progress),
-    };
+    })
+}
+
+/// Writes the dump and checks nothing: for a caller that restores it next (the restore reads
+/// every byte, so a read-back first would read it twice) and hashes it meanwhile
+/// ([`hash_dump`]), as the rehearsal does. Never the backup gate's proof.
+pub fn dump_to_restore(
+    tools: &ClientTools,
+    target: &Target,
+    spec: &DumpSpec,
+    path: &Path,
+    progress: &dyn Fn(u64),
+) -> Result<(), BackupError> {
+    supports(tools, spec.compression)?;
+    written(spec, path, || match spec.format {
+        DumpFormat::Custom => write_custom(tools, target, spec, path, progress).map(|_| ()),
+        DumpFormat::Directory => write_directory(tools, target, spec, path, progress).map(|_| ()),
+    })
+}
+
+/// Runs `write` after checking that the tools support the compression; a dump that failed is
+/// removed, and the error says whether it could be.
+fn written<T>(
+    spec: &DumpSpec,
+    path: &Path,
+    write: impl FnOnce() -> Result<T, BackupError>,
+) -> Result<T, BackupError> {
+    let dumped = write();
     if let Err(e) = dumped {
         let removed = match spec.format {
             DumpFormat::Custom => std::fs::remove_file(path).is_ok(),
@@ -194,6 +221,14 @@ fn start_pg_dump(
     Ok((child, env))
 }
 
+/// What writing a custom-format dump gave: its size, the sha256 of its bytes (hashed as they
+/// were written), and how long pg_dump took.
+struct WrittenCustom {
+    bytes: u64,
+    sha256: String,
+    dump_ms: u64,
+}
+
 fn dump_custom(
     tools: &ClientTools,
     target: &Target,
@@ -201,6 +236,29 @@ fn dump_custom(
     path: &Path,
     progress: &dyn Fn(u64),
 ) -> Result<DumpInfo, BackupError> {
+    let written = write_custom(tools, target, spec, path, progress)?;
+    let read_back = read_back(tools, path, DumpFormat::Custom, 1)?;
+    Ok(DumpInfo {
+        path: path.to_path_buf(),
+        format: DumpFormat::Custom,
+        compression: spec.compression,
+        jobs: 1,
+        bytes: written.bytes,
+        sha256: written.sha256,
+        files: Vec::new(),
+        read_back,
+        dump_ms: written.dump_ms,
+        pg_dump: pg_dump_name(tools),
+    })
+}
+
+fn write_custom(
+    tools: &ClientTools,
+    target: &Target,
+    spec: &DumpSpec,
+    path: &Path,
+    progress: &dyn Fn(u64),
+) -> Result<WrittenCustom, BackupError> {
     let file =
         crate::evidence::create_file_private(path).map_err(|e| BackupError::Dump(e.to_string()))?;
     let started = Instant::now();
@@ -236,18 +294,10 @@ fn dump_custom(
         return Err(BackupError::Empty);
     }
     crate::fault::damage_dump(path);
-    let read_back = read_back(tools, path, DumpFormat::Custom, 1)?;
-    Ok(DumpInfo {
-        path: path.to_path_buf(),
-        format: DumpFormat::Custom,
-        compression: spec.compression,
-        jobs: 1,
+    Ok(WrittenCustom {
         bytes,
         sha256,
-        files: Vec::new(),
-        read_back,
         dump_ms,
-        pg_dump: pg_dump_name(tools),
     })
 }
 
@@ -266,13 +316,14 @@ fn finish_pg_dump(child: Child, path: &Path) -> Result<(), BackupError> {
     }
 }
 
-fn dump_directory(
+/// Runs `pg_dump --format=directory` into `path`; returns how long it took.
+fn write_directory(
     tools: &ClientTools,
     target: &Target,
     spec: &DumpSpec,
     path: &Path,
     progress: &dyn Fn(u64),
-) -> Result<DumpInfo, BackupError> {
+) -> Result<u64, BackupError> {
     if path.exists() {
         return Err(BackupError::Dump(format!("{} exists", path.display())));
     }
@@ -317,6 +368,18 @@ fn dump_directory(
     }
     let dump_ms = started.elapsed().as_millis() as u64;
     crate::fault::damage_dump(path);
+    Ok(dump_ms)
+}
+
+fn dump_directory(
+    tools: &ClientTools,
+    target: &Target,
+    spec: &DumpSpec,
+    path: &Path,
+    progress: &dyn Fn(u64),
+) -> Result<DumpInfo, BackupError> {
+    let dump_ms = write_directory(tools, target, spec, path, progress)?;
+    let jobs = spec.effective_jobs();
     // hash the files while pg_restore reads them back: both read the same pages, once from disk
     let (files, read_back) = std::thread::scope(|scope| {
         let hashing = scope.spawn(|| hash_folder(path, jobs));

@@ -8,7 +8,7 @@ mod dump;
 mod readback;
 mod spec;
 
-pub use dump::{dump, dump_path, hash_dump, DumpFile, DumpInfo};
+pub use dump::{dump, dump_path, dump_to_restore, hash_dump, DumpFile, DumpInfo};
 pub use readback::ReadBack;
 pub use spec::{Compression, DumpFormat, DumpSpec};
 

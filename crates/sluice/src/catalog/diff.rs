@@ -35,6 +35,9 @@ pub enum ObjectKind {
     Sequence,
     Type,
     Extension,
+    Policy,
+    DefaultPrivileges,
+    Comment,
 }
 
 impl ObjectKind {
@@ -51,6 +54,9 @@ impl ObjectKind {
             ObjectKind::Sequence => "sequence",
             ObjectKind::Type => "type",
             ObjectKind::Extension => "extension",
+            ObjectKind::Policy => "policy",
+            ObjectKind::DefaultPrivileges => "default privileges",
+            ObjectKind::Comment => "comment",
         }
     }
 }
@@ -83,6 +89,55 @@ impl std::fmt::Display for ObjectChange {
         }
         Ok(())
     }
+}
+
+impl ObjectChange {
+    /// What changed in the fields that are lists of items (grants, a policy's roles) or flags
+    /// (row-level security), in words: `grants gained "PUBLIC: SELECT (granted by app)"`,
+    /// `row_security true → false`. Empty when no such field changed.
+    pub fn field_details(&self) -> Vec<String> {
+        let (Some(before), Some(after)) = (&self.before, &self.after) else {
+            return Vec::new();
+        };
+        self.fields
+            .iter()
+            .filter_map(|field| {
+                let (b, a) = (before.get(field)?, after.get(field)?);
+                match (b, a) {
+                    (Value::Array(b), Value::Array(a)) => Some(list_change(field, b, a)),
+                    (Value::Bool(b), Value::Bool(a)) => Some(format!("{field} {b} → {a}")),
+                    (Value::String(b), Value::String(a)) if field == "owner" => {
+                        Some(format!("owner {b} → {a}"))
+                    }
+                    _ => None,
+                }
+            })
+            .collect()
+    }
+}
+
+/// `grants gained "…", "…"; lost "…"`.
+fn list_change(field: &str, before: &[Value], after: &[Value]) -> String {
+    let quoted = |items: Vec<&Value>| {
+        items
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .map_or_else(|| v.to_string(), |s| format!("\"{s}\""))
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let gained: Vec<&Value> = after.iter().filter(|v| !before.contains(v)).collect();
+    let lost: Vec<&Value> = before.iter().filter(|v| !after.contains(v)).collect();
+    let mut parts = Vec::new();
+    if !gained.is_empty() {
+        parts.push(format!("gained {}", quoted(gained)));
+    }
+    if !lost.is_empty() {
+        parts.push(format!("lost {}", quoted(lost)));
+    }
+    format!("{field} {}", parts.join("; "))
 }
 
 /// Post snapshot minus pre snapshot. Each list is ordered by kind (in snapshot order), then key.
@@ -133,6 +188,14 @@ pub fn diff(pre: &Snapshot, post: &Snapshot) -> SchemaDiff {
         &mut out,
     );
     keyed_lists(ObjectKind::View, &pre.views, &post.views, &mut out);
+    keyed_lists(ObjectKind::Policy, &pre.policies, &post.policies, &mut out);
+    keyed_lists(
+        ObjectKind::DefaultPrivileges,
+        &pre.default_privileges,
+        &post.default_privileges,
+        &mut out,
+    );
+    keyed_lists(ObjectKind::Comment, &pre.comments, &post.comments, &mut out);
     out
 }
 
@@ -274,8 +337,43 @@ impl<'a> Item<'a> {
     fn schema(&self) -> Option<&'a str> {
         match self.kind() {
             ObjectKind::Schema => Some(self.key()),
+            ObjectKind::Comment => self.get("object")?.split('.').next(),
             _ => self.get("schema"),
         }
+    }
+
+    /// Whether the security operation's object (`grant`, `revoke`, `alter_owner`, `comment`)
+    /// names this object: its key (a function's without the argument types; a comment's, the
+    /// object it is on), or `schema.*` for every object of a schema.
+    fn named_by(&self, object: &str) -> bool {
+        if let Some(schema) = object.strip_suffix(".*") {
+            return self.schema() == Some(schema) && self.kind() != ObjectKind::Schema;
+        }
+        let own = match self.kind() {
+            ObjectKind::Comment => self.get("object").unwrap_or(""),
+            _ => self.key(),
+        };
+        own == object || own.split_once('(').is_some_and(|(name, _)| name == object)
+    }
+
+    /// For a comment: the kind and key of the object it is on.
+    fn commented(&self) -> Option<(ObjectKind, &'a str)> {
+        use ObjectKind as K;
+        let kind = match self.get("object_type")? {
+            "table" | "foreign table" => K::Table,
+            "table column" | "foreign table column" => K::Column,
+            "index" => K::Index,
+            "table constraint" => K::Constraint,
+            "trigger" => K::Trigger,
+            "function" | "procedure" | "aggregate" => K::Function,
+            "view" | "materialized view" => K::View,
+            "sequence" => K::Sequence,
+            "type" | "domain" => K::Type,
+            "schema" => K::Schema,
+            "policy" => K::Policy,
+            _ => return None,
+        };
+        Some((kind, self.get("object")?))
     }
 
     /// `schema.table` of the table a column, index, constraint or trigger belongs to.
@@ -284,7 +382,8 @@ impl<'a> Item<'a> {
             ObjectKind::Column
             | ObjectKind::Index
             | ObjectKind::Constraint
-            | ObjectKind::Trigger => Some(format!("{}.{}", self.schema()?, self.get("table")?)),
+            | ObjectKind::Trigger
+            | ObjectKind::Policy => Some(format!("{}.{}", self.schema()?, self.get("table")?)),
             ObjectKind::Table => Some(self.key().to_string()),
             _ => None,
         }
@@ -433,8 +532,26 @@ fn explains_added(op: &Operation, item: &Item) -> bool {
         (CreateView, K::View) => item.key() == object,
         (CreateFunction, K::Function) => item.function_name().as_deref() == Some(object),
         (CreateTrigger, K::Trigger) => item.key() == object,
+        (CreatePolicy, K::Policy) => item.key() == object,
+        (CreateSequence, K::Sequence) => item.key() == object,
+        (Comment, K::Comment) => item.named_by(object),
+        (Other, K::DefaultPrivileges) => object == DEFAULT_PRIVILEGES_STMT,
         _ => false,
     }
+}
+
+/// The statement type behind `other AlterDefaultPrivilegesStmt`, which explains any change of
+/// default privileges.
+const DEFAULT_PRIVILEGES_STMT: &str = "AlterDefaultPrivilegesStmt";
+
+/// Whether an explained removal needs `allow_removed`: a comment removed by `COMMENT … IS
+/// NULL`, a dropped policy and reset default privileges lose no data, and a rename loses no
+/// object.
+fn removal_loses_nothing(op: &Operation) -> bool {
+    matches!(
+        op.kind,
+        OpKind::RenameTable | OpKind::RenameColumn | OpKind::Comment | OpKind::DropPolicy
+    ) || (op.kind == OpKind::Other && op.object == DEFAULT_PRIVILEGES_STMT)
 }
 
 /// Whether the drop `op` explains the removed object (the policy is applied later).
@@ -447,9 +564,12 @@ fn explains_removed(op: &Operation, item: &Item) -> bool {
     match (op.kind, item.kind()) {
         (DropSchema, _) => item.schema() == Some(object),
         (DropTable, K::Table) => item.key() == object,
-        (DropTable, K::Column | K::Index | K::Constraint | K::Trigger) => {
+        (DropTable, K::Column | K::Index | K::Constraint | K::Trigger | K::Policy) => {
             table.as_deref() == Some(object)
         }
+        (DropPolicy, K::Policy) => item.key() == object,
+        (Comment, K::Comment) => item.named_by(object),
+        (Other, K::DefaultPrivileges) => object == DEFAULT_PRIVILEGES_STMT,
         (DropTable, K::Sequence) => item.owned_by_table() == Some(object),
         (DropColumn, K::Column) => item.key() == object,
         (DropColumn, K::Sequence) => item.owned_by() == Some(object),
@@ -514,6 +634,19 @@ fn covers_changed(op: &Operation, item: &Item, ctx: &Context) -> Cover {
             yes(item.function_name().as_deref() == Some(object), Cover::All)
         }
         (CreateTrigger, K::Trigger) => yes(item.key() == object, Cover::All),
+        (Grant | Revoke, _) => yes(item.named_by(object), Cover::Fields(&["grants"])),
+        (AlterOwner, _) => yes(item.named_by(object), Cover::Fields(&["owner", "grants"])),
+        (Comment, K::Comment) => yes(item.named_by(object), Cover::All),
+        (AlterPolicy | CreatePolicy | DropPolicy, K::Policy) => {
+            yes(item.key() == object, Cover::All)
+        }
+        (EnableRls | DisableRls, K::Table) => {
+            yes(item.key() == object, Cover::Fields(&["row_security"]))
+        }
+        (ForceRls | NoForceRls, K::Table) => {
+            yes(item.key() == object, Cover::Fields(&["force_row_security"]))
+        }
+        (Other, K::DefaultPrivileges) => yes(object == DEFAULT_PRIVILEGES_STMT, Cover::All),
         _ => Cover::Nothing,
     }
 }
@@ -540,6 +673,16 @@ fn owners(item: &Item) -> Vec<(ObjectKind, String)> {
         K::Table => {
             if let Some(p) = item.get("partition_of") {
                 out.push((K::Table, p.to_string()));
+            }
+        }
+        K::Policy => {
+            if let Some(t) = item.table_key() {
+                out.push((K::Table, t));
+            }
+        }
+        K::Comment => {
+            if let Some((kind, key)) = item.commented() {
+                out.push((kind, key.to_string()));
             }
         }
         _ => {}
@@ -732,7 +875,7 @@ pub fn judge(
                     OpKind::RenameTable | OpKind::RenameColumn
                 );
                 let needs_own_op = match item.kind() {
-                    ObjectKind::Trigger => true,
+                    ObjectKind::Trigger | ObjectKind::Policy => true,
                     ObjectKind::Index => item.get("constraint").is_none(),
                     _ => false,
                 };
@@ -760,12 +903,8 @@ pub fn judge(
                 None => verdict.unexplained_added.push(item.change.clone()),
             },
             Side::Removed => {
-                let accepted = by[i].filter(|&o| {
-                    matches!(
-                        operations[o].kind,
-                        OpKind::RenameTable | OpKind::RenameColumn
-                    ) || policy.allow_removed
-                });
+                let accepted = by[i]
+                    .filter(|&o| removal_loses_nothing(&operations[o]) || policy.allow_removed);
                 match accepted {
                     Some(o) => verdict.explained.push((key, operations[o].to_string())),
                     None => verdict.removed_refused.push(item.change.clone()),
@@ -884,6 +1023,7 @@ mod tests {
             row_security: false,
             force_row_security: false,
             replica_identity: "default".into(),
+            grants: Vec::new(),
         }
     }
 
@@ -950,6 +1090,7 @@ mod tests {
             cycle: false,
             owned_by: owned_by.map(str::to_string),
             owner: "app".into(),
+            grants: Vec::new(),
         }
     }
 
@@ -960,6 +1101,7 @@ mod tests {
             schemas: vec![Schema {
                 key: "s".into(),
                 owner: "app".into(),
+                grants: Vec::new(),
             }],
             tables: vec![table("s", "t")],
             columns: vec![

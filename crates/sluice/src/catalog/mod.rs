@@ -47,6 +47,64 @@ pub struct Snapshot {
     pub triggers: Vec<Trigger>,
     pub functions: Vec<Function>,
     pub views: Vec<View>,
+    /// Row-level security policies.
+    #[serde(default)]
+    pub policies: Vec<Policy>,
+    /// `ALTER DEFAULT PRIVILEGES`: what objects a role creates will grant.
+    #[serde(default)]
+    pub default_privileges: Vec<DefaultPrivileges>,
+    /// `COMMENT ON` of every object kind the snapshot has.
+    #[serde(default)]
+    pub comments: Vec<Comment>,
+}
+
+/// A row-level security policy of a table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Policy {
+    /// `schema.table.policy`
+    pub key: String,
+    pub schema: String,
+    pub table: String,
+    pub name: String,
+    /// `ALL`, `SELECT`, `INSERT`, `UPDATE` or `DELETE`.
+    pub command: String,
+    /// `PERMISSIVE` or `RESTRICTIVE`.
+    pub mode: String,
+    /// The roles it applies to, sorted (`PUBLIC` for all).
+    pub roles: Vec<String>,
+    /// `USING (…)`.
+    pub using: Option<String>,
+    /// `WITH CHECK (…)`.
+    pub with_check: Option<String>,
+}
+
+/// The privileges a role's new objects of one type get (`pg_default_acl`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DefaultPrivileges {
+    /// `role.schema.object_type` (`role.*.object_type` for every schema), e.g.
+    /// `app_owner.public.tables`.
+    pub key: String,
+    pub role: String,
+    /// None: in every schema.
+    pub schema: Option<String>,
+    /// `tables`, `sequences`, `functions`, `types` or `schemas`.
+    pub object_type: String,
+    /// As an object's [`Table::grants`].
+    pub grants: Vec<String>,
+}
+
+/// A comment on an object (`COMMENT ON`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Comment {
+    /// `object_type object`, e.g. `table public.customer`, `column public.customer.email`,
+    /// `function public.f(integer)`.
+    pub key: String,
+    /// As `pg_identify_object_as_address` names it: `table`, `column`, `function`, …
+    pub object_type: String,
+    /// The object's name in SPEC §5 notation (unquoted, dotted; a function with its argument
+    /// types).
+    pub object: String,
+    pub text: String,
 }
 
 /// An installed extension. Its member objects are not in the snapshot; the extension is.
@@ -63,6 +121,11 @@ pub struct Schema {
     /// The schema's name.
     pub key: String,
     pub owner: String,
+    /// The privileges granted on it, one item per grantee and grantor, sorted:
+    /// `alice: INSERT, SELECT (granted by owner)`; the owner's default privileges when none
+    /// were ever granted or revoked. Not the raw aclitem text, so an order change is no diff.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grants: Vec<String>,
 }
 
 /// A table: ordinary, partitioned or foreign. Its columns, indexes, constraints and triggers
@@ -94,6 +157,11 @@ pub struct Table {
     pub force_row_security: bool,
     /// `default`, `nothing`, `full` or `index`.
     pub replica_identity: String,
+    /// The privileges granted on it, one item per grantee and grantor, sorted:
+    /// `alice: INSERT, SELECT (granted by owner)`; the owner's default privileges when none
+    /// were ever granted or revoked. Not the raw aclitem text, so an order change is no diff.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grants: Vec<String>,
 }
 
 /// A column of a table, keyed by name (never by position).
@@ -123,6 +191,11 @@ pub struct Column {
     pub compression: Option<String>,
     /// The storage mode when it is not the type's default: `plain`, `external`, `extended`, `main`.
     pub storage: Option<String>,
+    /// The privileges granted on it, one item per grantee and grantor, sorted:
+    /// `alice: INSERT, SELECT (granted by owner)`; the owner's default privileges when none
+    /// were ever granted or revoked. Not the raw aclitem text, so an order change is no diff.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grants: Vec<String>,
 }
 
 #[cfg(test)]
@@ -143,6 +216,7 @@ impl Column {
             collation: None,
             compression: None,
             storage: None,
+            grants: Vec::new(),
         }
     }
 }
@@ -165,6 +239,11 @@ pub struct Sequence {
     /// `schema.table.column` of the column that owns it (serial, identity, `OWNED BY`).
     pub owned_by: Option<String>,
     pub owner: String,
+    /// The privileges granted on it, one item per grantee and grantor, sorted:
+    /// `alice: INSERT, SELECT (granted by owner)`; the owner's default privileges when none
+    /// were ever granted or revoked. Not the raw aclitem text, so an order change is no diff.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grants: Vec<String>,
 }
 
 /// An index, on a table or a materialized view.
@@ -251,6 +330,11 @@ pub struct Function {
     pub owner: String,
     /// SHA-256 of the body (`prosrc`, or the SQL-standard body on PostgreSQL 14+).
     pub body_sha256: String,
+    /// The privileges granted on it, one item per grantee and grantor, sorted:
+    /// `alice: INSERT, SELECT (granted by owner)`; the owner's default privileges when none
+    /// were ever granted or revoked. Not the raw aclitem text, so an order change is no diff.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grants: Vec<String>,
 }
 
 /// A view or a materialized view.
@@ -265,6 +349,11 @@ pub struct View {
     pub definition: String,
     pub options: Vec<String>,
     pub owner: String,
+    /// The privileges granted on it, one item per grantee and grantor, sorted:
+    /// `alice: INSERT, SELECT (granted by owner)`; the owner's default privileges when none
+    /// were ever granted or revoked. Not the raw aclitem text, so an order change is no diff.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grants: Vec<String>,
 }
 
 /// A user-defined type: enum, domain, composite or range.
@@ -298,6 +387,11 @@ pub struct Type {
     /// Range: the subtype.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subtype: Option<String>,
+    /// The privileges granted on it, one item per grantee and grantor, sorted:
+    /// `alice: INSERT, SELECT (granted by owner)`; the owner's default privileges when none
+    /// were ever granted or revoked. Not the raw aclitem text, so an order change is no diff.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grants: Vec<String>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -319,7 +413,20 @@ macro_rules! keyed {
     )*};
 }
 keyed!(
-    Extension, Schema, Type, Table, Column, Sequence, Index, Constraint, Trigger, Function, View
+    Extension,
+    Schema,
+    Type,
+    Table,
+    Column,
+    Sequence,
+    Index,
+    Constraint,
+    Trigger,
+    Function,
+    View,
+    Policy,
+    DefaultPrivileges,
+    Comment
 );
 
 impl Snapshot {
@@ -342,6 +449,9 @@ impl Snapshot {
             + self.triggers.len()
             + self.functions.len()
             + self.views.len()
+            + self.policies.len()
+            + self.default_privileges.len()
+            + self.comments.len()
     }
 
     /// Adds the objects of `other` (another share of the same snapshot).
@@ -357,6 +467,9 @@ impl Snapshot {
         self.triggers.extend(other.triggers);
         self.functions.extend(other.functions);
         self.views.extend(other.views);
+        self.policies.extend(other.policies);
+        self.default_privileges.extend(other.default_privileges);
+        self.comments.extend(other.comments);
     }
 
     /// Sorts every list by key (byte order, independent of the server's collation); the
@@ -374,6 +487,9 @@ impl Snapshot {
             triggers,
             functions,
             views,
+            policies,
+            default_privileges,
+            comments,
             ..
         } = self;
         std::thread::scope(|scope| {
@@ -388,6 +504,9 @@ impl Snapshot {
             sort_by_key(triggers);
             sort_by_key(functions);
             sort_by_key(views);
+            sort_by_key(policies);
+            sort_by_key(default_privileges);
+            sort_by_key(comments);
         });
     }
 }

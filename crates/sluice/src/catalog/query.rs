@@ -39,6 +39,9 @@ pub(super) enum Kind {
     Triggers,
     Functions,
     Views,
+    Policies,
+    DefaultPrivileges,
+    Comments,
 }
 
 /// The kinds with objects of each table, costliest first (server and client time together,
@@ -47,21 +50,24 @@ pub(super) enum Kind {
 pub(super) const PER_TABLE: [Kind; 3] = [Kind::Columns, Kind::Constraints, Kind::Indexes];
 
 /// The other kinds, always read whole, costliest first.
-pub(super) const WHOLE: [Kind; 8] = [
+pub(super) const WHOLE: [Kind; 11] = [
     Kind::Tables,
     Kind::Types,
     Kind::Views,
     Kind::Triggers,
     Kind::Functions,
     Kind::Sequences,
+    Kind::Comments,
+    Kind::Policies,
     Kind::Schemas,
+    Kind::DefaultPrivileges,
     Kind::Extensions,
 ];
 
 /// Every kind, costliest first, so that two sessions taking kinds in turn finish together. A
 /// kind is never split between sessions: each share would repeat the query's scans and joins.
-pub(super) const PLAN: [Kind; 11] = {
-    let mut plan = [Kind::Columns; 11];
+pub(super) const PLAN: [Kind; 14] = {
+    let mut plan = [Kind::Columns; 14];
     let mut at = 0;
     while at < plan.len() {
         plan[at] = if at < PER_TABLE.len() {
@@ -211,6 +217,159 @@ pub(super) fn fetch(
             &mut into.functions,
         ),
         Kind::Views => stream(tx, &views_sql(), ignored, view_from_row, &mut into.views),
+        Kind::Policies => stream(
+            tx,
+            &policies_sql(),
+            ignored,
+            policy_from_row,
+            &mut into.policies,
+        ),
+        Kind::DefaultPrivileges => stream(
+            tx,
+            &default_privileges_sql(),
+            ignored,
+            default_privileges_from_row,
+            &mut into.default_privileges,
+        ),
+        Kind::Comments => stream(
+            tx,
+            &comments_sql(),
+            ignored,
+            comment_from_row,
+            &mut into.comments,
+        ),
+    }
+}
+
+/// The privileges of the ACL `acl` (owned by `owner`; `default_kind` is `acldefault`'s object
+/// type, for an ACL that was never set), one text item per grantee and grantor, named
+/// `sluice_grants`: `alice: INSERT, SELECT WITH GRANT OPTION (granted by owner)`.
+fn grants_sql(acl: &str, default_kind: Option<char>, owner: &str) -> String {
+    let acl = match default_kind {
+        Some(kind) => format!("coalesce({acl}, pg_catalog.acldefault('{kind}', {owner}))"),
+        None => acl.to_string(),
+    };
+    format!(
+        "ARRAY(SELECT pg_catalog.format('%s: %s (granted by %s)', \
+                  CASE WHEN e.grantee = 0 THEN 'PUBLIC' \
+                       ELSE pg_catalog.pg_get_userbyid(e.grantee)::text END, \
+                  pg_catalog.string_agg(e.privilege_type \
+                      || CASE WHEN e.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END, \
+                      ', ' ORDER BY e.privilege_type COLLATE \"C\"), \
+                  pg_catalog.pg_get_userbyid(e.grantor)::text) \
+                FROM pg_catalog.aclexplode({acl}) e \
+               GROUP BY e.grantee, e.grantor) AS sluice_grants"
+    )
+}
+
+/// The items of `sluice_grants`, sorted byte-wise.
+fn grants_of(r: &Row) -> Vec<String> {
+    let mut grants: Vec<String> = r.get("sluice_grants");
+    grants.sort_unstable();
+    grants
+}
+
+fn policies_sql() -> String {
+    format!(
+        "{}SELECT ns.nspname::text, c.relname::text, p.polname::text, \
+                CASE p.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT' WHEN 'w' THEN 'UPDATE' \
+                              WHEN 'd' THEN 'DELETE' ELSE 'ALL' END, \
+                CASE WHEN p.polpermissive THEN 'PERMISSIVE' ELSE 'RESTRICTIVE' END, \
+                ARRAY(SELECT CASE WHEN r = 0 THEN 'PUBLIC' \
+                                  ELSE pg_catalog.pg_get_userbyid(r)::text END \
+                        FROM pg_catalog.unnest(p.polroles) r), \
+                pg_catalog.pg_get_expr(p.polqual, p.polrelid), \
+                pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid) \
+           FROM pg_catalog.pg_policy p \
+           JOIN pg_catalog.pg_class c ON c.oid = p.polrelid \
+           JOIN ns ON ns.oid = c.relnamespace \
+          WHERE c.oid NOT IN (SELECT objid FROM ext)",
+        kept("pg_class")
+    )
+}
+
+fn policy_from_row(r: &Row) -> Policy {
+    let schema: String = r.get(0);
+    let table: String = r.get(1);
+    let name: String = r.get(2);
+    let mut roles: Vec<String> = r.get(5);
+    roles.sort_unstable();
+    Policy {
+        key: dotted(&[&schema, &table, &name]),
+        command: r.get(3),
+        mode: r.get(4),
+        roles,
+        using: r.get(6),
+        with_check: r.get(7),
+        schema,
+        table,
+        name,
+    }
+}
+
+fn default_privileges_sql() -> String {
+    // a default ACL for one schema (defaclnamespace <> 0) in a schema the snapshot ignores
+    // is left out with it
+    format!(
+        "{}SELECT pg_catalog.pg_get_userbyid(d.defaclrole)::text, ns.nspname::text, \
+                CASE d.defaclobjtype WHEN 'r' THEN 'tables' WHEN 'S' THEN 'sequences' \
+                     WHEN 'f' THEN 'functions' WHEN 'T' THEN 'types' WHEN 'n' THEN 'schemas' \
+                     ELSE d.defaclobjtype::text END, \
+                {} \
+           FROM pg_catalog.pg_default_acl d \
+           LEFT JOIN ns ON ns.oid = d.defaclnamespace \
+          WHERE d.defaclnamespace = 0 OR ns.oid IS NOT NULL",
+        kept("pg_default_acl"),
+        grants_sql("d.defaclacl", None, "d.defaclrole")
+    )
+}
+
+fn default_privileges_from_row(r: &Row) -> DefaultPrivileges {
+    let role: String = r.get(0);
+    let schema: Option<String> = r.get(1);
+    let object_type: String = r.get(2);
+    DefaultPrivileges {
+        key: dotted(&[&role, schema.as_deref().unwrap_or("*"), &object_type]),
+        grants: grants_of(r),
+        role,
+        schema,
+        object_type,
+    }
+}
+
+/// The comments on user objects (OIDs from 16384, FirstNormalObjectId) in kept schemas, named
+/// as `pg_identify_object_as_address` names them; a schema's own comment has no schema.
+fn comments_sql() -> String {
+    format!(
+        "{}SELECT a.type, a.object_names, a.object_args, ds.description, ia.schema \
+           FROM pg_catalog.pg_description ds \
+           CROSS JOIN LATERAL pg_catalog.pg_identify_object_as_address(ds.classoid, ds.objoid, ds.objsubid) a \
+           CROSS JOIN LATERAL pg_catalog.pg_identify_object(ds.classoid, ds.objoid, ds.objsubid) ia \
+          WHERE ds.objoid >= 16384 \
+            AND ds.objoid NOT IN (SELECT objid FROM ext) \
+            AND (ia.schema IN (SELECT nspname FROM ns) \
+                 OR (ds.classoid = 'pg_catalog.pg_namespace'::pg_catalog.regclass \
+                     AND ds.objoid IN (SELECT oid FROM ns)))",
+        kept_any()
+    )
+}
+
+fn comment_from_row(r: &Row) -> Comment {
+    let object_type: String = r.get(0);
+    let names: Vec<String> = r.get(1);
+    let args: Vec<String> = r.get(2);
+    let mut object = names.join(".");
+    if object_type.contains("function")
+        || object_type.contains("procedure")
+        || object_type.contains("aggregate")
+    {
+        object = format!("{object}({})", args.join(", "));
+    }
+    Comment {
+        key: format!("{object_type} {object}"),
+        text: r.get(3),
+        object_type,
+        object,
     }
 }
 
@@ -279,6 +438,16 @@ pub(super) fn kept(catalog: &str) -> String {
     )
 }
 
+/// [`kept`] with `ext` holding the extension members of every catalog.
+fn kept_any() -> String {
+    format!(
+        "WITH ns AS (SELECT n.oid, n.nspname FROM pg_catalog.pg_namespace n WHERE {SCHEMA_KEPT}), \
+              ext AS (SELECT e.objid FROM pg_catalog.pg_depend e \
+                       WHERE e.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass \
+                         AND e.deptype = 'e') "
+    )
+}
+
 fn extensions_sql() -> String {
     "SELECT x.extname::text, x.extversion, n.nspname::text \
        FROM pg_catalog.pg_extension x \
@@ -296,8 +465,9 @@ fn extension_from_row(r: &Row) -> Extension {
 
 fn schemas_sql() -> String {
     format!(
-        "SELECT n.nspname::text, pg_catalog.pg_get_userbyid(n.nspowner)::text \
-           FROM pg_catalog.pg_namespace n WHERE {SCHEMA_KEPT}"
+        "SELECT n.nspname::text, pg_catalog.pg_get_userbyid(n.nspowner)::text, {} \
+           FROM pg_catalog.pg_namespace n WHERE {SCHEMA_KEPT}",
+        grants_sql("n.nspacl", Some('n'), "n.nspowner")
     )
 }
 
@@ -305,6 +475,7 @@ fn schema_from_row(r: &Row) -> Schema {
     Schema {
         key: r.get(0),
         owner: r.get(1),
+        grants: grants_of(r),
     }
 }
 
@@ -318,7 +489,7 @@ fn tables_sql() -> String {
                 CASE WHEN c.relkind = 'p' THEN pg_catalog.pg_get_partkeydef(c.oid) END, \
                 CASE WHEN c.relispartition THEN '{{}}'::text[] \
                      ELSE COALESCE(h.parents, '{{}}'::text[]) END, \
-                c.relrowsecurity, c.relforcerowsecurity, c.relreplident::text, c.oid \
+                c.relrowsecurity, c.relforcerowsecurity, c.relreplident::text, c.oid, {} \
            FROM pg_catalog.pg_class c \
            JOIN ns ON ns.oid = c.relnamespace \
            LEFT JOIN pg_catalog.pg_am am ON am.oid = c.relam \
@@ -331,7 +502,8 @@ fn tables_sql() -> String {
                JOIN pg_catalog.pg_namespace pn ON pn.oid = p.relnamespace \
               GROUP BY i.inhrelid) h ON h.inhrelid = c.oid \
           WHERE c.relkind IN ('r', 'p', 'f') AND c.oid NOT IN (SELECT objid FROM ext)",
-        kept("pg_class")
+        kept("pg_class"),
+        grants_sql("c.relacl", Some('r'), "c.relowner")
     )
 }
 
@@ -365,7 +537,7 @@ fn columns_sql(version: u32) -> String {
                   CASE a.attstorage WHEN 'p' THEN 'plain' WHEN 'e' THEN 'external' \
                                     WHEN 'x' THEN 'extended' WHEN 'm' THEN 'main' END END, \
                 a.attrelid, a.attnum, NULLIF(pg_catalog.quote_ident(a.attname), a.attname::text), \
-                a.atttypid, a.attcollation \
+                a.atttypid, a.attcollation, {} \
            FROM pg_catalog.pg_attribute a \
            JOIN pg_catalog.pg_class c ON c.oid = a.attrelid \
            JOIN ns ON ns.oid = c.relnamespace \
@@ -376,7 +548,8 @@ fn columns_sql(version: u32) -> String {
            LEFT JOIN pg_catalog.pg_namespace cn ON cn.oid = co.collnamespace \
           WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'f') \
             AND c.oid NOT IN (SELECT objid FROM ext)",
-        kept("pg_class")
+        kept("pg_class"),
+        grants_sql("a.attacl", None, "c.relowner")
     )
 }
 
@@ -393,12 +566,13 @@ fn sequences_sql() -> String {
                     AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass \
                     AND d.refobjsubid > 0 AND d.deptype IN ('a', 'i') \
                   ORDER BY 1 LIMIT 1), \
-                pg_catalog.pg_get_userbyid(c.relowner)::text \
+                pg_catalog.pg_get_userbyid(c.relowner)::text, {} \
            FROM pg_catalog.pg_sequence s \
            JOIN pg_catalog.pg_class c ON c.oid = s.seqrelid \
            JOIN ns ON ns.oid = c.relnamespace \
           WHERE c.oid NOT IN (SELECT objid FROM ext)",
-        kept("pg_class")
+        kept("pg_class"),
+        grants_sql("c.relacl", Some('s'), "c.relowner")
     )
 }
 
@@ -533,12 +707,13 @@ fn functions_sql(version: u32) -> String {
                 pg_catalog.pg_get_function_result(p.oid), l.lanname::text, p.provolatile::text, \
                 p.proisstrict, p.prosecdef, p.proleakproof, p.proparallel::text, \
                 coalesce(p.proconfig, '{{}}')::text[], pg_catalog.pg_get_userbyid(p.proowner)::text, \
-                {body} \
+                {body}, {} \
            FROM pg_catalog.pg_proc p \
            JOIN ns ON ns.oid = p.pronamespace \
            JOIN pg_catalog.pg_language l ON l.oid = p.prolang \
           WHERE p.oid NOT IN (SELECT objid FROM ext)",
-        kept("pg_proc")
+        kept("pg_proc"),
+        grants_sql("p.proacl", Some('f'), "p.proowner")
     )
 }
 
@@ -546,11 +721,12 @@ fn views_sql() -> String {
     format!(
         "{}SELECT ns.nspname::text, c.relname::text, c.relkind = 'm', \
                 pg_catalog.pg_get_viewdef(c.oid, true), coalesce(c.reloptions, '{{}}')::text[], \
-                pg_catalog.pg_get_userbyid(c.relowner)::text \
+                pg_catalog.pg_get_userbyid(c.relowner)::text, {} \
            FROM pg_catalog.pg_class c \
            JOIN ns ON ns.oid = c.relnamespace \
           WHERE c.relkind IN ('v', 'm') AND c.oid NOT IN (SELECT objid FROM ext)",
-        kept("pg_class")
+        kept("pg_class"),
+        grants_sql("c.relacl", Some('r'), "c.relowner")
     )
 }
 
@@ -579,13 +755,14 @@ fn types_sql() -> String {
                   ELSE '{{}}'::text[] END, \
                 CASE WHEN t.typtype = 'r' THEN \
                   (SELECT pg_catalog.format_type(r.rngsubtype, NULL) FROM pg_catalog.pg_range r \
-                    WHERE r.rngtypid = t.oid) END \
+                    WHERE r.rngtypid = t.oid) END, {} \
            FROM pg_catalog.pg_type t \
            JOIN ns ON ns.oid = t.typnamespace \
            LEFT JOIN pg_catalog.pg_class tc ON tc.oid = t.typrelid \
           WHERE (t.typtype IN ('e', 'd', 'r') OR (t.typtype = 'c' AND tc.relkind = 'c')) \
             AND t.oid NOT IN (SELECT objid FROM ext)",
-        kept("pg_type")
+        kept("pg_type"),
+        grants_sql("t.typacl", Some('T'), "t.typowner")
     )
 }
 
@@ -629,6 +806,7 @@ fn table_from_row(r: &Row) -> Table {
             other => other,
         }
         .to_string(),
+        grants: grants_of(r),
         schema,
         name,
     }
@@ -649,6 +827,7 @@ fn column_from_row(r: &Row) -> Column {
         collation: r.get(9),
         compression: r.get(10),
         storage: r.get(11),
+        grants: grants_of(r),
         schema,
         table,
         name,
@@ -669,6 +848,7 @@ fn sequence_from_row(r: &Row) -> Sequence {
         cycle: r.get(8),
         owned_by: r.get(9),
         owner: r.get(10),
+        grants: grants_of(r),
         schema,
         name,
     }
@@ -838,6 +1018,7 @@ fn function_from_row(r: &Row) -> Function {
         config: r.get(12),
         owner: r.get(13),
         body_sha256: hex::encode(Sha256::digest(body.unwrap_or_default().as_bytes())),
+        grants: grants_of(r),
         schema,
         name,
     }
@@ -852,6 +1033,7 @@ fn view_from_row(r: &Row) -> View {
         definition: r.get(3),
         options: r.get(4),
         owner: r.get(5),
+        grants: grants_of(r),
         schema,
         name,
     }
@@ -879,6 +1061,7 @@ fn type_from_row(r: &Row) -> Type {
         constraints: r.get(8),
         attributes: r.get(9),
         subtype: r.get(10),
+        grants: grants_of(r),
         schema,
         name,
     }

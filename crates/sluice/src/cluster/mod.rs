@@ -471,6 +471,21 @@ impl Cluster {
         Ok(())
     }
 
+    /// Stops the server, sets `settings` (appended to `postgresql.conf`, so they override what
+    /// was there), and starts it again on the same folder, socket and port.
+    pub fn restart_with(&mut self, settings: &[(&str, &str)]) -> Result<(), ClusterError> {
+        use std::io::Write;
+        self.stop()?;
+        let mut conf = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.data.join("postgresql.conf"))?;
+        for (key, value) in settings {
+            writeln!(conf, "{key} = '{}'", value.replace('\'', "''"))?;
+        }
+        drop(conf);
+        self.start_again()
+    }
+
     /// Stops the server now (dropping does the same, quietly).
     pub fn stop(&mut self) -> Result<(), ClusterError> {
         if !self.running {

@@ -699,12 +699,20 @@ fn schema_diff(run: &mut Run, pkg: &Package, st: &mut State) -> StepResult {
             .iter()
             .map(|o| format!("added but not in scope: {:?} {}", o.kind, o.key)),
     );
-    problems.extend(
-        judged
-            .unexplained_changed
-            .iter()
-            .map(|o| format!("changed: {:?} {} ({})", o.kind, o.key, o.fields.join(", "))),
-    );
+    problems.extend(judged.unexplained_changed.iter().map(|o| {
+        let details = o.field_details();
+        let details = if details.is_empty() {
+            String::new()
+        } else {
+            format!(" — {}", details.join("; "))
+        };
+        format!(
+            "changed: {:?} {} ({}){details}",
+            o.kind,
+            o.key,
+            o.fields.join(", ")
+        )
+    }));
     problems.extend(
         judged
             .removed_refused

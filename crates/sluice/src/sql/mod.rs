@@ -7,6 +7,7 @@ pub mod hazards;
 pub mod locks;
 pub mod names;
 pub mod operation;
+pub mod privileges;
 pub mod scope;
 pub mod transaction;
 

@@ -21,7 +21,8 @@ macro_rules! op_kinds {
                 match self { $(OpKind::$variant => $word,)* }
             }
 
-            /// How many dot-separated parts the object name has (0: no object; -1: free text).
+            /// How many dot-separated parts the object name has (0: no object; -1: free text;
+            /// -2: an object of any kind, one to three parts, `*` for every object of a schema).
             pub fn arity(self) -> i32 {
                 match self { $(OpKind::$variant => $arity,)* }
             }
@@ -55,9 +56,18 @@ op_kinds! {
     Update => "update", 2;
     Delete => "delete", 2;
     Truncate => "truncate", 2;
-    Grant => "grant", 0;
-    Revoke => "revoke", 0;
-    Comment => "comment", 0;
+    Grant => "grant", -2;
+    Revoke => "revoke", -2;
+    Comment => "comment", -2;
+    AlterOwner => "alter_owner", -2;
+    CreatePolicy => "create_policy", 3;
+    AlterPolicy => "alter_policy", 3;
+    DropPolicy => "drop_policy", 3;
+    EnableRls => "enable_rls", 2;
+    DisableRls => "disable_rls", 2;
+    ForceRls => "force_rls", 2;
+    NoForceRls => "no_force_rls", 2;
+    CreateSequence => "create_sequence", 2;
     Other => "other", -1;
 }
 
@@ -109,7 +119,23 @@ impl Operation {
             (0, []) => Ok(Operation::new(kind, "")),
             (0, _) => Err(format!("`{word}` takes no object")),
             (-1, [stmt]) => Ok(Operation::new(kind, *stmt)),
-            (-1, _) => Err("expected `other STATEMENT_TYPE`, e.g. `other CreateSeqStmt`".into()),
+            (-1, _) => {
+                Err("expected `other STATEMENT_TYPE`, e.g. `other CreateExtensionStmt`".into())
+            }
+            (-2, [name]) => {
+                let parts: Vec<&str> = name.split('.').collect();
+                if (1..=3).contains(&parts.len()) && !parts.iter().any(|p| p.is_empty()) {
+                    Ok(Operation::new(kind, *name))
+                } else {
+                    Err(format!(
+                        "`{word}` expects an object: a schema, `schema.object` (`schema.*` for all \
+                         of a schema's tables), `schema.table.column`, or a role; got `{name}`"
+                    ))
+                }
+            }
+            (-2, _) => Err(format!(
+                "`{word}` expects one object after it, e.g. `{word} public.customer`"
+            )),
             (n, [name]) => {
                 let parts = name.split('.').count() as i32;
                 if parts == n && !name.split('.').any(str::is_empty) {
@@ -213,15 +239,39 @@ pub fn derive(node: &NodeEnum, path: &SearchPath) -> Vec<Operation> {
                 _ => None,
             })
             .collect(),
-        NodeEnum::GrantStmt(stmt) => vec![op(
-            if stmt.is_grant { Grant } else { Revoke },
-            String::new(),
+        NodeEnum::GrantStmt(stmt) => super::privileges::grant_ops(stmt, path),
+        NodeEnum::GrantRoleStmt(stmt) => super::privileges::grant_role_ops(stmt),
+        NodeEnum::CommentStmt(stmt) => vec![op(
+            Comment,
+            super::privileges::object_name(stmt.objtype, stmt.object.as_deref(), path),
         )],
-        NodeEnum::GrantRoleStmt(stmt) => vec![op(
-            if stmt.is_grant { Grant } else { Revoke },
-            String::new(),
+        NodeEnum::AlterOwnerStmt(stmt) => vec![op(
+            AlterOwner,
+            match stmt.relation.as_ref() {
+                Some(rv) => relation(rv, path),
+                None => {
+                    super::privileges::object_name(stmt.object_type, stmt.object.as_deref(), path)
+                }
+            },
         )],
-        NodeEnum::CommentStmt(_) => vec![op(Comment, String::new())],
+        NodeEnum::CreatePolicyStmt(stmt) => match stmt.table.as_ref() {
+            Some(rv) => vec![op(
+                CreatePolicy,
+                format!("{}.{}", relation(rv, path), stmt.policy_name),
+            )],
+            None => vec![other(node)],
+        },
+        NodeEnum::AlterPolicyStmt(stmt) => match stmt.table.as_ref() {
+            Some(rv) => vec![op(
+                AlterPolicy,
+                format!("{}.{}", relation(rv, path), stmt.policy_name),
+            )],
+            None => vec![other(node)],
+        },
+        NodeEnum::CreateSeqStmt(stmt) => match stmt.sequence.as_ref() {
+            Some(rv) => vec![op(CreateSequence, relation(rv, path))],
+            None => vec![other(node)],
+        },
         NodeEnum::SelectStmt(s) if s.into_clause.is_none() => {
             if super::read_only_violation(node).is_none() {
                 vec![]
@@ -284,6 +334,11 @@ fn alter_table_cmd(table: &str, cmd: &pg_query::protobuf::AlterTableCmd) -> Oper
         AlterTableType::AtValidateConstraint => {
             Operation::new(ValidateConstraint, column(&cmd.name))
         }
+        AlterTableType::AtEnableRowSecurity => Operation::new(EnableRls, table.to_string()),
+        AlterTableType::AtDisableRowSecurity => Operation::new(DisableRls, table.to_string()),
+        AlterTableType::AtForceRowSecurity => Operation::new(ForceRls, table.to_string()),
+        AlterTableType::AtNoForceRowSecurity => Operation::new(NoForceRls, table.to_string()),
+        AlterTableType::AtChangeOwner => Operation::new(AlterOwner, table.to_string()),
         other => Operation::new(
             Other,
             format!(
@@ -314,6 +369,7 @@ fn drop_stmt(
         ObjectType::ObjectTable => OpKind::DropTable,
         ObjectType::ObjectIndex => OpKind::DropIndex,
         ObjectType::ObjectSchema => OpKind::DropSchema,
+        ObjectType::ObjectPolicy => OpKind::DropPolicy,
         _ => return vec![other(node)],
     };
     stmt.objects
@@ -324,10 +380,10 @@ fn drop_stmt(
                 Some(NodeEnum::String(s)) => vec![s.sval.clone()],
                 _ => vec![],
             };
-            let name = if kind == OpKind::DropSchema {
-                parts.last().cloned().unwrap_or_default()
-            } else {
-                dotted(&parts, path)
+            let name = match kind {
+                OpKind::DropSchema => parts.last().cloned().unwrap_or_default(),
+                OpKind::DropPolicy => super::privileges::on_table(&parts, path),
+                _ => dotted(&parts, path),
             };
             Operation::new(kind, name)
         })
@@ -335,10 +391,11 @@ fn drop_stmt(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn ops(sql: &str) -> Vec<String> {
+    /// The operations of one statement, in notation.
+    pub(crate) fn ops(sql: &str) -> Vec<String> {
         let node = crate::sql::parse_one(sql).unwrap();
         derive(&node, &SearchPath::default())
             .iter()
@@ -377,13 +434,13 @@ mod tests {
             vec!["drop_table public.a", "drop_table s.b"]
         );
         assert_eq!(ops("DROP SCHEMA x CASCADE"), vec!["drop_schema x"]);
-        assert_eq!(ops("CREATE SEQUENCE q"), vec!["other CreateSeqStmt"]);
+        assert_eq!(ops("CREATE SEQUENCE q"), vec!["create_sequence public.q"]);
         assert_eq!(ops("SELECT 1"), Vec::<String>::new());
         assert_eq!(
             ops("ALTER TABLE t RENAME COLUMN a TO b"),
             vec!["rename_column public.t.a"]
         );
-        assert_eq!(ops("GRANT SELECT ON t TO r"), vec!["grant"]);
+        assert_eq!(ops("GRANT SELECT ON t TO r"), vec!["grant public.t"]);
     }
 
     #[test]
@@ -396,10 +453,15 @@ mod tests {
         assert!(Operation::parse("frobnicate x")
             .unwrap_err()
             .contains("unknown operation"));
-        assert_eq!(Operation::parse("grant").unwrap().to_string(), "grant");
         assert_eq!(
-            Operation::parse("other CreateSeqStmt").unwrap().to_string(),
-            "other CreateSeqStmt"
+            Operation::parse("grant public.t").unwrap().to_string(),
+            "grant public.t"
+        );
+        assert_eq!(
+            Operation::parse("other CreateExtensionStmt")
+                .unwrap()
+                .to_string(),
+            "other CreateExtensionStmt"
         );
     }
 }

@@ -470,7 +470,8 @@ pub fn read_only_query(
 }
 
 /// Row-level triggers that fire on INSERT, UPDATE or DELETE, per table, for the
-/// `trigger-side-effect` hazard.
+/// `trigger-side-effect` hazard, and the row-level security policies of each table, for
+/// `privilege-change`.
 pub fn facts(client: &mut Client) -> Result<TargetFacts, postgres::Error> {
     let rows = read_only_query(
         client,
@@ -490,6 +491,24 @@ pub fn facts(client: &mut Client) -> Result<TargetFacts, postgres::Error> {
                 .entry(table.clone())
                 .or_default()
                 .push(trigger.clone());
+        }
+    }
+    let policies = read_only_query(
+        client,
+        "SELECT n.nspname || '.' || c.relname, p.polname
+           FROM pg_policy p
+           JOIN pg_class c ON c.oid = p.polrelid
+           JOIN pg_namespace n ON n.oid = c.relnamespace
+          ORDER BY 1, 2",
+        CHECK_TIMEOUT_MS,
+    )?;
+    for row in policies.rows {
+        if let [Some(table), Some(policy)] = row.as_slice() {
+            facts
+                .policies
+                .entry(table.clone())
+                .or_default()
+                .push(policy.clone());
         }
     }
     Ok(facts)

@@ -6,6 +6,7 @@ mod blocking_index_build;
 mod data_loss;
 mod default_hides_backfill;
 mod non_transactional;
+mod privilege_change;
 mod rename_breaks_clients;
 mod scan_under_lock;
 mod table_rewrite;
@@ -59,6 +60,8 @@ pub struct Finding {
 pub struct TargetFacts {
     /// `schema.table` → names of its row-level triggers that fire on UPDATE/INSERT/DELETE.
     pub row_triggers: BTreeMap<String, Vec<String>>,
+    /// `schema.table` → names of its row-level security policies.
+    pub policies: BTreeMap<String, Vec<String>>,
 }
 
 /// Which of the package's files the hazards judge.
@@ -286,6 +289,7 @@ pub const RULES: &[HazardRule] = &[
     access_exclusive_lock::RULE,
     write_blocking_lock::RULE,
     trigger_side_effect::RULE,
+    privilege_change::RULE,
 ];
 
 /// Runs every rule that judges the context's file; findings come out in statement order.
