@@ -461,6 +461,20 @@ fn schema_diff_names_a_grant_to_public_made_by_a_function_the_migration_calls() 
 }
 
 #[test]
+fn schema_diff_names_a_role_made_superuser_by_a_security_definer_function() {
+    let stderr = refused_for_what_sneaky_does(
+        "CREATE ROLE tac_reader NOLOGIN;
+         GRANT SELECT ON public.tac_section_type TO tac_reader;
+         CREATE FUNCTION public.sneaky() RETURNS int LANGUAGE plpgsql SECURITY DEFINER AS $$ BEGIN
+             ALTER ROLE tac_reader SUPERUSER; RETURN 1; END $$;",
+    );
+    assert!(
+        stderr.contains("changed: Role tac_reader (superuser) — superuser false → true"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn schema_diff_names_a_dropped_policy_disabled_row_security_and_a_new_comment() {
     let stderr = refused_for_what_sneaky_does(
         "ALTER TABLE public.tac_section_type ENABLE ROW LEVEL SECURITY;

@@ -88,6 +88,67 @@ fn rehearse_from_the_target_passes_and_leaves_the_target_untouched() {
 }
 
 /// The rehearsal runs the pipeline twice; each block of step lines has its heading.
+/// The rehearsal runs as the production role with its real attributes and privileges (issue
+/// #16): a migration that needs a privilege the role lacks fails there, with the server's own
+/// "permission denied", as it will in production — not as a superuser that may do anything.
+#[test]
+fn a_migration_needing_a_privilege_the_production_role_lacks_fails_the_rehearsal() {
+    let (cluster, conninfo) = fixture_target();
+    let mut admin = cluster.connect("directus").unwrap();
+    admin
+        .batch_execute(
+            "CREATE ROLE app_reader NOLOGIN;
+             CREATE TABLE public.audit_log (id int PRIMARY KEY, note text);
+             GRANT SELECT ON public.audit_log TO workflow_admin;
+             GRANT app_reader TO workflow_admin;
+             ALTER ROLE workflow_admin NOSUPERUSER CREATEDB;",
+        )
+        .unwrap();
+    let ready = ready_package(&cluster);
+    edit_pinned(&ready.dir, MIGRATION, |sql| {
+        sql.replacen(
+            "-- Step8",
+            "INSERT INTO public.audit_log VALUES (1, 'phase alpha');\n-- Step8",
+            1,
+        )
+    });
+    edit_manifest(
+        &ready.dir,
+        "  \"create_table cutter_governance.canonical_address_alias\",",
+        "  \"insert public.audit_log\",\n  \"create_table cutter_governance.canonical_address_alias\",",
+    );
+    let before = fingerprint(&conninfo);
+    let assert = rehearse_cmd(&ready)
+        .args(["--target", &conninfo])
+        .assert()
+        .code(3);
+    let stderr = stderr_of(&assert);
+    assert!(
+        stderr.contains("permission denied for table audit_log"),
+        "{stderr}"
+    );
+    assert_eq!(before, fingerprint(&conninfo), "the target changed");
+    let record = records(&ready).pop().unwrap();
+    assert_eq!(record["passed"], false);
+    let restore = record["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "restore")
+        .unwrap()["detail"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for said in [
+        "roles as the target has them",
+        "workflow_admin (LOGIN, CREATEDB; member of app_reader)",
+        "app_reader (NOLOGIN)",
+        "privileges restored; applied as workflow_admin",
+    ] {
+        assert!(restore.contains(said), "want `{said}` in {restore}");
+    }
+}
+
 #[test]
 fn rehearsal_heads_its_two_step_blocks_apply_and_re_apply() {
     let (cluster, conninfo) = fixture_target();
@@ -850,4 +911,93 @@ fn a_rollback_needs_enough_signed_approvals_of_this_very_rollback() {
     let rollback_dir = last_run(&ready);
     assert_eq!(run_json(&rollback_dir)["status"], "succeeded");
     assert_rollback_evidence_holds_the_approvals(&rollback_dir, &run);
+}
+
+#[test]
+fn rollback_exclusive_run_refuses_while_another_run_holds_the_lock() {
+    let (cluster, conninfo) = fixture_target();
+    let ready = ready_package(&cluster);
+    let run = applied_with_failing_verify(&ready, &conninfo);
+    let mut holder = postgres::Client::connect(&conninfo, postgres::NoTls).unwrap();
+    let key = sluice::pipeline::lock_key("dot-iu-cutter-v0.2-phase-alpha");
+    holder
+        .execute("SELECT pg_advisory_lock($1)", &[&key])
+        .unwrap();
+    let before = fingerprint(&conninfo);
+    let assert = rollback_cmd(&ready, &conninfo, &run, "V-α-3", "production")
+        .assert()
+        .code(3);
+    let stderr = stderr_of(&assert);
+    assert!(
+        stderr.contains("error[exclusive-run]") && stderr.contains("holds the lock"),
+        "{stderr}"
+    );
+    assert_eq!(before, fingerprint(&conninfo));
+    assert_eq!(run_json(&last_run(&ready))["failed_gate"], "exclusive-run");
+}
+
+#[test]
+fn rollback_target_identity_refuses_another_database() {
+    let (cluster, conninfo) = fixture_target();
+    let ready = ready_package(&cluster);
+    let run = applied_with_failing_verify(&ready, &conninfo);
+    let before = fingerprint(&conninfo);
+    let elsewhere = conninfo.replace("dbname=directus", "dbname=postgres");
+    assert_ne!(elsewhere, conninfo);
+    let assert = rollback_cmd(&ready, &elsewhere, &run, "V-α-3", "production")
+        .assert()
+        .code(3);
+    let stderr = stderr_of(&assert);
+    assert!(
+        stderr.contains("error[target-identity]")
+            && stderr.contains("database is postgres but must be directus"),
+        "{stderr}"
+    );
+    assert_eq!(before, fingerprint(&conninfo));
+}
+
+/// One test per rollback step that makes it fail for real (the restore script only records):
+/// a step added to `gate::ROLLBACK_STEPS` without its failing test fails
+/// `every_rollback_step_has_a_test_that_makes_it_fail`.
+const ROLLBACK_FAILING_CASES: &[(&str, fn())] = &[
+    (
+        "sql-integrity",
+        rollback_is_refused_with_a_tampered_rollback_file,
+    ),
+    ("rollback-run", rollback_is_refused_on_another_environment),
+    ("failed-check", rollback_is_refused_without_a_failed_check),
+    (
+        "approvals",
+        a_rollback_needs_enough_signed_approvals_of_this_very_rollback,
+    ),
+    (
+        "exclusive-run",
+        rollback_exclusive_run_refuses_while_another_run_holds_the_lock,
+    ),
+    (
+        "target-identity",
+        rollback_target_identity_refuses_another_database,
+    ),
+    (
+        "rollback-atomic",
+        a_rollback_statement_that_fails_rolls_the_rollback_back_and_exits_6,
+    ),
+    (
+        "schema-equals-pre",
+        a_rollback_that_leaves_a_column_behind_exits_6_at_schema_equals_pre,
+    ),
+];
+
+#[test]
+fn every_rollback_step_has_a_test_that_makes_it_fail() {
+    let covered: Vec<&str> = ROLLBACK_FAILING_CASES.iter().map(|(id, _)| *id).collect();
+    let steps: Vec<&str> = sluice::gate::ROLLBACK_STEPS
+        .iter()
+        .filter(|s| s.gate.is_some() && s.name != "restore-script")
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(
+        covered, steps,
+        "each rollback step needs a failing case in ROLLBACK_FAILING_CASES"
+    );
 }

@@ -172,6 +172,21 @@ pub fn create_file_private(path: &Path) -> Result<File, EvidenceError> {
 /// Writes a file atomically: a temporary sibling, fsync, rename. Used for files that are
 /// rewritten as the run goes (run.json, SHA256SUMS).
 pub fn replace_file_private(path: &Path, bytes: &[u8]) -> Result<(), EvidenceError> {
+    replace_private(path, bytes, Sync::Now)
+}
+
+/// Whether a write waits for the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sync {
+    /// Synced before the call returns.
+    Now,
+    /// Left to the next synced write of the same file (or the kernel): what a killed process
+    /// wrote is still there, only a power loss can lose it. For the record of a step that has
+    /// just started, which the step's end writes again, synced.
+    Later,
+}
+
+fn replace_private(path: &Path, bytes: &[u8], sync: Sync) -> Result<(), EvidenceError> {
     if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
         return Err(EvidenceError::Symlink(path.to_path_buf()));
     }
@@ -180,7 +195,9 @@ pub fn replace_file_private(path: &Path, bytes: &[u8]) -> Result<(), EvidenceErr
     let written = create_file_private(&tmp).and_then(|mut file| {
         crate::fault::evidence_write(path).map_err(io_err(&tmp))?;
         file.write_all(bytes).map_err(io_err(&tmp))?;
-        file.sync_all().map_err(io_err(&tmp))?;
+        if sync == Sync::Now {
+            file.sync_all().map_err(io_err(&tmp))?;
+        }
         std::fs::rename(&tmp, path).map_err(io_err(path))
     });
     if written.is_err() {
@@ -281,8 +298,18 @@ impl RunDir {
         replace_file_private(&self.dir.join(rel), bytes)
     }
 
-    /// Appends one line to a log file (created on first use).
+    /// [`RunDir::replace`], synced as `sync` says.
+    pub fn replace_with(&self, rel: &str, bytes: &[u8], sync: Sync) -> Result<(), EvidenceError> {
+        replace_private(&self.dir.join(rel), bytes, sync)
+    }
+
+    /// Appends one line to a log file (created on first use), synced.
     pub fn append_line(&self, rel: &str, line: &str) -> Result<(), EvidenceError> {
+        self.append_line_with(rel, line, Sync::Now)
+    }
+
+    /// [`RunDir::append_line`], synced as `sync` says.
+    pub fn append_line_with(&self, rel: &str, line: &str, sync: Sync) -> Result<(), EvidenceError> {
         let path = self.dir.join(rel);
         if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
             return Err(EvidenceError::Symlink(path));
@@ -295,7 +322,10 @@ impl RunDir {
             .open(&path)
             .map_err(io_err(&path))?;
         writeln!(file, "{line}").map_err(io_err(&path))?;
-        file.sync_data().map_err(io_err(&path))
+        match sync {
+            Sync::Now => file.sync_data().map_err(io_err(&path)),
+            Sync::Later => Ok(()),
+        }
     }
 
     /// Writes SHA256SUMS over every other file of the folder, sorted by path. The files in

@@ -31,6 +31,7 @@
 //! - [`reference`]: the reference package and its fixture (the seed's change);
 //! - [`rehearsal`]: the sealed rehearsal record and the rehearsal gate's rule;
 //! - [`rehearse`]: rehearsing a package on a restored copy of a fresh backup;
+//! - [`roles`]: the target's roles and memberships, as a rehearsal cluster recreates them;
 //! - [`rollback`]: the gated rollback pipeline and its restore scripts;
 //! - [`status`]: what was applied to a target, read from the evidence.
 
@@ -58,6 +59,7 @@ pub mod rehearsal;
 pub mod rehearse;
 pub mod report;
 pub mod review;
+pub mod roles;
 pub mod rollback;
 pub mod scaffold;
 pub mod source;

@@ -10,6 +10,8 @@ use crate::cluster::{find_server, Cluster, ClusterOptions};
 use crate::package::Package;
 use crate::pipeline::{self, ApplyOptions, Observer};
 use crate::rehearsal::{RehearsalRecord, RehearsalStep, FORMAT};
+use crate::roles::{Role, TargetRoles};
+use crate::sql::names::quote_ident;
 use crate::target::{self, Target};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -112,12 +114,16 @@ pub fn rehearse(
     observer: &dyn Observer,
 ) -> Result<RehearsalOutcome, RehearseError> {
     let digest = crate::digest::package_digest(pkg);
-    let (tools, server_major) = match source {
+    let (tools, server_major, target_roles) = match source {
         Source::Target(t) => {
-            let (tools, major) = tools_for(t, opts)?;
-            (tools, Some(major))
+            let (tools, major, roles) = tools_for(t, opts)?;
+            (tools, Some(major), Some(roles))
         }
-        Source::Backup(_) => (backup::find_tools(opts.pg_dump_bindir.as_deref())?, None),
+        Source::Backup(_) => (
+            backup::find_tools(opts.pg_dump_bindir.as_deref())?,
+            None,
+            None,
+        ),
     };
     let scratch = tempfile::Builder::new()
         .prefix("sluice-rehearsal-")
@@ -157,13 +163,20 @@ pub fn rehearse(
     // meanwhile, from the same pages
     let (restored, hashed) = std::thread::scope(|scope| {
         let hashing = scope.spawn(|| backup::hash_dump(&dump_path));
-        let restored = restore(&cluster, &tools, &dump_path, &facts, &role, &dbname);
+        let restored = restore(
+            &cluster,
+            &tools,
+            &dump_path,
+            &facts,
+            target_roles.as_ref(),
+            (&role, &dbname),
+        );
         let hashed = hashing
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         (restored, hashed)
     });
-    restored?;
+    let roles_made = restored?;
     let backup_sha256 = hashed?;
     // the migration runs at the WAL level a production server has (see restore_settings)
     cluster.restart_with(&PRODUCTION_WAL)?;
@@ -183,7 +196,7 @@ pub fn rehearse(
         started,
         true,
         format!(
-            "PostgreSQL {} rehearsal cluster from {}; restored {dbname} with pg_restore {} -j {} at wal_level minimal, then restarted at wal_level replica",
+            "PostgreSQL {} rehearsal cluster from {}; restored {dbname} with pg_restore {} -j {} at wal_level minimal, then restarted at wal_level replica; {roles_made}",
             cluster.binaries().version,
             cluster.binaries().bindir.display(),
             tools.version,
@@ -260,8 +273,11 @@ fn start_cluster(opts: &RehearseOptions, major: u32) -> Result<Cluster, Rehearse
 }
 
 /// The client tools for dumping `target` (new enough for its server, speaking TLS when the
-/// target is reached over TLS), and the server's major version.
-fn tools_for(target: &Target, opts: &RehearseOptions) -> Result<(ClientTools, u32), RehearseError> {
+/// target is reached over TLS), the server's major version, and its roles.
+fn tools_for(
+    target: &Target,
+    opts: &RehearseOptions,
+) -> Result<(ClientTools, u32, TargetRoles), RehearseError> {
     let mut client = target.connect("identity")?;
     let facts = target::identity(&mut client).map_err(|e| target.query_error(&e))?;
     let tools = backup::find_tools_for(
@@ -270,7 +286,8 @@ fn tools_for(target: &Target, opts: &RehearseOptions) -> Result<(ClientTools, u3
         target.needs_tls(),
     )?;
     backup::check_version(&tools, facts.server_major(), &facts.server_version)?;
-    Ok((tools, facts.server_major()))
+    let roles = crate::roles::read(&mut client).map_err(|e| target.query_error(&e))?;
+    Ok((tools, facts.server_major(), roles))
 }
 
 /// The database the rehearsal restores into and applies to: `[target].database`, else the one
@@ -349,14 +366,21 @@ fn restore_jobs() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
+/// Restores the dump into `dbname` of the cluster, after making the roles it needs; returns
+/// what the record says of them. With the target's roles (a rehearsal of a live target) every
+/// role is made as the target has it — `NOLOGIN` but for `role`, the one the rehearsal applies
+/// as, with its real attributes and memberships — the database gets the target's owner, and the
+/// dump's privileges are restored: a migration that needs a privilege the production role lacks
+/// fails here as it will in production. Without them (`--from-backup`) the dump's owners are
+/// made, `role` a superuser, and privileges are not restored.
 fn restore(
     cluster: &Cluster,
     tools: &ClientTools,
     dump: &Path,
     facts: &DumpFacts,
-    role: &str,
-    dbname: &str,
-) -> Result<(), RehearseError> {
+    target_roles: Option<&TargetRoles>,
+    (role, dbname): (&str, &str),
+) -> Result<String, RehearseError> {
     let sql_err = |e: postgres::Error| {
         RehearseError::Other(format!(
             "preparing the rehearsal cluster: {}",
@@ -369,41 +393,28 @@ fn restore(
         .connect("template1")
         .map_err(|e| RehearseError::Other(format!("preparing the rehearsal cluster: {e}")))?;
     admin
-        .batch_execute(&format!(
-            "DROP DATABASE IF EXISTS {}",
-            crate::sql::names::quote_ident(dbname)
-        ))
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {}", quote_ident(dbname)))
         .map_err(sql_err)?;
-    let mut roles: Vec<&str> = facts.owners.iter().map(String::as_str).collect();
-    roles.push(role);
-    roles.sort();
-    roles.dedup();
-    for name in roles {
-        if name == cluster.superuser() {
-            continue;
-        }
-        let attrs = if name == role {
-            "LOGIN SUPERUSER"
-        } else {
-            "LOGIN"
-        };
-        admin
-            .batch_execute(&format!(
-                "CREATE ROLE {} {attrs}",
-                crate::sql::names::quote_ident(name)
-            ))
-            .map_err(sql_err)?;
+    let (statements, described, owner) = match target_roles {
+        Some(target) => as_the_target_has_them(target, facts, role, cluster.superuser()),
+        None => superuser_rehearsal(facts, role, cluster.superuser()),
+    };
+    for sql in statements {
+        admin.batch_execute(&sql).map_err(sql_err)?;
     }
     admin
         .batch_execute(&format!(
             "CREATE DATABASE {} OWNER {}",
-            crate::sql::names::quote_ident(dbname),
-            crate::sql::names::quote_ident(role)
+            quote_ident(dbname),
+            quote_ident(&owner)
         ))
         .map_err(sql_err)?;
-    let out = crate::target::child_command(tools.bindir.join("pg_restore"))
-        .arg(format!("--jobs={}", restore_jobs()))
-        .arg("--no-privileges")
+    let mut command = crate::target::child_command(tools.bindir.join("pg_restore"));
+    command.arg(format!("--jobs={}", restore_jobs()));
+    if target_roles.is_none() {
+        command.arg("--no-privileges");
+    }
+    let out = command
         .arg(format!("--host={}", cluster.socket_dir().display()))
         .arg(format!("--port={}", cluster.port()))
         .arg(format!("--username={}", cluster.superuser()))
@@ -416,7 +427,61 @@ fn restore(
         restore_errors_are_benign(&String::from_utf8_lossy(&out.stderr))
             .map_err(|e| RehearseError::Other(format!("pg_restore failed: {e}")))?;
     }
-    Ok(())
+    Ok(described)
+}
+
+/// The statements that make the target's roles (and any other owner the dump names), what the
+/// record says of them, and the database's owner.
+fn as_the_target_has_them(
+    target: &TargetRoles,
+    facts: &DumpFacts,
+    role: &str,
+    superuser: &str,
+) -> (Vec<String>, String, String) {
+    let mut roles: Vec<Role> = target.roles.clone();
+    for name in facts.owners.iter().map(String::as_str).chain([role]) {
+        if !roles.iter().any(|r| r.name == name) {
+            roles.push(Role::plain(name));
+        }
+    }
+    let made: Vec<&Role> = roles.iter().filter(|r| r.name != superuser).collect();
+    let mut statements: Vec<String> = made.iter().map(|r| r.create_sql(r.name == role)).collect();
+    statements.extend(made.iter().flat_map(|r| r.membership_sql()));
+    let described: Vec<String> = made.iter().map(|r| r.describe(r.name == role)).collect();
+    let described = format!(
+        "roles as the target has them: {}; privileges restored; applied as {role}",
+        described.join(", ")
+    );
+    (statements, described, target.database_owner.clone())
+}
+
+/// Without the target's roles: the dump's owners, and `role` a superuser.
+fn superuser_rehearsal(
+    facts: &DumpFacts,
+    role: &str,
+    superuser: &str,
+) -> (Vec<String>, String, String) {
+    let mut names: Vec<&str> = facts.owners.iter().map(String::as_str).collect();
+    names.push(role);
+    names.sort();
+    names.dedup();
+    let statements = names
+        .iter()
+        .filter(|name| **name != superuser)
+        .map(|name| {
+            let attrs = if *name == role {
+                "LOGIN SUPERUSER"
+            } else {
+                "LOGIN"
+            };
+            format!("CREATE ROLE {} {attrs}", quote_ident(name))
+        })
+        .collect();
+    let described = format!(
+        "roles {} made (the target's roles are not known from a dump); privileges not restored; applied as {role}, a superuser",
+        names.join(", ")
+    );
+    (statements, described, role.to_string())
 }
 
 /// pg_restore newer than the server (the only pg_restore at hand may be) sends `SET` for

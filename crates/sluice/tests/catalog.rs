@@ -839,6 +839,45 @@ fn privileges_policies_comments_and_default_privileges_are_read_and_judged() {
         assert!(judged.holds, "{change} with `{op}`: {judged:#?}");
     }
 
+    // roles: those the objects name, with attributes and memberships (cluster-wide, so each
+    // change is undone after it is seen)
+    let roles: Vec<&str> = first.roles.iter().map(|r| r.key.as_str()).collect();
+    // (and pg_database_owner from PostgreSQL 15, the public schema's owner)
+    for role in ["postgres", "sluice_reader", "sluice_writer"] {
+        assert!(roles.contains(&role), "{roles:?}");
+    }
+    for (change, undo, op, field) in [
+        (
+            "ALTER ROLE sluice_reader CREATEDB",
+            "ALTER ROLE sluice_reader NOCREATEDB",
+            "other AlterRoleStmt",
+            "create_db false → true",
+        ),
+        (
+            "GRANT sluice_writer TO sluice_reader",
+            "REVOKE sluice_writer FROM sluice_reader",
+            "grant sluice_writer",
+            "member_of gained \"sluice_writer\"",
+        ),
+    ] {
+        let d = catalog::diff(&first, &changed(change));
+        cluster
+            .connect("postgres")
+            .unwrap()
+            .batch_execute(undo)
+            .unwrap();
+        assert_eq!(
+            keys(&d.changed),
+            BTreeSet::from(["role sluice_reader".to_string()])
+        );
+        assert_eq!(d.changed[0].field_details(), [field]);
+        assert!(!catalog::judge(&d, &[], &policy(false)).holds, "{change}");
+        assert!(
+            catalog::judge(&d, &ops(&[op]), &policy(false)).holds,
+            "{change} with {op}"
+        );
+    }
+
     // who gained what, in words
     let d = catalog::diff(&first, &changed("GRANT SELECT ON app.u TO PUBLIC"));
     assert_eq!(

@@ -91,26 +91,84 @@ fn candidates(explicit: Option<&Path>) -> Vec<PathBuf> {
 
 /// Every folder's client tools, newest first (the explicit or configured folder first among
 /// equals), and the folders looked in.
-fn all_tools(explicit: Option<&Path>) -> (Vec<ClientTools>, Vec<PathBuf>) {
-    let dirs = candidates(explicit);
-    // each candidate's `pg_dump --version` at once: one process start instead of one per folder
-    let found: Vec<Option<ClientTools>> = std::thread::scope(|scope| {
-        let probes: Vec<_> = dirs
-            .iter()
-            .map(|d| scope.spawn(move || inspect(d)))
-            .collect();
-        probes
+/// The client tools of every candidate folder, newest first, and the folders looked at.
+#[derive(Debug, Clone)]
+pub struct FoundTools {
+    tools: Vec<ClientTools>,
+    dirs: Vec<PathBuf>,
+}
+
+impl FoundTools {
+    /// Asks each candidate folder's `pg_dump --version`, all at once: one process start's time
+    /// instead of one per folder. The apply pipeline starts this when the run starts, so that
+    /// `client-version` does not wait for it.
+    pub fn probe(explicit: Option<&Path>) -> FoundTools {
+        let dirs = candidates(explicit);
+        let found: Vec<Option<ClientTools>> = std::thread::scope(|scope| {
+            let probes: Vec<_> = dirs
+                .iter()
+                .map(|d| scope.spawn(move || inspect(d)))
+                .collect();
+            probes
+                .into_iter()
+                .map(|p| {
+                    p.join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
+                .collect()
+        });
+        let mut tools: Vec<ClientTools> = found.into_iter().flatten().collect();
+        // stable: the first found stays first among equals
+        tools.sort_by_key(|t| std::cmp::Reverse(version_key(&t.version)));
+        FoundTools { tools, dirs }
+    }
+
+    /// The newest tools found; the `client-version` gate then compares with the server.
+    pub fn newest(self) -> Result<ClientTools, BackupError> {
+        let shown = shown(&self.dirs);
+        self.tools
             .into_iter()
-            .map(|p| {
-                p.join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-            .collect()
-    });
-    let mut tools: Vec<ClientTools> = found.into_iter().flatten().collect();
-    // stable: the first found stays first among equals
-    tools.sort_by_key(|t| std::cmp::Reverse(version_key(&t.version)));
-    (tools, dirs)
+            .next()
+            .ok_or(BackupError::NoTools(shown))
+    }
+
+    /// The tools for a target: the newest found, or — when the target is reached over TLS —
+    /// the newest whose libpq speaks TLS and is not older than the server. A TLS target is
+    /// never handed to a tool that would talk to it in cleartext.
+    pub fn for_target(
+        self,
+        server_major: u32,
+        needs_tls: bool,
+    ) -> Result<ClientTools, BackupError> {
+        let newest = self
+            .tools
+            .first()
+            .cloned()
+            .ok_or_else(|| BackupError::NoTools(shown(&self.dirs)))?;
+        if !needs_tls {
+            return Ok(newest);
+        }
+        let recent: Vec<&ClientTools> = self
+            .tools
+            .iter()
+            .filter(|t| t.major >= server_major)
+            .collect();
+        if let Some(found) = recent.iter().find(|t| speaks_tls(t)) {
+            return Ok((*found).clone());
+        }
+        if recent.is_empty() {
+            return Ok(newest); // the version check says what is missing
+        }
+        Err(BackupError::NoTls(format!(
+            "the target is reached over TLS, but no pg_dump/pg_restore of major version {server_major} or newer speaks TLS (without TLS, {} would connect in cleartext or not at all); looked at {}; install client tools built with OpenSSL (Debian's postgresql-client-{server_major}) and pass --pg-dump-bindir DIR",
+            recent[0].bindir.join("pg_dump").display(),
+            recent
+                .iter()
+                .map(|t| format!("{} ({})", t.bindir.display(), t.version))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )))
+    }
 }
 
 fn shown(dirs: &[PathBuf]) -> String {
@@ -122,45 +180,16 @@ fn shown(dirs: &[PathBuf]) -> String {
 
 /// The newest client tools found; the `client-version` gate then compares with the server.
 pub fn find_tools(explicit: Option<&Path>) -> Result<ClientTools, BackupError> {
-    let (tools, dirs) = all_tools(explicit);
-    tools
-        .into_iter()
-        .next()
-        .ok_or_else(|| BackupError::NoTools(shown(&dirs)))
+    FoundTools::probe(explicit).newest()
 }
 
-/// The tools for a target: the newest found, or — when the target is reached over TLS — the
-/// newest whose libpq speaks TLS and is not older than the server. A TLS target is never
-/// handed to a tool that would talk to it in cleartext.
+/// [`FoundTools::for_target`] of a fresh probe.
 pub fn find_tools_for(
     explicit: Option<&Path>,
     server_major: u32,
     needs_tls: bool,
 ) -> Result<ClientTools, BackupError> {
-    let (tools, dirs) = all_tools(explicit);
-    let newest = tools
-        .first()
-        .cloned()
-        .ok_or_else(|| BackupError::NoTools(shown(&dirs)))?;
-    if !needs_tls {
-        return Ok(newest);
-    }
-    let recent: Vec<&ClientTools> = tools.iter().filter(|t| t.major >= server_major).collect();
-    if let Some(found) = recent.iter().find(|t| speaks_tls(t)) {
-        return Ok((*found).clone());
-    }
-    if recent.is_empty() {
-        return Ok(newest); // the version check says what is missing
-    }
-    Err(BackupError::NoTls(format!(
-        "the target is reached over TLS, but no pg_dump/pg_restore of major version {server_major} or newer speaks TLS (without TLS, {} would connect in cleartext or not at all); looked at {}; install client tools built with OpenSSL (Debian's postgresql-client-{server_major}) and pass --pg-dump-bindir DIR",
-        recent[0].bindir.join("pg_dump").display(),
-        recent
-            .iter()
-            .map(|t| format!("{} ({})", t.bindir.display(), t.version))
-            .collect::<Vec<_>>()
-            .join(", ")
-    )))
+    FoundTools::probe(explicit).for_target(server_major, needs_tls)
 }
 
 /// `16.13` → (16, 13), for comparing versions numerically.

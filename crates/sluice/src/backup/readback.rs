@@ -59,6 +59,9 @@ pub fn read_back(
     processes: u32,
 ) -> Result<ReadBack, BackupError> {
     let started = Instant::now();
+    if format == DumpFormat::Custom {
+        return read_back_custom(tools, path, started);
+    }
     let listing = super::restore_listing(tools, path)?;
     let entries = toc_entries(&listing);
     let data_entries = entries.iter().filter(|e| e.data).count();
@@ -103,6 +106,32 @@ pub fn read_back(
         entries: entries.len(),
         data_entries,
         processes: shares.len() as u32,
+        ms: started.elapsed().as_millis() as u64,
+    })
+}
+
+/// A custom-format dump: one process reads it all (a dump written to a pipe has no data
+/// offsets to seek), while another lists its table of contents for the counts.
+fn read_back_custom(
+    tools: &ClientTools,
+    path: &Path,
+    started: Instant,
+) -> Result<ReadBack, BackupError> {
+    let (listing, read) = std::thread::scope(|scope| {
+        let reading = scope.spawn(|| restore_to_null(tools, path, None));
+        let listing = super::restore_listing(tools, path);
+        let read = reading
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (listing, read)
+    });
+    read?;
+    let listing = listing?;
+    let entries = toc_entries(&listing);
+    Ok(ReadBack {
+        entries: entries.len(),
+        data_entries: entries.iter().filter(|e| e.data).count(),
+        processes: 1,
         ms: started.elapsed().as_millis() as u64,
     })
 }

@@ -38,6 +38,7 @@ pub enum ObjectKind {
     Policy,
     DefaultPrivileges,
     Comment,
+    Role,
 }
 
 impl ObjectKind {
@@ -57,6 +58,7 @@ impl ObjectKind {
             ObjectKind::Policy => "policy",
             ObjectKind::DefaultPrivileges => "default privileges",
             ObjectKind::Comment => "comment",
+            ObjectKind::Role => "role",
         }
     }
 }
@@ -196,6 +198,7 @@ pub fn diff(pre: &Snapshot, post: &Snapshot) -> SchemaDiff {
         &mut out,
     );
     keyed_lists(ObjectKind::Comment, &pre.comments, &post.comments, &mut out);
+    keyed_lists(ObjectKind::Role, &pre.roles, &post.roles, &mut out);
     out
 }
 
@@ -354,6 +357,17 @@ impl<'a> Item<'a> {
             _ => self.key(),
         };
         own == object || own.split_once('(').is_some_and(|(name, _)| name == object)
+    }
+
+    /// For a changed role: whether its membership in `group` was granted or revoked.
+    fn membership_changed(&self, group: &str) -> bool {
+        let has = |value: Option<&Value>| {
+            value
+                .and_then(|v| v.get("member_of"))
+                .and_then(Value::as_array)
+                .is_some_and(|groups| groups.iter().any(|g| g.as_str() == Some(group)))
+        };
+        has(self.change.before.as_ref()) != has(self.change.after.as_ref())
     }
 
     /// For a comment: the kind and key of the object it is on.
@@ -634,6 +648,11 @@ fn covers_changed(op: &Operation, item: &Item, ctx: &Context) -> Cover {
             yes(item.function_name().as_deref() == Some(object), Cover::All)
         }
         (CreateTrigger, K::Trigger) => yes(item.key() == object, Cover::All),
+        // `grant app_reader` (to a role): the member's member_of gains it
+        (Grant | Revoke, K::Role) => yes(
+            item.membership_changed(object),
+            Cover::Fields(&["member_of"]),
+        ),
         (Grant | Revoke, _) => yes(item.named_by(object), Cover::Fields(&["grants"])),
         (AlterOwner, _) => yes(item.named_by(object), Cover::Fields(&["owner", "grants"])),
         (Comment, K::Comment) => yes(item.named_by(object), Cover::All),
@@ -647,6 +666,7 @@ fn covers_changed(op: &Operation, item: &Item, ctx: &Context) -> Cover {
             yes(item.key() == object, Cover::Fields(&["force_row_security"]))
         }
         (Other, K::DefaultPrivileges) => yes(object == DEFAULT_PRIVILEGES_STMT, Cover::All),
+        (Other, K::Role) => yes(object == "AlterRoleStmt", Cover::All),
         _ => Cover::Nothing,
     }
 }
@@ -730,6 +750,8 @@ pub fn judge(
     .into_iter()
     .flat_map(|(side, list)| list.iter().map(move |change| Item { side, change }))
     .filter(|item| !in_ignored_schema(item.change, &policy.ignore_schemas))
+    // a role enters and leaves the snapshot with what it owns or is granted, judged there
+    .filter(|item| item.kind() != ObjectKind::Role || item.side == Side::Changed)
     .collect();
     let ctx = Context { items: &items };
     // For added and removed items: the index of the operation that explains them.

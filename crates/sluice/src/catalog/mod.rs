@@ -56,6 +56,28 @@ pub struct Snapshot {
     /// `COMMENT ON` of every object kind the snapshot has.
     #[serde(default)]
     pub comments: Vec<Comment>,
+    /// The roles that own, are granted or grant anything above (or that a policy or default
+    /// privileges name), with their attributes and memberships.
+    #[serde(default)]
+    pub roles: Vec<Role>,
+}
+
+/// A role the snapshot's objects name. Roles belong to the cluster, not the database: a role
+/// enters and leaves the snapshot with what it owns or is granted (those changes are judged
+/// themselves); a change of a listed role's attributes or memberships is a change of its own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Role {
+    /// The role's name.
+    pub key: String,
+    pub superuser: bool,
+    pub inherit: bool,
+    pub create_role: bool,
+    pub create_db: bool,
+    pub login: bool,
+    pub replication: bool,
+    pub bypass_rls: bool,
+    /// The roles it is a member of, sorted.
+    pub member_of: Vec<String>,
 }
 
 /// A row-level security policy of a table.
@@ -426,7 +448,8 @@ keyed!(
     View,
     Policy,
     DefaultPrivileges,
-    Comment
+    Comment,
+    Role
 );
 
 impl Snapshot {
@@ -452,6 +475,7 @@ impl Snapshot {
             + self.policies.len()
             + self.default_privileges.len()
             + self.comments.len()
+            + self.roles.len()
     }
 
     /// Adds the objects of `other` (another share of the same snapshot).
@@ -732,6 +756,7 @@ fn take(
         Earlier::Record => Some(reuse::baseline(&mut tx, ignore_schemas, part.ledger)?),
         _ => None,
     };
+    snap.roles = query::roles(&mut tx, &snap)?;
     tx.rollback()?;
     snap.server_version_num = version as u32;
     snap.sort();

@@ -245,12 +245,20 @@ pub(super) fn fetch(
 /// type, for an ACL that was never set), one text item per grantee and grantor, named
 /// `sluice_grants`: `alice: INSERT, SELECT WITH GRANT OPTION (granted by owner)`.
 fn grants_sql(acl: &str, default_kind: Option<char>, owner: &str) -> String {
-    let acl = match default_kind {
-        Some(kind) => format!("coalesce({acl}, pg_catalog.acldefault('{kind}', {owner}))"),
-        None => acl.to_string(),
+    // an ACL never set with no default (a column's) is no grant: skip the subquery for it
+    let (acl, never_set) = match default_kind {
+        Some(kind) => (
+            format!("coalesce({acl}, pg_catalog.acldefault('{kind}', {owner}))"),
+            String::new(),
+        ),
+        None => (
+            acl.to_string(),
+            format!("CASE WHEN {acl} IS NULL THEN '{{}}'::text[] ELSE "),
+        ),
     };
+    let end = if never_set.is_empty() { "" } else { " END" };
     format!(
-        "ARRAY(SELECT pg_catalog.format('%s: %s (granted by %s)', \
+        "{never_set}ARRAY(SELECT pg_catalog.format('%s: %s (granted by %s)', \
                   CASE WHEN e.grantee = 0 THEN 'PUBLIC' \
                        ELSE pg_catalog.pg_get_userbyid(e.grantee)::text END, \
                   pg_catalog.string_agg(e.privilege_type \
@@ -258,7 +266,7 @@ fn grants_sql(acl: &str, default_kind: Option<char>, owner: &str) -> String {
                       ', ' ORDER BY e.privilege_type COLLATE \"C\"), \
                   pg_catalog.pg_get_userbyid(e.grantor)::text) \
                 FROM pg_catalog.aclexplode({acl}) e \
-               GROUP BY e.grantee, e.grantor) AS sluice_grants"
+               GROUP BY e.grantee, e.grantor){end} AS sluice_grants"
     )
 }
 
@@ -400,6 +408,88 @@ fn stream_placed<T>(
         out.push(map(&row, at));
     }
     Ok(())
+}
+
+/// The roles the snapshot's objects name (owners, grantees and grantors, policy roles, roles
+/// with default privileges), read from `pg_roles` and `pg_auth_members` (readable without
+/// superuser), sorted by name.
+pub(super) fn roles(
+    tx: &mut Transaction<'_>,
+    snap: &Snapshot,
+) -> Result<Vec<Role>, postgres::Error> {
+    let names: Vec<String> = named_roles(snap).into_iter().collect();
+    let rows = tx.query(
+        "SELECT r.rolname::text, r.rolsuper, r.rolinherit, r.rolcreaterole, r.rolcreatedb,
+                r.rolcanlogin, r.rolreplication, r.rolbypassrls,
+                ARRAY(SELECT g.rolname::text FROM pg_catalog.pg_auth_members m
+                        JOIN pg_catalog.pg_roles g ON g.oid = m.roleid
+                       WHERE m.member = r.oid)
+           FROM pg_catalog.pg_roles r
+          WHERE r.rolname = ANY ($1::text[])",
+        &[&names],
+    )?;
+    let mut roles: Vec<Role> = rows
+        .iter()
+        .map(|r| {
+            let mut member_of: Vec<String> = r.get(8);
+            member_of.sort_unstable();
+            Role {
+                key: r.get(0),
+                superuser: r.get(1),
+                inherit: r.get(2),
+                create_role: r.get(3),
+                create_db: r.get(4),
+                login: r.get(5),
+                replication: r.get(6),
+                bypass_rls: r.get(7),
+                member_of,
+            }
+        })
+        .collect();
+    roles.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(roles)
+}
+
+/// Every role name the snapshot's objects hold.
+fn named_roles(snap: &Snapshot) -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    let owners = snap
+        .schemas
+        .iter()
+        .map(|o| &o.owner)
+        .chain(snap.tables.iter().map(|o| &o.owner))
+        .chain(snap.sequences.iter().map(|o| &o.owner))
+        .chain(snap.functions.iter().map(|o| &o.owner))
+        .chain(snap.views.iter().map(|o| &o.owner))
+        .chain(snap.types.iter().map(|o| &o.owner))
+        .chain(snap.default_privileges.iter().map(|o| &o.role))
+        .chain(snap.policies.iter().flat_map(|p| &p.roles));
+    names.extend(owners.cloned());
+    let grants = snap
+        .schemas
+        .iter()
+        .flat_map(|o| &o.grants)
+        .chain(snap.tables.iter().flat_map(|o| &o.grants))
+        .chain(snap.columns.iter().flat_map(|o| &o.grants))
+        .chain(snap.sequences.iter().flat_map(|o| &o.grants))
+        .chain(snap.functions.iter().flat_map(|o| &o.grants))
+        .chain(snap.views.iter().flat_map(|o| &o.grants))
+        .chain(snap.types.iter().flat_map(|o| &o.grants))
+        .chain(snap.default_privileges.iter().flat_map(|o| &o.grants));
+    for item in grants {
+        // `grantee: PRIVILEGES (granted by grantor)`
+        if let Some((grantee, rest)) = item.split_once(": ") {
+            names.insert(grantee.to_string());
+            if let Some(grantor) = rest
+                .rsplit_once(" (granted by ")
+                .and_then(|(_, g)| g.strip_suffix(')'))
+            {
+                names.insert(grantor.to_string());
+            }
+        }
+    }
+    names.remove("PUBLIC");
+    names
 }
 
 /// `a.b.c`: a key of SPEC §5 from its parts.

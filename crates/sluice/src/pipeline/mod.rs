@@ -14,6 +14,7 @@ use crate::package::Package;
 use crate::target::Target;
 use record::{RunRecord, RunStatus, Status, StepRecord};
 
+use crate::evidence::Sync;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -206,11 +207,16 @@ pub(crate) struct Run<'a> {
 impl Run<'_> {
     /// Rewrites run.json; a failure is kept for [`Run::finish`], which fails the run with it.
     pub fn save(&self) {
+        self.save_with(Sync::Now);
+    }
+
+    /// Writes run.json again (atomically: a temporary renamed over it), synced as `sync` says.
+    fn save_with(&self, sync: Sync) {
         let written = serde_json::to_vec_pretty(&self.record)
             .map_err(|e| format!("run.json: {e}"))
             .and_then(|text| {
                 self.dir
-                    .replace("run.json", &text)
+                    .replace_with("run.json", &text, sync)
                     .map_err(|e| e.to_string())
             });
         if let Err(e) = written {
@@ -219,8 +225,15 @@ impl Run<'_> {
     }
 
     pub fn log(&self, event: &str, data: serde_json::Value) {
+        self.log_with(event, data, Sync::Now);
+    }
+
+    fn log_with(&self, event: &str, data: serde_json::Value, sync: Sync) {
         let line = serde_json::json!({ "at": now_utc().0, "event": event, "data": data });
-        if let Err(e) = self.dir.append_line("log.jsonl", &line.to_string()) {
+        if let Err(e) = self
+            .dir
+            .append_line_with("log.jsonl", &line.to_string(), sync)
+        {
             self.evidence_failed(e.to_string());
         }
     }
@@ -255,8 +268,14 @@ impl Run<'_> {
             started_at: now_utc().0,
             duration_ms: 0,
         });
-        self.save();
-        self.log("step.start", serde_json::json!({ "step": step.name }));
+        // that a step started is written at once (a killed sluice leaves it said) but synced
+        // only with the step's end: one disk wait per step instead of two
+        self.save_with(Sync::Later);
+        self.log_with(
+            "step.start",
+            serde_json::json!({ "step": step.name }),
+            Sync::Later,
+        );
         crate::fault::step_boundary(step.name, false);
         let started = Instant::now();
         let result = body(self);

@@ -43,6 +43,8 @@ struct State {
     /// The migration's operations as the scope gate derived them; the schema diff is judged
     /// against them.
     operations: Vec<crate::sql::Operation>,
+    /// The pre schema snapshot, when backup-restorable took it while pg_dump ran.
+    taken_pre: Option<Result<Snapshot, postgres::Error>>,
 }
 
 pub(super) fn run_all(
@@ -50,6 +52,27 @@ pub(super) fn run_all(
     pkg: &Package,
     target: &Target,
     opts: &ApplyOptions,
+) -> Result<(), GateFailure> {
+    // the client tools' versions are asked while the first gates run: client-version only
+    // waits for what is left of it
+    std::thread::scope(|scope| {
+        let probe = pkg
+            .backup
+            .required
+            .then(|| scope.spawn(|| backup::FoundTools::probe(opts.pg_dump_bindir.as_deref())));
+        run_steps(run, pkg, target, opts, probe)
+    })
+}
+
+/// The tools probe started by [`run_all`].
+type ToolsProbe<'s> = Option<std::thread::ScopedJoinHandle<'s, backup::FoundTools>>;
+
+fn run_steps(
+    run: &mut Run,
+    pkg: &Package,
+    target: &Target,
+    opts: &ApplyOptions,
+    mut probe: ToolsProbe<'_>,
 ) -> Result<(), GateFailure> {
     let mut st = State::default();
     let digest = run.record.digest.clone();
@@ -64,7 +87,7 @@ pub(super) fn run_all(
     run.step(StepId::Approvals, |_| approvals(pkg, &digest, opts))?;
     run.step(StepId::Rehearsal, |_| rehearsal(pkg, &digest, opts))?;
     run.step(StepId::ClientVersion, |run| {
-        client_version(run, pkg, target, opts)
+        client_version(run, pkg, target, probe.take())
     })?;
     run.step(StepId::BackupRestorable, |run| {
         backup_restorable(run, pkg, target, opts, &mut st)
@@ -124,7 +147,18 @@ pub fn lock_key(package_id: &str) -> i64 {
 }
 
 fn exclusive_run(run: &mut Run, pkg: &Package, target: &Target, st: &mut State) -> StepResult {
-    let (mut lock, work) = match (target.connect("lock"), target.connect("work")) {
+    // the three sessions are opened at once: each connection is a round trip or more
+    let (lock, work, helper) = std::thread::scope(|scope| {
+        let lock = scope.spawn(|| target.connect("lock"));
+        let helper = scope.spawn(|| target.connect("helper"));
+        let work = target.connect("work");
+        let join = |t: std::thread::ScopedJoinHandle<'_, _>| {
+            t.join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        };
+        (join(lock), work, join(helper))
+    });
+    let (mut lock, work) = match (lock, work) {
         (Ok(a), Ok(b)) => (a, b),
         (Err(e), _) | (_, Err(e)) => return Failed(e.to_string()),
     };
@@ -138,7 +172,7 @@ fn exclusive_run(run: &mut Run, pkg: &Package, target: &Target, st: &mut State) 
             st.lock_session = Some(lock);
             // a third session, when one can be had, shares the catalog snapshots' queries and
             // computes probe statistics beside the row stream
-            st.aux = target.connect("helper").ok();
+            st.aux = helper.ok();
             st.rows_target = Some(target.clone());
             st.client = Some(work);
             Passed(format!(
@@ -304,18 +338,17 @@ fn client_version(
     run: &mut Run,
     pkg: &Package,
     target: &Target,
-    opts: &ApplyOptions,
+    probe: ToolsProbe<'_>,
 ) -> StepResult {
-    if !pkg.backup.required {
+    let Some(probe) = probe.filter(|_| pkg.backup.required) else {
         return Skipped("no backup is taken ([backup] required = false)".into());
-    }
+    };
     let server = run.record.server.clone().expect("identity read");
     let needs_tls = target.needs_tls();
-    let tools = match backup::find_tools_for(
-        opts.pg_dump_bindir.as_deref(),
-        server.server_major(),
-        needs_tls,
-    ) {
+    let found = probe
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+    let tools = match found.for_target(server.server_major(), needs_tls) {
         Ok(t) => t,
         Err(e) => return Failed(e.to_string()),
     };
@@ -384,7 +417,19 @@ fn backup_restorable(
     }
     let observer = run.observer;
     let progress = |bytes: u64| observer.progress("pg_dump", bytes, Some(size));
-    let info = match backup::dump(&tools, target, spec, &path, &progress) {
+    // the pre schema snapshot (step 9) is taken on the working sessions while pg_dump runs:
+    // both only read, and neither waits for the other
+    let ignore = &pkg.schema_diff.ignore_schemas;
+    let (dumped, pre) = std::thread::scope(|scope| {
+        let taking = scope.spawn(|| pre_snapshot(st, ignore));
+        let dumped = backup::dump(&tools, target, spec, &path, &progress);
+        let pre = taking
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (dumped, pre)
+    });
+    st.taken_pre = Some(pre);
+    let info = match dumped {
         Ok(info) => info,
         Err(e) => return Failed(e.to_string()),
     };
@@ -403,7 +448,11 @@ fn backup_restorable(
 
 fn pre_snapshots(run: &mut Run, pkg: &Package, st: &mut State) -> StepResult {
     let ignore = &pkg.schema_diff.ignore_schemas;
-    let snapshot = match pre_snapshot(st, ignore) {
+    let taken = match st.taken_pre.take() {
+        Some(taken) => taken,
+        None => pre_snapshot(st, ignore),
+    };
+    let snapshot = match taken {
         Ok(s) => s,
         Err(e) => return Failed(format!("schema snapshot: {}", target::pg_message(&e))),
     };
