@@ -888,6 +888,112 @@ fn privileges_policies_comments_and_default_privileges_are_read_and_judged() {
     cluster.stop().unwrap();
 }
 
+/// Rules, publications, event triggers and extended statistics are in the snapshot; each
+/// change is a diff that only an operation of its statement type explains (issue #16).
+#[test]
+fn rules_publications_event_triggers_and_statistics_are_read_and_judged() {
+    let mut cluster = common::cluster();
+    let mut admin = cluster.connect("postgres").unwrap();
+    admin.batch_execute("CREATE DATABASE base").unwrap();
+    let mut c = cluster.connect("base").unwrap();
+    c.batch_execute(
+        "CREATE SCHEMA app;
+         CREATE TABLE app.t (id int PRIMARY KEY, v int);
+         CREATE TABLE app.log (id int);
+         CREATE RULE t_logged AS ON INSERT TO app.t DO ALSO INSERT INTO app.log VALUES (NEW.id);
+         CREATE PUBLICATION app_pub FOR TABLE app.t WITH (publish = 'insert, update');
+         CREATE FUNCTION app.on_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN END $$;
+         CREATE EVENT TRIGGER app_ddl ON ddl_command_end WHEN TAG IN ('CREATE TABLE')
+             EXECUTE FUNCTION app.on_ddl();
+         CREATE STATISTICS app.t_dep (dependencies) ON id, v FROM app.t;",
+    )
+    .unwrap();
+    let first = snap(&mut c);
+    assert_eq!(first, snap(&mut c), "a snapshot taken twice is equal");
+    drop(c);
+    assert_eq!(first.rules[0].key, "app.t.t_logged");
+    assert!(
+        first.rules[0]
+            .definition
+            .contains("DO  INSERT INTO app.log"),
+        "{}",
+        first.rules[0].definition
+    );
+    let publication = &first.publications[0];
+    assert_eq!(publication.key, "app_pub");
+    assert_eq!(publication.operations, ["insert", "update"]);
+    assert_eq!(publication.tables, ["app.t"]);
+    let trigger = &first.event_triggers[0];
+    assert_eq!(
+        (
+            trigger.key.as_str(),
+            trigger.event.as_str(),
+            trigger.function.as_str()
+        ),
+        ("app_ddl", "ddl_command_end", "app.on_ddl")
+    );
+    assert_eq!(trigger.tags, ["CREATE TABLE"]);
+    assert_eq!(first.statistics[0].key, "app.t_dep");
+    assert_eq!(first.statistics[0].table, "app.t");
+
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "DROP RULE t_logged ON app.t",
+            "rule app.t.t_logged",
+            "other DropStmt",
+        ),
+        (
+            "CREATE RULE t_kept AS ON DELETE TO app.t DO INSTEAD NOTHING",
+            "rule app.t.t_kept",
+            "other RuleStmt",
+        ),
+        (
+            "ALTER PUBLICATION app_pub ADD TABLE app.log",
+            "publication app_pub",
+            "other AlterPublicationStmt",
+        ),
+        (
+            "ALTER EVENT TRIGGER app_ddl DISABLE",
+            "event trigger app_ddl",
+            "other AlterEventTrigStmt",
+        ),
+        (
+            "CREATE STATISTICS app.t_nd (ndistinct) ON id, v FROM app.t",
+            "statistics app.t_nd",
+            "other CreateStatsStmt",
+        ),
+        (
+            "DROP STATISTICS app.t_dep",
+            "statistics app.t_dep",
+            "other DropStmt",
+        ),
+    ];
+    for (change, object, op) in cases {
+        admin
+            .batch_execute("CREATE DATABASE changed TEMPLATE base")
+            .unwrap();
+        let mut copy = cluster.connect("changed").unwrap();
+        copy.batch_execute(change).unwrap();
+        let after = snap(&mut copy);
+        drop(copy);
+        admin.batch_execute("DROP DATABASE changed").unwrap();
+        let d = catalog::diff(&first, &after);
+        let all: BTreeSet<String> = [&d.added, &d.removed, &d.changed]
+            .into_iter()
+            .flat_map(|list| keys(list))
+            .collect();
+        assert!(all.contains(*object), "{change}: {all:?}");
+        assert!(
+            !catalog::judge(&d, &[], &policy(false)).holds,
+            "{change} passes without an operation"
+        );
+        let judged = catalog::judge(&d, &ops(&[op]), &policy(false));
+        assert!(judged.holds, "{change} with `{op}`: {judged:#?}");
+    }
+    drop(admin);
+    cluster.stop().unwrap();
+}
+
 /// 10,000 tables: one query per kind, not one per table. Run with `--ignored`.
 ///
 /// The snapshot reads catalogs only and takes no lock on the tables. The row counts take their

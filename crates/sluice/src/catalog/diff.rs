@@ -39,6 +39,10 @@ pub enum ObjectKind {
     DefaultPrivileges,
     Comment,
     Role,
+    Rule,
+    Publication,
+    EventTrigger,
+    Statistics,
 }
 
 impl ObjectKind {
@@ -59,6 +63,10 @@ impl ObjectKind {
             ObjectKind::DefaultPrivileges => "default privileges",
             ObjectKind::Comment => "comment",
             ObjectKind::Role => "role",
+            ObjectKind::Rule => "rule",
+            ObjectKind::Publication => "publication",
+            ObjectKind::EventTrigger => "event trigger",
+            ObjectKind::Statistics => "statistics",
         }
     }
 }
@@ -199,6 +207,25 @@ pub fn diff(pre: &Snapshot, post: &Snapshot) -> SchemaDiff {
     );
     keyed_lists(ObjectKind::Comment, &pre.comments, &post.comments, &mut out);
     keyed_lists(ObjectKind::Role, &pre.roles, &post.roles, &mut out);
+    keyed_lists(ObjectKind::Rule, &pre.rules, &post.rules, &mut out);
+    keyed_lists(
+        ObjectKind::Publication,
+        &pre.publications,
+        &post.publications,
+        &mut out,
+    );
+    keyed_lists(
+        ObjectKind::EventTrigger,
+        &pre.event_triggers,
+        &post.event_triggers,
+        &mut out,
+    );
+    keyed_lists(
+        ObjectKind::Statistics,
+        &pre.statistics,
+        &post.statistics,
+        &mut out,
+    );
     out
 }
 
@@ -397,7 +424,9 @@ impl<'a> Item<'a> {
             | ObjectKind::Index
             | ObjectKind::Constraint
             | ObjectKind::Trigger
-            | ObjectKind::Policy => Some(format!("{}.{}", self.schema()?, self.get("table")?)),
+            | ObjectKind::Policy
+            | ObjectKind::Rule => Some(format!("{}.{}", self.schema()?, self.get("table")?)),
+            ObjectKind::Statistics => self.get("table").map(str::to_string),
             ObjectKind::Table => Some(self.key().to_string()),
             _ => None,
         }
@@ -550,6 +579,7 @@ fn explains_added(op: &Operation, item: &Item) -> bool {
         (CreateSequence, K::Sequence) => item.key() == object,
         (Comment, K::Comment) => item.named_by(object),
         (Other, K::DefaultPrivileges) => object == DEFAULT_PRIVILEGES_STMT,
+        (Other, _) => other_explains(op, item.kind()),
         _ => false,
     }
 }
@@ -558,14 +588,61 @@ fn explains_added(op: &Operation, item: &Item) -> bool {
 /// default privileges.
 const DEFAULT_PRIVILEGES_STMT: &str = "AlterDefaultPrivilegesStmt";
 
+/// The statement types (`other STMT`) that create, alter or drop the objects of a kind the
+/// operations name no object of: rules, publications, event triggers, extended statistics.
+fn statement_kinds(kind: ObjectKind) -> &'static [&'static str] {
+    match kind {
+        ObjectKind::Rule => &[
+            "RuleStmt",
+            "DropStmt",
+            "RenameStmt",
+            "AlterObjectSchemaStmt",
+        ],
+        ObjectKind::Publication => &[
+            "CreatePublicationStmt",
+            "AlterPublicationStmt",
+            "DropStmt",
+            "RenameStmt",
+            "AlterOwnerStmt",
+        ],
+        ObjectKind::EventTrigger => &[
+            "CreateEventTrigStmt",
+            "AlterEventTrigStmt",
+            "DropStmt",
+            "RenameStmt",
+            "AlterOwnerStmt",
+        ],
+        ObjectKind::Statistics => &[
+            "CreateStatsStmt",
+            "AlterStatsStmt",
+            "DropStmt",
+            "RenameStmt",
+            "AlterObjectSchemaStmt",
+            "AlterOwnerStmt",
+        ],
+        _ => &[],
+    }
+}
+
+/// Whether an `other STMT` operation explains any change of an object of `kind`.
+fn other_explains(op: &Operation, kind: ObjectKind) -> bool {
+    op.kind == OpKind::Other && statement_kinds(kind).contains(&op.object.as_str())
+}
+
 /// Whether an explained removal needs `allow_removed`: a comment removed by `COMMENT … IS
-/// NULL`, a dropped policy and reset default privileges lose no data, and a rename loses no
-/// object.
+/// NULL`, a dropped policy, rule, publication, event trigger or statistics object and reset
+/// default privileges lose no data, and a rename loses no object.
 fn removal_loses_nothing(op: &Operation) -> bool {
+    // an `other` statement explains only default privileges, rules, publications, event
+    // triggers and extended statistics: none of them holds data
     matches!(
         op.kind,
-        OpKind::RenameTable | OpKind::RenameColumn | OpKind::Comment | OpKind::DropPolicy
-    ) || (op.kind == OpKind::Other && op.object == DEFAULT_PRIVILEGES_STMT)
+        OpKind::RenameTable
+            | OpKind::RenameColumn
+            | OpKind::Comment
+            | OpKind::DropPolicy
+            | OpKind::Other
+    )
 }
 
 /// Whether the drop `op` explains the removed object (the policy is applied later).
@@ -584,6 +661,7 @@ fn explains_removed(op: &Operation, item: &Item) -> bool {
         (DropPolicy, K::Policy) => item.key() == object,
         (Comment, K::Comment) => item.named_by(object),
         (Other, K::DefaultPrivileges) => object == DEFAULT_PRIVILEGES_STMT,
+        (Other, _) => other_explains(op, item.kind()),
         (DropTable, K::Sequence) => item.owned_by_table() == Some(object),
         (DropColumn, K::Column) => item.key() == object,
         (DropColumn, K::Sequence) => item.owned_by() == Some(object),
@@ -667,6 +745,17 @@ fn covers_changed(op: &Operation, item: &Item, ctx: &Context) -> Cover {
         }
         (Other, K::DefaultPrivileges) => yes(object == DEFAULT_PRIVILEGES_STMT, Cover::All),
         (Other, K::Role) => yes(object == "AlterRoleStmt", Cover::All),
+        (Other, _) => yes(other_explains(op, item.kind()), Cover::All),
+        // a dropped table leaves the publications that named it
+        (DropTable, K::Publication) => yes(
+            item.change
+                .before
+                .as_ref()
+                .and_then(|b| b.get("tables"))
+                .and_then(Value::as_array)
+                .is_some_and(|t| t.iter().any(|t| t.as_str() == Some(object))),
+            Cover::Fields(&["tables"]),
+        ),
         _ => Cover::Nothing,
     }
 }
@@ -695,7 +784,7 @@ fn owners(item: &Item) -> Vec<(ObjectKind, String)> {
                 out.push((K::Table, p.to_string()));
             }
         }
-        K::Policy => {
+        K::Policy | K::Rule | K::Statistics => {
             if let Some(t) = item.table_key() {
                 out.push((K::Table, t));
             }
@@ -897,7 +986,10 @@ pub fn judge(
                     OpKind::RenameTable | OpKind::RenameColumn
                 );
                 let needs_own_op = match item.kind() {
-                    ObjectKind::Trigger | ObjectKind::Policy => true,
+                    ObjectKind::Trigger
+                    | ObjectKind::Policy
+                    | ObjectKind::Rule
+                    | ObjectKind::Statistics => true,
                     ObjectKind::Index => item.get("constraint").is_none(),
                     _ => false,
                 };

@@ -60,6 +60,76 @@ pub struct Snapshot {
     /// privileges name), with their attributes and memberships.
     #[serde(default)]
     pub roles: Vec<Role>,
+    /// Rewrite rules other than a view's own (`CREATE RULE`).
+    #[serde(default)]
+    pub rules: Vec<Rule>,
+    /// Logical replication publications.
+    #[serde(default)]
+    pub publications: Vec<Publication>,
+    /// Event triggers (database-wide).
+    #[serde(default)]
+    pub event_triggers: Vec<EventTrigger>,
+    /// Extended statistics objects (`CREATE STATISTICS`).
+    #[serde(default)]
+    pub statistics: Vec<Statistics>,
+}
+
+/// A rewrite rule on a table or view, other than a view's `_RETURN` rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rule {
+    /// `schema.table.rule`
+    pub key: String,
+    pub schema: String,
+    pub table: String,
+    pub name: String,
+    /// `pg_get_ruledef`.
+    pub definition: String,
+    /// `origin`, `disabled`, `replica` or `always`.
+    pub enabled: String,
+}
+
+/// A publication: what a subscriber receives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Publication {
+    /// The publication's name.
+    pub key: String,
+    pub owner: String,
+    pub all_tables: bool,
+    /// The operations it publishes: `insert`, `update`, `delete`, `truncate`.
+    pub operations: Vec<String>,
+    pub via_root: bool,
+    /// The tables it names (`schema.table`), sorted; and from PostgreSQL 15 the schemas whose
+    /// every table it publishes (`schema.*`).
+    pub tables: Vec<String>,
+}
+
+/// An event trigger: a function run on DDL of the whole database.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventTrigger {
+    /// The trigger's name.
+    pub key: String,
+    pub event: String,
+    /// `schema.function`.
+    pub function: String,
+    /// `origin`, `disabled`, `replica` or `always`.
+    pub enabled: String,
+    /// The command tags it fires on (all when empty).
+    pub tags: Vec<String>,
+    pub owner: String,
+}
+
+/// An extended statistics object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Statistics {
+    /// `schema.statistics`
+    pub key: String,
+    pub schema: String,
+    pub name: String,
+    /// `schema.table` it is on.
+    pub table: String,
+    /// `pg_get_statisticsobjdef`.
+    pub definition: String,
+    pub owner: String,
 }
 
 /// A role the snapshot's objects name. Roles belong to the cluster, not the database: a role
@@ -449,7 +519,11 @@ keyed!(
     Policy,
     DefaultPrivileges,
     Comment,
-    Role
+    Role,
+    Rule,
+    Publication,
+    EventTrigger,
+    Statistics
 );
 
 impl Snapshot {
@@ -476,6 +550,10 @@ impl Snapshot {
             + self.default_privileges.len()
             + self.comments.len()
             + self.roles.len()
+            + self.rules.len()
+            + self.publications.len()
+            + self.event_triggers.len()
+            + self.statistics.len()
     }
 
     /// Adds the objects of `other` (another share of the same snapshot).
@@ -494,6 +572,10 @@ impl Snapshot {
         self.policies.extend(other.policies);
         self.default_privileges.extend(other.default_privileges);
         self.comments.extend(other.comments);
+        self.rules.extend(other.rules);
+        self.publications.extend(other.publications);
+        self.event_triggers.extend(other.event_triggers);
+        self.statistics.extend(other.statistics);
     }
 
     /// Sorts every list by key (byte order, independent of the server's collation); the
@@ -514,6 +596,10 @@ impl Snapshot {
             policies,
             default_privileges,
             comments,
+            rules,
+            publications,
+            event_triggers,
+            statistics,
             ..
         } = self;
         std::thread::scope(|scope| {
@@ -531,6 +617,10 @@ impl Snapshot {
             sort_by_key(policies);
             sort_by_key(default_privileges);
             sort_by_key(comments);
+            sort_by_key(rules);
+            sort_by_key(publications);
+            sort_by_key(event_triggers);
+            sort_by_key(statistics);
         });
     }
 }

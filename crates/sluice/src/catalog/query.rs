@@ -42,6 +42,10 @@ pub(super) enum Kind {
     Policies,
     DefaultPrivileges,
     Comments,
+    Rules,
+    Publications,
+    EventTriggers,
+    Statistics,
 }
 
 /// The kinds with objects of each table, costliest first (server and client time together,
@@ -50,7 +54,7 @@ pub(super) enum Kind {
 pub(super) const PER_TABLE: [Kind; 3] = [Kind::Columns, Kind::Constraints, Kind::Indexes];
 
 /// The other kinds, always read whole, costliest first.
-pub(super) const WHOLE: [Kind; 11] = [
+pub(super) const WHOLE: [Kind; 15] = [
     Kind::Tables,
     Kind::Types,
     Kind::Views,
@@ -61,13 +65,17 @@ pub(super) const WHOLE: [Kind; 11] = [
     Kind::Policies,
     Kind::Schemas,
     Kind::DefaultPrivileges,
+    Kind::Statistics,
+    Kind::Rules,
+    Kind::Publications,
+    Kind::EventTriggers,
     Kind::Extensions,
 ];
 
 /// Every kind, costliest first, so that two sessions taking kinds in turn finish together. A
 /// kind is never split between sessions: each share would repeat the query's scans and joins.
-pub(super) const PLAN: [Kind; 14] = {
-    let mut plan = [Kind::Columns; 14];
+pub(super) const PLAN: [Kind; 18] = {
+    let mut plan = [Kind::Columns; 18];
     let mut at = 0;
     while at < plan.len() {
         plan[at] = if at < PER_TABLE.len() {
@@ -238,6 +246,158 @@ pub(super) fn fetch(
             comment_from_row,
             &mut into.comments,
         ),
+        Kind::Rules => stream(tx, &rules_sql(), ignored, rule_from_row, &mut into.rules),
+        Kind::Publications => stream(
+            tx,
+            &publications_sql(v),
+            ignored,
+            publication_from_row,
+            &mut into.publications,
+        ),
+        Kind::EventTriggers => stream(
+            tx,
+            &event_triggers_sql(),
+            &[],
+            event_trigger_from_row,
+            &mut into.event_triggers,
+        ),
+        Kind::Statistics => stream(
+            tx,
+            &statistics_sql(),
+            ignored,
+            statistics_from_row,
+            &mut into.statistics,
+        ),
+    }
+}
+
+fn rules_sql() -> String {
+    format!(
+        "{}SELECT ns.nspname::text, c.relname::text, r.rulename::text, \
+                pg_catalog.pg_get_ruledef(r.oid), r.ev_enabled::text \
+           FROM pg_catalog.pg_rewrite r \
+           JOIN pg_catalog.pg_class c ON c.oid = r.ev_class \
+           JOIN ns ON ns.oid = c.relnamespace \
+          WHERE r.rulename <> '_RETURN' AND c.oid NOT IN (SELECT objid FROM ext)",
+        kept("pg_class")
+    )
+}
+
+/// `O`/`D`/`R`/`A` of a trigger's or rule's `enabled` flag in words.
+fn enabled_word(code: &str) -> String {
+    match code {
+        "O" => "origin",
+        "D" => "disabled",
+        "R" => "replica",
+        "A" => "always",
+        other => other,
+    }
+    .to_string()
+}
+
+fn rule_from_row(r: &Row) -> Rule {
+    let schema: String = r.get(0);
+    let table: String = r.get(1);
+    let name: String = r.get(2);
+    let enabled: String = r.get(4);
+    Rule {
+        key: dotted(&[&schema, &table, &name]),
+        definition: r.get(3),
+        enabled: enabled_word(&enabled),
+        schema,
+        table,
+        name,
+    }
+}
+
+fn publications_sql(version: u32) -> String {
+    // publishing every table of a schema (pg_publication_namespace) exists from PostgreSQL 15
+    let schemas = if version >= 150000 {
+        "UNION ALL SELECT n.nspname::text || '.*' FROM pg_catalog.pg_publication_namespace pn \
+           JOIN pg_catalog.pg_namespace n ON n.oid = pn.pnnspid WHERE pn.pnpubid = p.oid"
+    } else {
+        ""
+    };
+    format!(
+        "{}SELECT p.pubname::text, pg_catalog.pg_get_userbyid(p.pubowner)::text, p.puballtables, \
+                ARRAY(SELECT op FROM (VALUES ('insert', p.pubinsert), ('update', p.pubupdate), \
+                                             ('delete', p.pubdelete), ('truncate', p.pubtruncate)) \
+                                     AS o(op, yes) WHERE yes), \
+                p.pubviaroot, \
+                ARRAY(SELECT ns.nspname::text || '.' || c.relname::text \
+                        FROM pg_catalog.pg_publication_rel pr \
+                        JOIN pg_catalog.pg_class c ON c.oid = pr.prrelid \
+                        JOIN ns ON ns.oid = c.relnamespace \
+                       WHERE pr.prpubid = p.oid {schemas}) \
+           FROM pg_catalog.pg_publication p",
+        kept("pg_publication")
+    )
+}
+
+fn publication_from_row(r: &Row) -> Publication {
+    let mut tables: Vec<String> = r.get(5);
+    tables.sort_unstable();
+    Publication {
+        key: r.get(0),
+        owner: r.get(1),
+        all_tables: r.get(2),
+        operations: r.get(3),
+        via_root: r.get(4),
+        tables,
+    }
+}
+
+fn event_triggers_sql() -> String {
+    "SELECT e.evtname::text, e.evtevent::text, \
+            n.nspname::text || '.' || p.proname::text, e.evtenabled::text, \
+            coalesce(e.evttags, '{}')::text[], pg_catalog.pg_get_userbyid(e.evtowner)::text \
+       FROM pg_catalog.pg_event_trigger e \
+       JOIN pg_catalog.pg_proc p ON p.oid = e.evtfoid \
+       JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace \
+      WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d \
+                         WHERE d.classid = 'pg_catalog.pg_event_trigger'::pg_catalog.regclass \
+                           AND d.objid = e.oid AND d.deptype = 'e')"
+        .to_string()
+}
+
+fn event_trigger_from_row(r: &Row) -> EventTrigger {
+    let enabled: String = r.get(3);
+    let mut tags: Vec<String> = r.get(4);
+    tags.sort_unstable();
+    EventTrigger {
+        key: r.get(0),
+        event: r.get(1),
+        function: r.get(2),
+        enabled: enabled_word(&enabled),
+        tags,
+        owner: r.get(5),
+    }
+}
+
+fn statistics_sql() -> String {
+    format!(
+        "{}SELECT ns.nspname::text, s.stxname::text, tn.nspname::text || '.' || c.relname::text, \
+                pg_catalog.pg_get_statisticsobjdef(s.oid), \
+                pg_catalog.pg_get_userbyid(s.stxowner)::text \
+           FROM pg_catalog.pg_statistic_ext s \
+           JOIN ns ON ns.oid = s.stxnamespace \
+           JOIN pg_catalog.pg_class c ON c.oid = s.stxrelid \
+           JOIN pg_catalog.pg_namespace tn ON tn.oid = c.relnamespace \
+          WHERE s.oid NOT IN (SELECT objid FROM ext)",
+        kept("pg_statistic_ext")
+    )
+}
+
+fn statistics_from_row(r: &Row) -> Statistics {
+    let schema: String = r.get(0);
+    let name: String = r.get(1);
+    Statistics {
+        key: dotted(&[&schema, &name]),
+        table: r.get(2),
+        definition: r.get(3),
+        owner: r.get(4),
+        schema,
+        name,
     }
 }
 
@@ -463,6 +623,9 @@ fn named_roles(snap: &Snapshot) -> std::collections::BTreeSet<String> {
         .chain(snap.views.iter().map(|o| &o.owner))
         .chain(snap.types.iter().map(|o| &o.owner))
         .chain(snap.default_privileges.iter().map(|o| &o.role))
+        .chain(snap.publications.iter().map(|o| &o.owner))
+        .chain(snap.event_triggers.iter().map(|o| &o.owner))
+        .chain(snap.statistics.iter().map(|o| &o.owner))
         .chain(snap.policies.iter().flat_map(|p| &p.roles));
     names.extend(owners.cloned());
     let grants = snap
@@ -1052,14 +1215,7 @@ fn trigger_from_row(r: &Row) -> Trigger {
     Trigger {
         key: dotted(&[&schema, &table, &name]),
         definition: r.get(3),
-        enabled: match enabled.as_str() {
-            "O" => "origin",
-            "D" => "disabled",
-            "R" => "replica",
-            "A" => "always",
-            other => other,
-        }
-        .to_string(),
+        enabled: enabled_word(&enabled),
         parent: r.get(5),
         schema,
         table,
