@@ -494,6 +494,36 @@ fn schema_diff_names_a_dropped_policy_disabled_row_security_and_a_new_comment() 
     }
 }
 
+/// Disabling row-level security on a table that has policies is a lint error the scope gate
+/// sees with the live target's facts, declared or not.
+#[test]
+fn scope_refuses_disabling_row_security_on_a_table_with_policies() {
+    let (cluster, conninfo) = fixture_target();
+    let mut admin = cluster.connect("directus").unwrap();
+    admin
+        .batch_execute(
+            "ALTER TABLE public.tac_section_type ENABLE ROW LEVEL SECURITY;
+             CREATE POLICY active_only ON public.tac_section_type USING (is_active);",
+        )
+        .unwrap();
+    let ready = ready_package(&cluster);
+    edit_pinned(&ready.dir, MIGRATION, |sql| {
+        sql.replacen(
+            "-- Step8",
+            "ALTER TABLE public.tac_section_type DISABLE ROW LEVEL SECURITY;\n-- Step8",
+            1,
+        )
+    });
+    edit_manifest(
+        &ready.dir,
+        "  \"create_table cutter_governance.canonical_address_alias\",",
+        "  \"disable_rls public.tac_section_type\",\n  \"create_table cutter_governance.canonical_address_alias\",",
+    );
+    approve_all(&ready);
+    let stderr = refused_before(&ready, &conninfo, "scope");
+    assert!(stderr.contains("lint error: privilege-change"), "{stderr}");
+}
+
 /// The same kinds of change written in the migration: undeclared, the scope gate refuses them
 /// by name; declared in `[scope]`, they apply and the schema diff explains each one.
 #[test]

@@ -262,7 +262,10 @@ fn scope(pkg: &Package, st: &mut State) -> StepResult {
         Ok(p) => p,
         Err(e) => return Failed(e.to_string()),
     };
-    let report = match lint::lint_parsed(pkg, &parsed, None) {
+    // what the live target says (its row triggers, its tables' policies) sharpens the hazards:
+    // disabling row-level security on a table that has policies is an error
+    let facts = target::facts(client(st)).ok();
+    let report = match lint::lint_parsed(pkg, &parsed, facts.as_ref()) {
         Ok(r) => r,
         Err(e) => return Failed(e.to_string()),
     };
