@@ -338,3 +338,16 @@ fn a_rollback_required_that_cannot_be_a_count() {
     assert_eq!(pkg.approvals.rollback_required, 1);
     assert_eq!(pkg.approvals.required, 2);
 }
+
+#[test]
+fn a_check_id_with_an_equals_sign_is_refused() {
+    let (_tmp, dir) = reference_copy();
+    edit_manifest(&dir, "id = \"P-8\"", "id = \"P=8\"");
+    let line = manifest_line(&dir, "id = \"P=8\"");
+    refused_at(
+        &dir,
+        line,
+        6,
+        "check id `P=8` has a `=`: expected an id without one",
+    );
+}

@@ -172,21 +172,6 @@ pub fn create_file_private(path: &Path) -> Result<File, EvidenceError> {
 /// Writes a file atomically: a temporary sibling, fsync, rename. Used for files that are
 /// rewritten as the run goes (run.json, SHA256SUMS).
 pub fn replace_file_private(path: &Path, bytes: &[u8]) -> Result<(), EvidenceError> {
-    replace_private(path, bytes, Sync::Now)
-}
-
-/// Whether a write waits for the disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Sync {
-    /// Synced before the call returns.
-    Now,
-    /// Left to the next synced write of the same file (or the kernel): what a killed process
-    /// wrote is still there, only a power loss can lose it. For the record of a step that has
-    /// just started, which the step's end writes again, synced.
-    Later,
-}
-
-fn replace_private(path: &Path, bytes: &[u8], sync: Sync) -> Result<(), EvidenceError> {
     if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
         return Err(EvidenceError::Symlink(path.to_path_buf()));
     }
@@ -195,9 +180,7 @@ fn replace_private(path: &Path, bytes: &[u8], sync: Sync) -> Result<(), Evidence
     let written = create_file_private(&tmp).and_then(|mut file| {
         crate::fault::evidence_write(path).map_err(io_err(&tmp))?;
         file.write_all(bytes).map_err(io_err(&tmp))?;
-        if sync == Sync::Now {
-            file.sync_all().map_err(io_err(&tmp))?;
-        }
+        file.sync_all().map_err(io_err(&tmp))?;
         std::fs::rename(&tmp, path).map_err(io_err(path))
     });
     if written.is_err() {
@@ -205,6 +188,17 @@ fn replace_private(path: &Path, bytes: &[u8], sync: Sync) -> Result<(), Evidence
         let _ = std::fs::remove_file(&tmp);
     }
     written
+}
+
+/// Whether an appended log line waits for the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sync {
+    /// Synced before the call returns.
+    Now,
+    /// Synced with the next synced line of the same file: what a killed process wrote is
+    /// still there; a power loss can lose this line, never the lines synced before it. For the
+    /// line saying a step started, which the step's end line follows, synced.
+    Later,
 }
 
 /// One run's evidence folder.
@@ -296,11 +290,6 @@ impl RunDir {
     /// Rewrites a file that changes during the run.
     pub fn replace(&self, rel: &str, bytes: &[u8]) -> Result<(), EvidenceError> {
         replace_file_private(&self.dir.join(rel), bytes)
-    }
-
-    /// [`RunDir::replace`], synced as `sync` says.
-    pub fn replace_with(&self, rel: &str, bytes: &[u8], sync: Sync) -> Result<(), EvidenceError> {
-        replace_private(&self.dir.join(rel), bytes, sync)
     }
 
     /// Appends one line to a log file (created on first use), synced.

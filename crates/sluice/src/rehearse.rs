@@ -264,10 +264,16 @@ fn dump_while_cluster_starts(
     })
 }
 
+/// The rehearsal cluster's bootstrap superuser: a name no target is expected to have.
+const REHEARSAL_SUPERUSER: &str = "sluice_rehearsal_admin";
+
 /// A throwaway cluster of `major`, set up for a restore.
 fn start_cluster(opts: &RehearseOptions, major: u32) -> Result<Cluster, RehearseError> {
     let bins = find_server(opts.pg_bindir.as_deref(), Some(major))?;
     let mut options = ClusterOptions::new(bins);
+    // not `postgres`: a target's own role of that name (a managed server's admin, often no
+    // superuser) is made as the target has it, and the rehearsal applies as that role
+    options.superuser = REHEARSAL_SUPERUSER.into();
     options.settings.extend(restore_settings());
     Ok(Cluster::start(options)?)
 }

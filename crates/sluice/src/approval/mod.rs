@@ -384,7 +384,13 @@ impl Approval {
                 file.signed_at
             ));
         }
-        Ok(file.into())
+        let approval: Approval = file.into();
+        // what `sign` checks, a file written by hand must hold too (no `=` in a check id, a
+        // note for an acknowledgement, …): the signed message stays unambiguous
+        approval
+            .check_fields()
+            .map_err(|e| format!("not a sluice approval: {e}"))?;
+        Ok(approval)
     }
 
     /// Writes the approval into `approvals_dir` (created if missing) as a new file with mode

@@ -377,7 +377,15 @@ impl<'a> Item<'a> {
     /// object it is on), or `schema.*` for every object of a schema.
     fn named_by(&self, object: &str) -> bool {
         if let Some(schema) = object.strip_suffix(".*") {
-            return self.schema() == Some(schema) && self.kind() != ObjectKind::Schema;
+            // ALL TABLES / SEQUENCES / FUNCTIONS (ROUTINES, PROCEDURES) IN SCHEMA
+            return self.schema() == Some(schema)
+                && matches!(
+                    self.kind(),
+                    ObjectKind::Table
+                        | ObjectKind::View
+                        | ObjectKind::Sequence
+                        | ObjectKind::Function
+                );
         }
         let own = match self.kind() {
             ObjectKind::Comment => self.get("object").unwrap_or(""),
@@ -579,7 +587,10 @@ fn explains_added(op: &Operation, item: &Item) -> bool {
         (CreateSequence, K::Sequence) => item.key() == object,
         (Comment, K::Comment) => item.named_by(object),
         (Other, K::DefaultPrivileges) => object == DEFAULT_PRIVILEGES_STMT,
-        (Other, _) => other_explains(op, item.kind()),
+        (CreateRule, K::Rule)
+        | (CreatePublication, K::Publication)
+        | (CreateEventTrigger, K::EventTrigger)
+        | (CreateStatistics, K::Statistics) => item.key() == object,
         _ => false,
     }
 }
@@ -588,59 +599,21 @@ fn explains_added(op: &Operation, item: &Item) -> bool {
 /// default privileges.
 const DEFAULT_PRIVILEGES_STMT: &str = "AlterDefaultPrivilegesStmt";
 
-/// The statement types (`other STMT`) that create, alter or drop the objects of a kind the
-/// operations name no object of: rules, publications, event triggers, extended statistics.
-fn statement_kinds(kind: ObjectKind) -> &'static [&'static str] {
-    match kind {
-        ObjectKind::Rule => &[
-            "RuleStmt",
-            "DropStmt",
-            "RenameStmt",
-            "AlterObjectSchemaStmt",
-        ],
-        ObjectKind::Publication => &[
-            "CreatePublicationStmt",
-            "AlterPublicationStmt",
-            "DropStmt",
-            "RenameStmt",
-            "AlterOwnerStmt",
-        ],
-        ObjectKind::EventTrigger => &[
-            "CreateEventTrigStmt",
-            "AlterEventTrigStmt",
-            "DropStmt",
-            "RenameStmt",
-            "AlterOwnerStmt",
-        ],
-        ObjectKind::Statistics => &[
-            "CreateStatsStmt",
-            "AlterStatsStmt",
-            "DropStmt",
-            "RenameStmt",
-            "AlterObjectSchemaStmt",
-            "AlterOwnerStmt",
-        ],
-        _ => &[],
-    }
-}
-
-/// Whether an `other STMT` operation explains any change of an object of `kind`.
-fn other_explains(op: &Operation, kind: ObjectKind) -> bool {
-    op.kind == OpKind::Other && statement_kinds(kind).contains(&op.object.as_str())
-}
-
 /// Whether an explained removal needs `allow_removed`: a comment removed by `COMMENT … IS
 /// NULL`, a dropped policy, rule, publication, event trigger or statistics object and reset
 /// default privileges lose no data, and a rename loses no object.
 fn removal_loses_nothing(op: &Operation) -> bool {
-    // an `other` statement explains only default privileges, rules, publications, event
-    // triggers and extended statistics: none of them holds data
+    // `other` explains only default privileges; none of these holds data
     matches!(
         op.kind,
         OpKind::RenameTable
             | OpKind::RenameColumn
             | OpKind::Comment
             | OpKind::DropPolicy
+            | OpKind::DropRule
+            | OpKind::DropPublication
+            | OpKind::DropEventTrigger
+            | OpKind::DropStatistics
             | OpKind::Other
     )
 }
@@ -661,7 +634,10 @@ fn explains_removed(op: &Operation, item: &Item) -> bool {
         (DropPolicy, K::Policy) => item.key() == object,
         (Comment, K::Comment) => item.named_by(object),
         (Other, K::DefaultPrivileges) => object == DEFAULT_PRIVILEGES_STMT,
-        (Other, _) => other_explains(op, item.kind()),
+        (DropRule, K::Rule)
+        | (DropPublication, K::Publication)
+        | (DropEventTrigger, K::EventTrigger)
+        | (DropStatistics, K::Statistics) => item.key() == object,
         (DropTable, K::Sequence) => item.owned_by_table() == Some(object),
         (DropColumn, K::Column) => item.key() == object,
         (DropColumn, K::Sequence) => item.owned_by() == Some(object),
@@ -744,8 +720,13 @@ fn covers_changed(op: &Operation, item: &Item, ctx: &Context) -> Cover {
             yes(item.key() == object, Cover::Fields(&["force_row_security"]))
         }
         (Other, K::DefaultPrivileges) => yes(object == DEFAULT_PRIVILEGES_STMT, Cover::All),
-        (Other, K::Role) => yes(object == "AlterRoleStmt", Cover::All),
-        (Other, _) => yes(other_explains(op, item.kind()), Cover::All),
+        (AlterRole, K::Role) => yes(item.key() == object, Cover::All),
+        (CreateRule | DropRule, K::Rule)
+        | (AlterPublication | CreatePublication | DropPublication, K::Publication)
+        | (AlterEventTrigger | CreateEventTrigger | DropEventTrigger, K::EventTrigger)
+        | (AlterStatistics | CreateStatistics | DropStatistics, K::Statistics) => {
+            yes(item.key() == object, Cover::All)
+        }
         // a dropped table leaves the publications that named it
         (DropTable, K::Publication) => yes(
             item.change
@@ -1563,5 +1544,60 @@ mod tests {
         assert!(!mentions("UNIQUE (\"a b\")", "a"));
         assert!(mentions("public.t.c", "t"));
         assert!(!mentions("", ""));
+    }
+}
+
+#[cfg(test)]
+mod coverage_tests {
+    use super::*;
+    use crate::catalog::{Comment, Table};
+
+    /// A run recorded before grants, comments and roles were read: its snapshot (coverage 0,
+    /// none of those fields) is compared with a live one on what it recorded.
+    #[test]
+    fn a_snapshot_an_older_sluice_wrote_is_compared_on_what_it_holds() {
+        let table = |grants: Vec<String>| Table {
+            key: "s.t".into(),
+            schema: "s".into(),
+            name: "t".into(),
+            kind: "table".into(),
+            persistence: "permanent".into(),
+            owner: "app".into(),
+            access_method: None,
+            tablespace: None,
+            options: vec![],
+            partition_of: None,
+            partition_bound: None,
+            partition_key: None,
+            inherits: vec![],
+            row_security: false,
+            force_row_security: false,
+            replica_identity: "default".into(),
+            grants,
+        };
+        let old: Snapshot = serde_json::from_str(
+            &serde_json::to_string(&Snapshot {
+                tables: vec![table(vec![])],
+                ..Snapshot::default()
+            })
+            .unwrap()
+            .replace(",\"coverage\":0", ""),
+        )
+        .unwrap();
+        assert_eq!(old.coverage, 0);
+        let live = Snapshot {
+            coverage: crate::catalog::COVERAGE,
+            tables: vec![table(vec!["app: SELECT (granted by app)".into()])],
+            comments: vec![Comment {
+                key: "table s.t".into(),
+                object_type: "table".into(),
+                object: "s.t".into(),
+                text: "t".into(),
+            }],
+            ..Snapshot::default()
+        };
+        assert!(!diff(&old, &live).is_empty());
+        assert!(diff(&old, &live.covered_as(old.coverage)).is_empty());
+        assert_eq!(live.covered_as(crate::catalog::COVERAGE), live);
     }
 }

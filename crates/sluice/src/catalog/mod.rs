@@ -36,6 +36,11 @@ use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 pub struct Snapshot {
     /// `server_version_num` of the server the snapshot was taken on (e.g. 150010).
     pub server_version_num: u32,
+    /// What the snapshot covers: [`COVERAGE`] for one taken now; 0 for one an older sluice
+    /// wrote, before grants, policies, comments, roles, rules, publications, event triggers and
+    /// extended statistics were read (compare it with [`Snapshot::covered_as`]).
+    #[serde(default)]
+    pub coverage: u32,
     pub extensions: Vec<Extension>,
     pub schemas: Vec<Schema>,
     pub types: Vec<Type>,
@@ -198,6 +203,9 @@ pub struct Comment {
     pub object: String,
     pub text: String,
 }
+
+/// What a snapshot taken now covers (see [`Snapshot::coverage`]).
+pub const COVERAGE: u32 = 1;
 
 /// An installed extension. Its member objects are not in the snapshot; the extension is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -527,6 +535,34 @@ keyed!(
 );
 
 impl Snapshot {
+    /// This snapshot as one of `coverage` would have seen it: compared with a snapshot an
+    /// older sluice wrote (a run applied before an upgrade), what that one could not read is
+    /// left out of this one, so that it is no difference (no false drift, and a rollback's
+    /// schema-equals-pre judges what the run's pre snapshot holds).
+    pub fn covered_as(&self, coverage: u32) -> Snapshot {
+        let mut out = self.clone();
+        if coverage >= 1 {
+            return out;
+        }
+        out.coverage = coverage;
+        out.schemas.iter_mut().for_each(|o| o.grants.clear());
+        out.tables.iter_mut().for_each(|o| o.grants.clear());
+        out.columns.iter_mut().for_each(|o| o.grants.clear());
+        out.sequences.iter_mut().for_each(|o| o.grants.clear());
+        out.functions.iter_mut().for_each(|o| o.grants.clear());
+        out.views.iter_mut().for_each(|o| o.grants.clear());
+        out.types.iter_mut().for_each(|o| o.grants.clear());
+        out.policies.clear();
+        out.default_privileges.clear();
+        out.comments.clear();
+        out.roles.clear();
+        out.rules.clear();
+        out.publications.clear();
+        out.event_triggers.clear();
+        out.statistics.clear();
+        out
+    }
+
     /// SHA-256 (hex) of the snapshot's JSON: equal snapshots have equal digests.
     pub fn sha256(&self) -> String {
         let bytes = serde_json::to_vec(self).expect("a snapshot serializes");
@@ -847,6 +883,7 @@ fn take(
         _ => None,
     };
     snap.roles = query::roles(&mut tx, &snap)?;
+    snap.coverage = COVERAGE;
     tx.rollback()?;
     snap.server_version_num = version as u32;
     snap.sort();

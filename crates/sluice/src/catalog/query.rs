@@ -302,7 +302,7 @@ fn rule_from_row(r: &Row) -> Rule {
     let enabled: String = r.get(4);
     Rule {
         key: dotted(&[&schema, &table, &name]),
-        definition: r.get(3),
+        definition: r.get::<_, Option<String>>(3).unwrap_or_default(),
         enabled: enabled_word(&enabled),
         schema,
         table,
@@ -312,6 +312,17 @@ fn rule_from_row(r: &Row) -> Rule {
 
 fn publications_sql(version: u32) -> String {
     // publishing every table of a schema (pg_publication_namespace) exists from PostgreSQL 15
+    // from PostgreSQL 15 a table may be published with a row filter and a column list
+    let table = if version >= 150000 {
+        "ns.nspname::text || '.' || c.relname::text \
+         || coalesce(' WHERE ' || pg_catalog.pg_get_expr(pr.prqual, pr.prrelid), '') \
+         || coalesce(' (' || (SELECT pg_catalog.string_agg(a.attname::text, ', ' ORDER BY a.attnum) \
+                                FROM pg_catalog.pg_attribute a \
+                               WHERE a.attrelid = pr.prrelid AND a.attnum = ANY (pr.prattrs)) \
+                     || ')', '')"
+    } else {
+        "ns.nspname::text || '.' || c.relname::text"
+    };
     let schemas = if version >= 150000 {
         "UNION ALL SELECT n.nspname::text || '.*' FROM pg_catalog.pg_publication_namespace pn \
            JOIN pg_catalog.pg_namespace n ON n.oid = pn.pnnspid WHERE pn.pnpubid = p.oid"
@@ -324,7 +335,7 @@ fn publications_sql(version: u32) -> String {
                                              ('delete', p.pubdelete), ('truncate', p.pubtruncate)) \
                                      AS o(op, yes) WHERE yes), \
                 p.pubviaroot, \
-                ARRAY(SELECT ns.nspname::text || '.' || c.relname::text \
+                ARRAY(SELECT {table} \
                         FROM pg_catalog.pg_publication_rel pr \
                         JOIN pg_catalog.pg_class c ON c.oid = pr.prrelid \
                         JOIN ns ON ns.oid = c.relnamespace \
@@ -394,7 +405,9 @@ fn statistics_from_row(r: &Row) -> Statistics {
     Statistics {
         key: dotted(&[&schema, &name]),
         table: r.get(2),
-        definition: r.get(3),
+        // NULL for an object dropped since the snapshot began (the function reads the catalog
+        // as it is now)
+        definition: r.get::<_, Option<String>>(3).unwrap_or_default(),
         owner: r.get(4),
         schema,
         name,
@@ -515,6 +528,7 @@ fn comments_sql() -> String {
            CROSS JOIN LATERAL pg_catalog.pg_identify_object(ds.classoid, ds.objoid, ds.objsubid) ia \
           WHERE ds.objoid >= 16384 \
             AND ds.objoid NOT IN (SELECT objid FROM ext) \
+            AND a.object_names IS NOT NULL AND a.type IS NOT NULL \
             AND (ia.schema IN (SELECT nspname FROM ns) \
                  OR (ds.classoid = 'pg_catalog.pg_namespace'::pg_catalog.regclass \
                      AND ds.objoid IN (SELECT oid FROM ns)))",
@@ -581,7 +595,7 @@ pub(super) fn roles(
     let rows = tx.query(
         "SELECT r.rolname::text, r.rolsuper, r.rolinherit, r.rolcreaterole, r.rolcreatedb,
                 r.rolcanlogin, r.rolreplication, r.rolbypassrls,
-                ARRAY(SELECT g.rolname::text FROM pg_catalog.pg_auth_members m
+                ARRAY(SELECT DISTINCT g.rolname::text FROM pg_catalog.pg_auth_members m
                         JOIN pg_catalog.pg_roles g ON g.oid = m.roleid
                        WHERE m.member = r.oid)
            FROM pg_catalog.pg_roles r

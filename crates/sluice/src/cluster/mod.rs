@@ -483,7 +483,10 @@ impl Cluster {
             writeln!(conf, "{key} = '{}'", value.replace('\'', "''"))?;
         }
         drop(conf);
-        self.start_again()
+        let started = self.start_again();
+        // a start that timed out may still leave a server running: dropping must stop it
+        self.running = true;
+        started
     }
 
     /// Stops the server now (dropping does the same, quietly).

@@ -627,6 +627,12 @@ fn unique_check_ids(pre: &[S<RawCheck>], post: &[S<RawCheck>], p: &mut Problems)
     let mut seen = std::collections::BTreeSet::new();
     for c in pre.iter().chain(post) {
         let id = c.get_ref().id.get_ref();
+        if id.contains('=') {
+            p.at(
+                &c.get_ref().id.span(),
+                format!("check id `{id}` has a `=`: expected an id without one (an acknowledgement names a check as CHECK=OBSERVED)"),
+            );
+        }
         if !seen.insert(id.clone()) {
             p.at(
                 &c.get_ref().id.span(),

@@ -206,17 +206,13 @@ pub(crate) struct Run<'a> {
 
 impl Run<'_> {
     /// Rewrites run.json; a failure is kept for [`Run::finish`], which fails the run with it.
+    /// Writes run.json again: atomically (a synced temporary renamed over it).
     pub fn save(&self) {
-        self.save_with(Sync::Now);
-    }
-
-    /// Writes run.json again (atomically: a temporary renamed over it), synced as `sync` says.
-    fn save_with(&self, sync: Sync) {
         let written = serde_json::to_vec_pretty(&self.record)
             .map_err(|e| format!("run.json: {e}"))
             .and_then(|text| {
                 self.dir
-                    .replace_with("run.json", &text, sync)
+                    .replace("run.json", &text)
                     .map_err(|e| e.to_string())
             });
         if let Err(e) = written {
@@ -268,9 +264,9 @@ impl Run<'_> {
             started_at: now_utc().0,
             duration_ms: 0,
         });
-        // that a step started is written at once (a killed sluice leaves it said) but synced
-        // only with the step's end: one disk wait per step instead of two
-        self.save_with(Sync::Later);
+        // run.json is always synced (a rename over it must not leave it empty after a power
+        // loss); the log line that the step started is synced with the step's end line
+        self.save();
         self.log_with(
             "step.start",
             serde_json::json!({ "step": step.name }),

@@ -43,8 +43,6 @@ struct State {
     /// The migration's operations as the scope gate derived them; the schema diff is judged
     /// against them.
     operations: Vec<crate::sql::Operation>,
-    /// The pre schema snapshot, when backup-restorable took it while pg_dump ran.
-    taken_pre: Option<Result<Snapshot, postgres::Error>>,
 }
 
 pub(super) fn run_all(
@@ -420,18 +418,7 @@ fn backup_restorable(
     }
     let observer = run.observer;
     let progress = |bytes: u64| observer.progress("pg_dump", bytes, Some(size));
-    // the pre schema snapshot (step 9) is taken on the working sessions while pg_dump runs:
-    // both only read, and neither waits for the other
-    let ignore = &pkg.schema_diff.ignore_schemas;
-    let (dumped, pre) = std::thread::scope(|scope| {
-        let taking = scope.spawn(|| pre_snapshot(st, ignore));
-        let dumped = backup::dump(&tools, target, spec, &path, &progress);
-        let pre = taking
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        (dumped, pre)
-    });
-    st.taken_pre = Some(pre);
+    let dumped = backup::dump(&tools, target, spec, &path, &progress);
     let info = match dumped {
         Ok(info) => info,
         Err(e) => return Failed(e.to_string()),
@@ -451,11 +438,7 @@ fn backup_restorable(
 
 fn pre_snapshots(run: &mut Run, pkg: &Package, st: &mut State) -> StepResult {
     let ignore = &pkg.schema_diff.ignore_schemas;
-    let taken = match st.taken_pre.take() {
-        Some(taken) => taken,
-        None => pre_snapshot(st, ignore),
-    };
-    let snapshot = match taken {
+    let snapshot = match pre_snapshot(st, ignore) {
         Ok(s) => s,
         Err(e) => return Failed(format!("schema snapshot: {}", target::pg_message(&e))),
     };

@@ -68,6 +68,18 @@ op_kinds! {
     ForceRls => "force_rls", 2;
     NoForceRls => "no_force_rls", 2;
     CreateSequence => "create_sequence", 2;
+    AlterRole => "alter_role", 1;
+    CreateRule => "create_rule", 3;
+    DropRule => "drop_rule", 3;
+    CreatePublication => "create_publication", 1;
+    AlterPublication => "alter_publication", 1;
+    DropPublication => "drop_publication", 1;
+    CreateEventTrigger => "create_event_trigger", 1;
+    AlterEventTrigger => "alter_event_trigger", 1;
+    DropEventTrigger => "drop_event_trigger", 1;
+    CreateStatistics => "create_statistics", 2;
+    AlterStatistics => "alter_statistics", 2;
+    DropStatistics => "drop_statistics", 2;
     Other => "other", -1;
 }
 
@@ -268,6 +280,33 @@ pub fn derive(node: &NodeEnum, path: &SearchPath) -> Vec<Operation> {
             )],
             None => vec![other(node)],
         },
+        NodeEnum::AlterRoleStmt(stmt) => match stmt.role.as_ref() {
+            Some(role) if !role.rolename.is_empty() => vec![op(AlterRole, role.rolename.clone())],
+            _ => vec![other(node)],
+        },
+        NodeEnum::RuleStmt(stmt) => match stmt.relation.as_ref() {
+            Some(rv) => vec![op(
+                CreateRule,
+                format!("{}.{}", relation(rv, path), stmt.rulename),
+            )],
+            None => vec![other(node)],
+        },
+        NodeEnum::CreatePublicationStmt(stmt) => vec![op(CreatePublication, stmt.pubname.clone())],
+        NodeEnum::AlterPublicationStmt(stmt) => vec![op(AlterPublication, stmt.pubname.clone())],
+        NodeEnum::CreateEventTrigStmt(stmt) => {
+            vec![op(CreateEventTrigger, stmt.trigname.clone())]
+        }
+        NodeEnum::AlterEventTrigStmt(stmt) => vec![op(AlterEventTrigger, stmt.trigname.clone())],
+        NodeEnum::CreateStatsStmt(stmt) => vec![op(
+            CreateStatistics,
+            match strings(&stmt.defnames).as_slice() {
+                [] => format!("{}.(unnamed)", path.creation_schema()),
+                parts => dotted(parts, path),
+            },
+        )],
+        NodeEnum::AlterStatsStmt(stmt) => {
+            vec![op(AlterStatistics, dotted(&strings(&stmt.defnames), path))]
+        }
         NodeEnum::CreateSeqStmt(stmt) => match stmt.sequence.as_ref() {
             Some(rv) => vec![op(CreateSequence, relation(rv, path))],
             None => vec![other(node)],
@@ -370,6 +409,10 @@ fn drop_stmt(
         ObjectType::ObjectIndex => OpKind::DropIndex,
         ObjectType::ObjectSchema => OpKind::DropSchema,
         ObjectType::ObjectPolicy => OpKind::DropPolicy,
+        ObjectType::ObjectRule => OpKind::DropRule,
+        ObjectType::ObjectPublication => OpKind::DropPublication,
+        ObjectType::ObjectEventTrigger => OpKind::DropEventTrigger,
+        ObjectType::ObjectStatisticExt => OpKind::DropStatistics,
         _ => return vec![other(node)],
     };
     stmt.objects
@@ -381,8 +424,10 @@ fn drop_stmt(
                 _ => vec![],
             };
             let name = match kind {
-                OpKind::DropSchema => parts.last().cloned().unwrap_or_default(),
-                OpKind::DropPolicy => super::privileges::on_table(&parts, path),
+                OpKind::DropSchema | OpKind::DropPublication | OpKind::DropEventTrigger => {
+                    parts.last().cloned().unwrap_or_default()
+                }
+                OpKind::DropPolicy | OpKind::DropRule => super::privileges::on_table(&parts, path),
                 _ => dotted(&parts, path),
             };
             Operation::new(kind, name)
