@@ -110,10 +110,49 @@ pub fn dump(
     path: &Path,
     progress: &dyn Fn(u64),
 ) -> Result<DumpInfo, BackupError> {
+    let written = write_dump(tools, target, spec, path, progress)?;
+    check_dump(tools, spec, path, written)
+}
+
+/// A dump pg_dump has finished writing, not read back yet.
+pub enum Written {
+    Custom(WrittenCustom),
+    /// How long pg_dump took.
+    Directory(u64),
+}
+
+/// The first half of [`dump`]: pg_dump writes the dump. The target is not read after it:
+/// what the caller does next with the target (the pre snapshot) may run beside
+/// [`check_dump`].
+pub fn write_dump(
+    tools: &ClientTools,
+    target: &Target,
+    spec: &DumpSpec,
+    path: &Path,
+    progress: &dyn Fn(u64),
+) -> Result<Written, BackupError> {
     supports(tools, spec.compression)?;
     written(spec, path, || match spec.format {
-        DumpFormat::Custom => dump_custom(tools, target, spec, path, progress),
-        DumpFormat::Directory => dump_directory(tools, target, spec, path, progress),
+        DumpFormat::Custom => {
+            write_custom(tools, target, spec, path, progress).map(Written::Custom)
+        }
+        DumpFormat::Directory => {
+            write_directory(tools, target, spec, path, progress).map(Written::Directory)
+        }
+    })
+}
+
+/// The second half of [`dump`]: every byte read back through pg_restore, every file hashed;
+/// a dump that fails is removed.
+pub fn check_dump(
+    tools: &ClientTools,
+    spec: &DumpSpec,
+    path: &Path,
+    written_dump: Written,
+) -> Result<DumpInfo, BackupError> {
+    written(spec, path, || match written_dump {
+        Written::Custom(custom) => check_custom(tools, spec, path, custom),
+        Written::Directory(dump_ms) => check_directory(tools, spec, path, dump_ms),
     })
 }
 
@@ -127,11 +166,7 @@ pub fn dump_to_restore(
     path: &Path,
     progress: &dyn Fn(u64),
 ) -> Result<(), BackupError> {
-    supports(tools, spec.compression)?;
-    written(spec, path, || match spec.format {
-        DumpFormat::Custom => write_custom(tools, target, spec, path, progress).map(|_| ()),
-        DumpFormat::Directory => write_directory(tools, target, spec, path, progress).map(|_| ()),
-    })
+    write_dump(tools, target, spec, path, progress).map(|_| ())
 }
 
 /// Runs `write` after checking that the tools support the compression; a dump that failed is
@@ -223,20 +258,18 @@ fn start_pg_dump(
 
 /// What writing a custom-format dump gave: its size, the sha256 of its bytes (hashed as they
 /// were written), and how long pg_dump took.
-struct WrittenCustom {
+pub struct WrittenCustom {
     bytes: u64,
     sha256: String,
     dump_ms: u64,
 }
 
-fn dump_custom(
+fn check_custom(
     tools: &ClientTools,
-    target: &Target,
     spec: &DumpSpec,
     path: &Path,
-    progress: &dyn Fn(u64),
+    written: WrittenCustom,
 ) -> Result<DumpInfo, BackupError> {
-    let written = write_custom(tools, target, spec, path, progress)?;
     let read_back = read_back(tools, path, DumpFormat::Custom, 1)?;
     Ok(DumpInfo {
         path: path.to_path_buf(),
@@ -371,14 +404,12 @@ fn write_directory(
     Ok(dump_ms)
 }
 
-fn dump_directory(
+fn check_directory(
     tools: &ClientTools,
-    target: &Target,
     spec: &DumpSpec,
     path: &Path,
-    progress: &dyn Fn(u64),
+    dump_ms: u64,
 ) -> Result<DumpInfo, BackupError> {
-    let dump_ms = write_directory(tools, target, spec, path, progress)?;
     let jobs = spec.effective_jobs();
     // hash the files while pg_restore reads them back: both read the same pages, once from disk
     let (files, read_back) = std::thread::scope(|scope| {

@@ -8,7 +8,10 @@ mod dump;
 mod readback;
 mod spec;
 
-pub use dump::{dump, dump_path, dump_to_restore, hash_dump, DumpFile, DumpInfo};
+pub use dump::{
+    check_dump, dump, dump_path, dump_to_restore, hash_dump, write_dump, DumpFile, DumpInfo,
+    Written, WrittenCustom,
+};
 pub use readback::ReadBack;
 pub use spec::{Compression, DumpFormat, DumpSpec};
 

@@ -43,6 +43,11 @@ struct State {
     /// The migration's operations as the scope gate derived them; the schema diff is judged
     /// against them.
     operations: Vec<crate::sql::Operation>,
+    /// The pre schema snapshot, when backup-restorable took it after pg_dump finished, while
+    /// the dump was read back.
+    taken_pre: Option<Result<Snapshot, postgres::Error>>,
+    /// The post schema snapshot, taken on the second session while the verify checks ran.
+    taken_post: Option<Result<Snapshot, postgres::Error>>,
 }
 
 pub(super) fn run_all(
@@ -418,7 +423,22 @@ fn backup_restorable(
     }
     let observer = run.observer;
     let progress = |bytes: u64| observer.progress("pg_dump", bytes, Some(size));
-    let dumped = backup::dump(&tools, target, spec, &path, &progress);
+    let written = match backup::write_dump(&tools, target, spec, &path, &progress) {
+        Ok(written) => written,
+        Err(e) => return Failed(e.to_string()),
+    };
+    // pg_dump is done with the target: the pre schema snapshot (step 9) is taken on the working
+    // sessions while pg_restore reads the dump back (it reads files only)
+    let ignore = &pkg.schema_diff.ignore_schemas;
+    let (dumped, pre) = std::thread::scope(|scope| {
+        let taking = scope.spawn(|| pre_snapshot(st, ignore));
+        let checked = backup::check_dump(&tools, spec, &path, written);
+        let pre = taking
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (checked, pre)
+    });
+    st.taken_pre = Some(pre);
     let info = match dumped {
         Ok(info) => info,
         Err(e) => return Failed(e.to_string()),
@@ -438,7 +458,11 @@ fn backup_restorable(
 
 fn pre_snapshots(run: &mut Run, pkg: &Package, st: &mut State) -> StepResult {
     let ignore = &pkg.schema_diff.ignore_schemas;
-    let snapshot = match pre_snapshot(st, ignore) {
+    let taken = match st.taken_pre.take() {
+        Some(taken) => taken,
+        None => pre_snapshot(st, ignore),
+    };
+    let snapshot = match taken {
         Ok(s) => s,
         Err(e) => return Failed(format!("schema snapshot: {}", target::pg_message(&e))),
     };
@@ -671,7 +695,38 @@ fn migration_atomic(run: &mut Run, pkg: &Package, st: &mut State) -> StepResult 
 }
 
 fn verification(run: &mut Run, pkg: &Package, st: &mut State) -> StepResult {
-    let mut results = run_checks(client(st), &pkg.verify);
+    let ignore = &pkg.schema_diff.ignore_schemas;
+    // the post schema snapshot (step 14) is taken on the second session while the checks run
+    // on the working one: after COMMIT both only read the committed state
+    let State {
+        client,
+        aux,
+        pre_schema,
+        pre_baseline,
+        taken_post,
+        ..
+    } = st;
+    let work = client.as_mut().expect("connected by exclusive-run");
+    let (mut results, post) = std::thread::scope(|scope| {
+        let post = aux.as_mut().map(|helper| {
+            scope.spawn(move || {
+                let options = catalog::SnapshotOptions::new(ignore);
+                let options = match (pre_schema.as_ref(), pre_baseline.as_ref()) {
+                    (Some(pre), Some(baseline)) => options.since(pre, baseline),
+                    _ => options,
+                };
+                catalog::snapshot(helper, options).map(|taken| taken.snapshot)
+            })
+        });
+        let results = run_checks(work, &pkg.verify);
+        let post = post.map(|thread| {
+            thread
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        });
+        (results, post)
+    });
+    *taken_post = post;
     if results.iter().any(|r| !r.holds) {
         let verdict = crate::approval::evaluate(
             &pkg.approvals,
@@ -688,7 +743,11 @@ fn verification(run: &mut Run, pkg: &Package, st: &mut State) -> StepResult {
 
 fn schema_diff(run: &mut Run, pkg: &Package, st: &mut State) -> StepResult {
     let ignore = &pkg.schema_diff.ignore_schemas;
-    let post = match post_snapshot(st, ignore) {
+    let taken = match st.taken_post.take() {
+        Some(taken) => taken,
+        None => post_snapshot(st, ignore),
+    };
+    let post = match taken {
         Ok(s) => s,
         Err(e) => return Failed(format!("schema snapshot: {}", target::pg_message(&e))),
     };
