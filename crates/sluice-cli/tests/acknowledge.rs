@@ -170,50 +170,28 @@ fn an_acknowledgement_needs_a_note_a_preflight_check_and_an_approving_decision()
         ],
         "approving decision",
     );
-    refused(
-        &[
-            "--decision",
-            "pass",
-            "--note",
-            "n",
-            "--acknowledge",
-            "V-α-3=87",
-        ],
-        "V-α-3 is a verify check; it runs after COMMIT",
-    );
-    refused(
-        &[
-            "--decision",
-            "pass",
-            "--note",
-            "n",
-            "--acknowledge",
+    // a pass with a note, acknowledging what cannot be acknowledged
+    for (acknowledge, why) in [
+        ("V-α-3=87", "V-α-3 is a verify check; it runs after COMMIT"),
+        (
             "migration.expect=87",
-        ],
-        "the expectation checked before COMMIT is the atomic guarantee",
-    );
-    refused(
-        &[
-            "--decision",
-            "pass",
-            "--note",
-            "n",
-            "--acknowledge",
-            "P-99=1",
-        ],
-        "expected CHECK=OBSERVED",
-    );
-    refused(
-        &[
-            "--decision",
-            "pass",
-            "--note",
-            "n",
-            "--acknowledge",
-            "P-1=1",
-        ],
-        "covered by gate",
-    );
+            "the expectation checked before COMMIT is the atomic guarantee",
+        ),
+        ("P-99=1", "expected CHECK=OBSERVED"),
+        ("P-1=1", "covered by gate"),
+    ] {
+        refused(
+            &[
+                "--decision",
+                "pass",
+                "--note",
+                "n",
+                "--acknowledge",
+                acknowledge,
+            ],
+            why,
+        );
+    }
 }
 
 /// The seed's own case: P-8 expects 86 and the table has 87. Acknowledged, the preflight

@@ -375,21 +375,45 @@ fn rollback_without_a_terminal_or_yes_is_refused_with_exit_3() {
     );
 }
 
+/// `sluice rollback` of `run` for V-α-3, reaching the target through `via`, refused before it
+/// changed anything: exit 3, `error[GATE]`, the target (`conninfo`) unchanged. Returns stderr.
+fn rollback_refused(
+    ready: &Ready,
+    (conninfo, via): (&str, &str),
+    run: &Path,
+    environment: &str,
+    gate: &str,
+) -> String {
+    let before = fingerprint(conninfo);
+    let assert = rollback_cmd(ready, via, run, "V-α-3", environment)
+        .assert()
+        .code(3);
+    let stderr = stderr_of(&assert);
+    assert!(
+        stderr.contains(&format!("error[{gate}]")),
+        "want error[{gate}] in:\n{stderr}"
+    );
+    assert_eq!(
+        before,
+        fingerprint(conninfo),
+        "{gate} refused but the target changed"
+    );
+    stderr
+}
+
 #[test]
 fn rollback_is_refused_on_another_environment() {
     let (cluster, conninfo) = fixture_target();
     let ready = ready_package(&cluster);
     let run = applied_with_failing_verify(&ready, &conninfo);
-    let before = fingerprint(&conninfo);
-    let assert = rollback_cmd(&ready, &conninfo, &run, "V-α-3", "staging")
-        .assert()
-        .code(3);
-    let stderr = stderr_of(&assert);
-    assert!(
-        stderr.contains("error[rollback-run]") && stderr.contains("not staging"),
-        "{stderr}"
+    let stderr = rollback_refused(
+        &ready,
+        (&conninfo, &conninfo),
+        &run,
+        "staging",
+        "rollback-run",
     );
-    assert_eq!(before, fingerprint(&conninfo));
+    assert!(stderr.contains("not staging"), "{stderr}");
 }
 
 #[test]
@@ -923,16 +947,14 @@ fn rollback_exclusive_run_refuses_while_another_run_holds_the_lock() {
     holder
         .execute("SELECT pg_advisory_lock($1)", &[&key])
         .unwrap();
-    let before = fingerprint(&conninfo);
-    let assert = rollback_cmd(&ready, &conninfo, &run, "V-α-3", "production")
-        .assert()
-        .code(3);
-    let stderr = stderr_of(&assert);
-    assert!(
-        stderr.contains("error[exclusive-run]") && stderr.contains("holds the lock"),
-        "{stderr}"
+    let stderr = rollback_refused(
+        &ready,
+        (&conninfo, &conninfo),
+        &run,
+        "production",
+        "exclusive-run",
     );
-    assert_eq!(before, fingerprint(&conninfo));
+    assert!(stderr.contains("holds the lock"), "{stderr}");
     assert_eq!(run_json(&last_run(&ready))["failed_gate"], "exclusive-run");
 }
 
@@ -941,19 +963,19 @@ fn rollback_target_identity_refuses_another_database() {
     let (cluster, conninfo) = fixture_target();
     let ready = ready_package(&cluster);
     let run = applied_with_failing_verify(&ready, &conninfo);
-    let before = fingerprint(&conninfo);
     let elsewhere = conninfo.replace("dbname=directus", "dbname=postgres");
     assert_ne!(elsewhere, conninfo);
-    let assert = rollback_cmd(&ready, &elsewhere, &run, "V-α-3", "production")
-        .assert()
-        .code(3);
-    let stderr = stderr_of(&assert);
+    let stderr = rollback_refused(
+        &ready,
+        (&conninfo, &elsewhere),
+        &run,
+        "production",
+        "target-identity",
+    );
     assert!(
-        stderr.contains("error[target-identity]")
-            && stderr.contains("database is postgres but must be directus"),
+        stderr.contains("database is postgres but must be directus"),
         "{stderr}"
     );
-    assert_eq!(before, fingerprint(&conninfo));
 }
 
 /// One test per rollback step that makes it fail for real (the restore script only records):

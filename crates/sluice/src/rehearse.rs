@@ -475,12 +475,11 @@ fn superuser_rehearsal(
         .iter()
         .filter(|name| **name != superuser)
         .map(|name| {
-            let attrs = if *name == role {
-                "LOGIN SUPERUSER"
-            } else {
-                "LOGIN"
-            };
-            format!("CREATE ROLE {} {attrs}", quote_ident(name))
+            Role {
+                superuser: *name == role,
+                ..Role::plain(name)
+            }
+            .create_sql(true)
         })
         .collect();
     let described = format!(

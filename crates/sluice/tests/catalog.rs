@@ -657,6 +657,46 @@ fn every_object_kind_is_read_and_extension_members_are_left_out() {
     cluster.stop().unwrap();
 }
 
+/// The snapshot of a copy of database `base` after `change`; the copy is dropped again.
+fn snapshot_after(
+    cluster: &sluice::cluster::Cluster,
+    admin: &mut Client,
+    change: &str,
+) -> Snapshot {
+    admin
+        .batch_execute("CREATE DATABASE changed TEMPLATE base")
+        .unwrap();
+    let mut copy = cluster.connect("changed").unwrap();
+    copy.batch_execute(change).unwrap();
+    let after = snap(&mut copy);
+    drop(copy);
+    admin.batch_execute("DROP DATABASE changed").unwrap();
+    after
+}
+
+/// `change` (from `first` to `after`) shows `object` in the diff, which no operation explains
+/// and `op` does. Returns the diff.
+fn judged_only_by(
+    (first, after): (&Snapshot, &Snapshot),
+    change: &str,
+    object: &str,
+    op: &str,
+) -> catalog::SchemaDiff {
+    let d = catalog::diff(first, after);
+    let all: BTreeSet<String> = [&d.added, &d.removed, &d.changed]
+        .into_iter()
+        .flat_map(|list| keys(list))
+        .collect();
+    assert!(all.contains(object), "{change}: {all:?}");
+    assert!(
+        !catalog::judge(&d, &[], &policy(false)).holds,
+        "{change} passes without an operation"
+    );
+    let judged = catalog::judge(&d, &ops(&[op]), &policy(false));
+    assert!(judged.holds, "{change} with `{op}`: {judged:#?}");
+    d
+}
+
 /// Privileges (normalized, so their order is no diff), row-level security policies, comments and
 /// default privileges are in the snapshot, and each change of them is a diff that only the
 /// operation naming it explains (issue #16).
@@ -812,31 +852,9 @@ fn privileges_policies_comments_and_default_privileges_are_read_and_judged() {
         ),
     ];
     drop(c);
-    // `change` made on a copy of the base database: its snapshot after
-    let mut changed = |change: &str| {
-        admin
-            .batch_execute("CREATE DATABASE changed TEMPLATE base")
-            .unwrap();
-        let mut copy = cluster.connect("changed").unwrap();
-        copy.batch_execute(change).unwrap();
-        let after = snap(&mut copy);
-        drop(copy);
-        admin.batch_execute("DROP DATABASE changed").unwrap();
-        after
-    };
     for (change, object, op) in cases {
-        let d = catalog::diff(&first, &changed(change));
-        let all: BTreeSet<String> = [&d.added, &d.removed, &d.changed]
-            .into_iter()
-            .flat_map(|list| keys(list))
-            .collect();
-        assert!(all.contains(*object), "{change}: {all:?}");
-        assert!(
-            !catalog::judge(&d, &[], &policy(false)).holds,
-            "{change} passes without an operation"
-        );
-        let judged = catalog::judge(&d, &ops(&[op]), &policy(false));
-        assert!(judged.holds, "{change} with `{op}`: {judged:#?}");
+        let after = snapshot_after(&cluster, &mut admin, change);
+        judged_only_by((&first, &after), change, object, op);
     }
 
     // roles: those the objects name, with attributes and memberships (cluster-wide, so each
@@ -860,7 +878,7 @@ fn privileges_policies_comments_and_default_privileges_are_read_and_judged() {
             "member_of gained \"sluice_writer\"",
         ),
     ] {
-        let d = catalog::diff(&first, &changed(change));
+        let d = catalog::diff(&first, &snapshot_after(&cluster, &mut admin, change));
         cluster
             .connect("postgres")
             .unwrap()
@@ -879,7 +897,10 @@ fn privileges_policies_comments_and_default_privileges_are_read_and_judged() {
     }
 
     // who gained what, in words
-    let d = catalog::diff(&first, &changed("GRANT SELECT ON app.u TO PUBLIC"));
+    let d = catalog::diff(
+        &first,
+        &snapshot_after(&cluster, &mut admin, "GRANT SELECT ON app.u TO PUBLIC"),
+    );
     assert_eq!(
         d.changed[0].field_details(),
         ["grants gained \"PUBLIC: SELECT (granted by postgres)\""]
@@ -978,26 +999,8 @@ fn rules_publications_event_triggers_and_statistics_are_read_and_judged() {
         if change.contains(" WHERE ") && first.server_version_num < 150000 {
             continue;
         }
-        admin
-            .batch_execute("CREATE DATABASE changed TEMPLATE base")
-            .unwrap();
-        let mut copy = cluster.connect("changed").unwrap();
-        copy.batch_execute(change).unwrap();
-        let after = snap(&mut copy);
-        drop(copy);
-        admin.batch_execute("DROP DATABASE changed").unwrap();
-        let d = catalog::diff(&first, &after);
-        let all: BTreeSet<String> = [&d.added, &d.removed, &d.changed]
-            .into_iter()
-            .flat_map(|list| keys(list))
-            .collect();
-        assert!(all.contains(*object), "{change}: {all:?}");
-        assert!(
-            !catalog::judge(&d, &[], &policy(false)).holds,
-            "{change} passes without an operation"
-        );
-        let judged = catalog::judge(&d, &ops(&[op]), &policy(false));
-        assert!(judged.holds, "{change} with `{op}`: {judged:#?}");
+        let after = snapshot_after(&cluster, &mut admin, change);
+        let d = judged_only_by((&first, &after), change, object, op);
         // the same operation on another object of the kind explains nothing
         let (word, named) = op.rsplit_once(' ').unwrap();
         let elsewhere = format!("{word} {named}_elsewhere");
