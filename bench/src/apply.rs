@@ -153,6 +153,28 @@ psql -XtAc "COPY (SELECT id, updated_at FROM public.tac_logical_unit ORDER BY id
     ))
 }
 
+/// With SLUICE_BENCH_KEEP=DIR, the first run's evidence is copied there (the step timings in its
+/// run.json say where sluice's time goes).
+fn keep_evidence(bench: &Bench, run: usize) -> Result<()> {
+    let Some(keep) = std::env::var_os("SLUICE_BENCH_KEEP").filter(|_| run == 0) else {
+        return Ok(());
+    };
+    let out = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(bench.scratch.path().join("evidence-0"))
+        .arg(keep)
+        .output()
+        .map_err(err("cp"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "SLUICE_BENCH_KEEP: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
 pub fn run(bench: &Bench) -> Result<Outcome> {
     prepare_template(bench)?;
     let dir = package(bench, None)?;
@@ -187,6 +209,7 @@ pub fn run(bench: &Bench) -> Result<Outcome> {
             ));
         }
         checks = pkg.preflight.len() + pkg.verify.len();
+        keep_evidence(bench, i)?;
         fresh_target(bench)?;
         theirs.push(bench.timed_shell("directus", &script)?);
     }

@@ -65,12 +65,23 @@ fn inspect(bindir: &Path) -> Option<ClientTools> {
     if !bindir.join("pg_dump").is_file() || !bindir.join("pg_restore").is_file() {
         return None;
     }
+    if is_debian_wrapper(&bindir.join("pg_dump")) {
+        return None;
+    }
     let (version, major) = crate::cluster::program_version(&bindir.join("pg_dump"))?;
     Some(ClientTools {
         bindir: bindir.to_path_buf(),
         version,
         major,
     })
+}
+
+/// Debian's `/usr/bin/pg_dump` is a link to `pg_wrapper`, a Perl script that runs the newest
+/// `/usr/lib/postgresql/*/bin/pg_dump` — a folder looked at anyway. Asking the wrapper its
+/// version costs a Perl start (about 0.1 s of CPU) for nothing.
+fn is_debian_wrapper(program: &Path) -> bool {
+    std::fs::canonicalize(program)
+        .is_ok_and(|real| real.file_name().is_some_and(|n| n == "pg_wrapper"))
 }
 
 /// Every folder that may hold client tools: the explicit one only when given, else

@@ -454,19 +454,28 @@ fn collect_text_rows(messages: Vec<SimpleQueryMessage>) -> TextRows {
 
 /// Runs one check in its own `BEGIN READ ONLY` transaction with a statement timeout, and always
 /// rolls back: a check cannot write, even if it tries.
+///
+/// `sql` is one statement (a package's check is parsed as exactly one by `package::validate`):
+/// the transaction, the query and the ROLLBACK go as one simple-protocol Query, one round trip.
+/// The statement starts on a line of its own and the ROLLBACK on the next, so a trailing `--`
+/// comment cannot reach past it. When the query fails the server skips the rest of the message
+/// and the transaction stays open, aborted: a ROLLBACK of its own ends it.
 pub fn read_only_query(
     client: &mut Client,
     sql: &str,
     timeout_ms: u64,
 ) -> Result<TextRows, postgres::Error> {
-    client.batch_execute(&format!(
-        "BEGIN READ ONLY; SET LOCAL statement_timeout = {timeout_ms}; SET LOCAL lock_timeout = {timeout_ms}"
-    ))?;
-    let result = text_query(client, sql);
-    let rollback = client.batch_execute("ROLLBACK");
-    let rows = result?;
-    rollback?;
-    Ok(rows)
+    let whole = format!(
+        "BEGIN READ ONLY; SET LOCAL statement_timeout = {timeout_ms}; SET LOCAL lock_timeout = {timeout_ms};\n{sql}\n;ROLLBACK"
+    );
+    match client.simple_query(&whole) {
+        Ok(messages) => Ok(collect_text_rows(messages)),
+        Err(err) => {
+            // ends the aborted transaction; harmless (a warning) when there is none
+            let _ = client.batch_execute("ROLLBACK");
+            Err(err)
+        }
+    }
 }
 
 /// Row-level triggers that fire on INSERT, UPDATE or DELETE, per table, for the
