@@ -7,11 +7,11 @@
 use super::names::{relation, SearchPath};
 use pg_query::protobuf::{AlterTableType, ConstrType, Node};
 use pg_query::NodeEnum;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// A table-level lock mode, from the weakest to the strongest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LockMode {
     AccessShare,
@@ -39,16 +39,109 @@ impl LockMode {
         }
     }
 
+    /// Every mode, from the weakest to the strongest (the order of [`CONFLICTS`]).
+    pub const ALL: [LockMode; 8] = [
+        LockMode::AccessShare,
+        LockMode::RowShare,
+        LockMode::RowExclusive,
+        LockMode::ShareUpdateExclusive,
+        LockMode::Share,
+        LockMode::ShareRowExclusive,
+        LockMode::Exclusive,
+        LockMode::AccessExclusive,
+    ];
+
+    /// The mode `pg_locks.mode` names (`AccessExclusiveLock`, …); None for the row-level and
+    /// other names it can also hold (`SIReadLock`).
+    pub fn from_pg(mode: &str) -> Option<LockMode> {
+        LockMode::ALL.into_iter().find(|m| m.pg_name() == mode)
+    }
+
+    /// The mode as `pg_locks.mode` writes it.
+    pub fn pg_name(self) -> &'static str {
+        match self {
+            LockMode::AccessShare => "AccessShareLock",
+            LockMode::RowShare => "RowShareLock",
+            LockMode::RowExclusive => "RowExclusiveLock",
+            LockMode::ShareUpdateExclusive => "ShareUpdateExclusiveLock",
+            LockMode::Share => "ShareLock",
+            LockMode::ShareRowExclusive => "ShareRowExclusiveLock",
+            LockMode::Exclusive => "ExclusiveLock",
+            LockMode::AccessExclusive => "AccessExclusiveLock",
+        }
+    }
+
+    /// Whether a session holding `self` makes one asking for `other` wait (PostgreSQL's
+    /// conflict table, [`CONFLICTS`]).
+    pub fn conflicts_with(self, other: LockMode) -> bool {
+        CONFLICTS[self as usize] & (1 << other as u8) != 0
+    }
+
+    /// The ordinary statements that wait while this mode is held on their table.
+    pub fn blocks(self) -> Vec<&'static str> {
+        STATEMENT_CLASSES
+            .iter()
+            .filter(|(_, asks)| self.conflicts_with(*asks))
+            .map(|(statement, _)| *statement)
+            .collect()
+    }
+
+    /// What holding this mode on a table means for the sessions using it, in a few words.
+    pub fn blocks_phrase(self) -> &'static str {
+        match self {
+            LockMode::AccessExclusive => "blocks every read and write",
+            LockMode::Exclusive => "blocks writes and SELECT … FOR UPDATE; plain reads go on",
+            LockMode::ShareRowExclusive | LockMode::Share => "blocks writes; reads go on",
+            LockMode::ShareUpdateExclusive => {
+                "blocks VACUUM/ANALYZE, index builds and DDL; reads and writes go on"
+            }
+            LockMode::RowExclusive => "blocks CREATE INDEX and DDL; reads and writes go on",
+            LockMode::RowShare => "blocks EXCLUSIVE locks and DDL; reads and writes go on",
+            LockMode::AccessShare => "blocks only DDL",
+        }
+    }
+
     /// Whether it conflicts with ROW EXCLUSIVE: INSERT, UPDATE and DELETE wait for it.
     pub fn blocks_writes(self) -> bool {
-        self >= LockMode::Share
+        self.conflicts_with(LockMode::RowExclusive)
     }
 
     /// Whether it conflicts with ACCESS SHARE: plain SELECTs wait for it.
     pub fn blocks_reads(self) -> bool {
-        self == LockMode::AccessExclusive
+        self.conflicts_with(LockMode::AccessShare)
     }
 }
+
+/// PostgreSQL's lock conflict table ("Explicit Locking", Table 13.2; `LockConflicts[]` in
+/// lock.c): row = the mode held, bit n set = it conflicts with the mode of discriminant n
+/// (0 ACCESS SHARE … 7 ACCESS EXCLUSIVE).
+pub const CONFLICTS: [u8; 8] = [
+    0b1000_0000, // ACCESS SHARE            — AE
+    0b1100_0000, // ROW SHARE               — E, AE
+    0b1111_0000, // ROW EXCLUSIVE           — S, SRE, E, AE
+    0b1111_1000, // SHARE UPDATE EXCLUSIVE  — SUE, S, SRE, E, AE
+    0b1110_1100, // SHARE                   — RE, SUE, SRE, E, AE
+    0b1111_1100, // SHARE ROW EXCLUSIVE     — RE, SUE, S, SRE, E, AE
+    0b1111_1110, // EXCLUSIVE               — all but ACCESS SHARE
+    0b1111_1111, // ACCESS EXCLUSIVE        — all
+];
+
+/// The lock each ordinary statement asks for on its table (the "acquired by" lists of the
+/// same chapter).
+pub const STATEMENT_CLASSES: [(&str, LockMode); 6] = [
+    ("SELECT", LockMode::AccessShare),
+    ("SELECT … FOR UPDATE/SHARE", LockMode::RowShare),
+    ("INSERT/UPDATE/DELETE/MERGE", LockMode::RowExclusive),
+    (
+        "VACUUM/ANALYZE/CREATE INDEX CONCURRENTLY",
+        LockMode::ShareUpdateExclusive,
+    ),
+    ("CREATE INDEX", LockMode::Share),
+    (
+        "DDL (ALTER TABLE, DROP, TRUNCATE)",
+        LockMode::AccessExclusive,
+    ),
+];
 
 impl fmt::Display for LockMode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -281,6 +374,96 @@ mod tests {
 
     fn on(table: &str, mode: LockMode) -> (String, LockMode) {
         (table.to_string(), mode)
+    }
+
+    /// The "Conflicts with" list of each mode, as the "Explicit Locking" chapter writes it.
+    const DOCUMENTED: [(LockMode, &[LockMode]); 8] = {
+        use LockMode::*;
+        [
+            (AccessShare, &[AccessExclusive]),
+            (RowShare, &[Exclusive, AccessExclusive]),
+            (
+                RowExclusive,
+                &[Share, ShareRowExclusive, Exclusive, AccessExclusive],
+            ),
+            (
+                ShareUpdateExclusive,
+                &[
+                    ShareUpdateExclusive,
+                    Share,
+                    ShareRowExclusive,
+                    Exclusive,
+                    AccessExclusive,
+                ],
+            ),
+            (
+                Share,
+                &[
+                    RowExclusive,
+                    ShareUpdateExclusive,
+                    ShareRowExclusive,
+                    Exclusive,
+                    AccessExclusive,
+                ],
+            ),
+            (
+                ShareRowExclusive,
+                &[
+                    RowExclusive,
+                    ShareUpdateExclusive,
+                    Share,
+                    ShareRowExclusive,
+                    Exclusive,
+                    AccessExclusive,
+                ],
+            ),
+            (
+                Exclusive,
+                &[
+                    RowShare,
+                    RowExclusive,
+                    ShareUpdateExclusive,
+                    Share,
+                    ShareRowExclusive,
+                    Exclusive,
+                    AccessExclusive,
+                ],
+            ),
+            (AccessExclusive, &LockMode::ALL),
+        ]
+    };
+
+    #[test]
+    fn the_conflict_table_is_the_documented_one_and_symmetric() {
+        for (held, listed) in DOCUMENTED {
+            for asked in LockMode::ALL {
+                assert_eq!(
+                    held.conflicts_with(asked),
+                    listed.contains(&asked),
+                    "{held} against {asked}"
+                );
+                assert_eq!(held.conflicts_with(asked), asked.conflicts_with(held));
+            }
+        }
+    }
+
+    #[test]
+    fn the_statements_each_mode_blocks() {
+        use LockMode::*;
+        assert_eq!(AccessExclusive.blocks().len(), STATEMENT_CLASSES.len());
+        assert_eq!(
+            RowExclusive.blocks(),
+            ["CREATE INDEX", "DDL (ALTER TABLE, DROP, TRUNCATE)"]
+        );
+        let sue = ShareUpdateExclusive.blocks();
+        assert!(!sue.contains(&"SELECT") && !sue.contains(&"INSERT/UPDATE/DELETE/MERGE"));
+        // blocks_reads / blocks_writes are what they were before the table: AE, and SHARE or up
+        for mode in LockMode::ALL {
+            assert_eq!(mode.blocks_reads(), mode == AccessExclusive, "{mode}");
+            assert_eq!(mode.blocks_writes(), mode >= Share, "{mode}");
+            assert_eq!(LockMode::from_pg(mode.pg_name()), Some(mode));
+        }
+        assert_eq!(LockMode::from_pg("SIReadLock"), None);
     }
 
     // Each expectation below was read from pg_locks on PostgreSQL 15 inside an open transaction.
