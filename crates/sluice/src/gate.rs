@@ -153,7 +153,7 @@ pub const STEPS: &[Step] = &[
     step(StepId::Approvals, 5, Gate, "review gate", BeforeMigration,
         "enough valid signatures from allowed signers, bound to this digest, none reject, operator not among them unless allowed"),
     step(StepId::Rehearsal, 6, Gate, "G-10", BeforeMigration,
-        "a passing rehearsal record exists for this digest (when required)"),
+        "a passing rehearsal record exists for this digest (when required), and none of its statements held a lock blocking reads or writes of an existing table longer than [rehearsal] lock_budget_ms (when set)"),
     step(StepId::ClientVersion, 7, Gate, "—", BeforeMigration,
         "the pg_dump/pg_restore used are at least the server's major version"),
     step(StepId::BackupRestorable, 8, Gate, "G-1, C-01, C-02", BeforeMigration,

@@ -25,6 +25,7 @@
 //! - [`checks`]: running preflight and verify checks read-only against their expectations;
 //! - [`evidence`]: run folders, 0600/0700 files, SHA256SUMS, the hash-chained ledger;
 //! - [`fault`]: test-only fault injection (kills, a full disk, a damaged dump);
+//! - [`locktrace`]: the rehearsal's per-statement lock trace and `[rehearsal] lock_budget_ms`;
 //! - [`migration`]: running the migration with its expectations checked before COMMIT;
 //! - [`pipeline`]: the apply and verify pipelines, their steps and their run record;
 //! - [`probe`]: side-effect probes: captures before and after, compared row by row;
@@ -49,6 +50,7 @@ pub mod fault;
 pub mod gate;
 pub mod html;
 pub mod lint;
+pub mod locktrace;
 pub mod migration;
 pub mod package;
 pub mod pin;

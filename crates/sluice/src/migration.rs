@@ -6,6 +6,7 @@
 //! back and retries with backoff; every attempt is recorded.
 
 use crate::expect::{Expectation, TextRows};
+use crate::locktrace::{LockTrace, Traced, Tracer};
 use crate::source::SourceFile;
 use crate::sql::Statement;
 use crate::target::{pg_message, PgError};
@@ -23,6 +24,11 @@ pub struct MigrationRun<'a> {
     pub lock_timeout_ms: u64,
     pub statement_timeout_ms: u64,
     pub lock_retries: u32,
+    /// Trace each statement's locks, rewrites, rows and WAL ([`crate::locktrace`]): the
+    /// rehearsal's apply only. Same statements, same transaction, same expectations.
+    pub trace: bool,
+    /// The package's search_path: how the trace names the locks lint predicts.
+    pub search_path: &'a crate::sql::names::SearchPath,
 }
 
 /// How one attempt ended.
@@ -89,6 +95,9 @@ pub struct MigrationReport {
     /// `CREATE INDEX CONCURRENTLY` leaves its index behind, unusable but maintained).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub invalid_indexes: Vec<String>,
+    /// The lock trace of the attempt that committed, when [`MigrationRun::trace`] asked for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace: Option<LockTrace>,
 }
 
 impl MigrationReport {
@@ -102,6 +111,7 @@ impl MigrationReport {
             lock_holding_ms: None,
             statements: Vec::new(),
             invalid_indexes: Vec::new(),
+            trace: None,
         }
     }
 
@@ -122,6 +132,12 @@ pub struct StatementOutcome {
     pub text: String,
     pub committed: bool,
     pub duration_ms: u128,
+}
+
+/// When an attempt's COMMIT ended, and how long it took.
+struct Committed {
+    done: Instant,
+    took: Duration,
 }
 
 enum AttemptError {
@@ -180,15 +196,38 @@ pub fn run_single(
     on_attempt: &dyn Fn(&Attempt),
 ) -> MigrationReport {
     let mut report = MigrationReport::new();
+    let mut tracer = None;
+    if run.trace {
+        match Tracer::start(client, false, run.search_path) {
+            Ok(t) => tracer = Some(t),
+            Err(e) => return tracer_failed(report, "before BEGIN", &e),
+        }
+    }
     for number in 1..=run.lock_retries + 1 {
+        if let Some(t) = tracer.as_mut().filter(|_| number > 1) {
+            if let Err(e) = t.reset(client) {
+                return tracer_failed(report, "before a retry", &e);
+            }
+        }
         let started = Instant::now();
         let (result, blocked_by) =
             watched(client, watcher.as_deref_mut(), run.lock_timeout_ms, |c| {
-                attempt(c, run, &mut report)
+                attempt(c, run, &mut report, tracer.as_mut())
             });
         let duration_ms = started.elapsed().as_millis();
         let (outcome, detail, retry) = match result {
-            Ok(()) => {
+            Ok(commit) => {
+                if let Some(t) = tracer.take() {
+                    match t.finish(commit.done, commit.took, client) {
+                        Ok(trace) => report.trace = Some(trace),
+                        Err(e) => {
+                            report.failure = Some(format!(
+                                "the lock trace after COMMIT failed (the tracer, not the migration, which committed): {}",
+                                pg_message(&e)
+                            ));
+                        }
+                    }
+                }
                 report.lock_holding_ms = Some(duration_ms);
                 report.error = None;
                 (
@@ -253,7 +292,8 @@ fn attempt(
     client: &mut postgres::Client,
     run: &MigrationRun,
     report: &mut MigrationReport,
-) -> Result<(), AttemptError> {
+    mut tracer: Option<&mut Tracer>,
+) -> Result<Committed, AttemptError> {
     let failed = |e: postgres::Error| {
         let pg = PgError::from_error(&e);
         AttemptError::Failed(pg.to_string(), Some(Box::new(pg)))
@@ -266,10 +306,15 @@ fn attempt(
     .map_err(failed)?;
     let mut last = None;
     for (i, stmt) in run.statements.iter().enumerate() {
-        let result = if i + 1 == run.statements.len() {
-            crate::target::text_query_tx(&mut tx, &stmt.text).map(Some)
-        } else {
-            tx.batch_execute(&stmt.text).map(|_| None)
+        let is_last = i + 1 == run.statements.len();
+        let result = match tracer.as_deref_mut() {
+            None if is_last => crate::target::text_query_tx(&mut tx, &stmt.text).map(Some),
+            None => tx.batch_execute(&stmt.text).map(|_| None),
+            Some(t) => match t.statement(&mut tx, run.source, stmt, is_last) {
+                Ok(rows) => Ok(rows),
+                Err(Traced::Statement(e)) => Err(e),
+                Err(Traced::Probe(e)) => return Err(probe_error(run.source, stmt, &e)),
+            },
         };
         match result {
             Ok(rows) => last = rows,
@@ -283,7 +328,37 @@ fn attempt(
             None,
         )
     })?;
-    commit(tx, held).map_err(failed)
+    let committing = Instant::now();
+    commit(tx, held).map_err(failed)?;
+    Ok(Committed {
+        done: Instant::now(),
+        took: committing.elapsed(),
+    })
+}
+
+/// The lock trace's probe failed inside the transaction (a cancel, a timeout, a lost
+/// connection): the attempt rolls back, and the message says it was the tracer.
+fn probe_error(source: &SourceFile, stmt: &Statement, err: &postgres::Error) -> AttemptError {
+    let location = source.locate(stmt.start).to_string();
+    let pg = PgError::from_error(err);
+    AttemptError::Failed(
+        format!("{location}: the lock trace's probe after this statement failed (the tracer, not the migration): {pg}; ROLLBACK"),
+        Some(Box::new(pg)),
+    )
+}
+
+/// The lock trace could not start: nothing ran.
+fn tracer_failed(
+    mut report: MigrationReport,
+    when: &str,
+    err: &postgres::Error,
+) -> MigrationReport {
+    report.failure = Some(format!(
+        "the lock trace's relation map {when} failed (the tracer; the migration did not run): {}",
+        pg_message(err)
+    ));
+    report.error = Some(PgError::from_error(err));
+    report
 }
 
 /// The error of one statement, located in the migration file (PostgreSQL's error position
@@ -328,7 +403,14 @@ fn invalid_indexes(client: &mut postgres::Client) -> Vec<String> {
 /// outcome is recorded; a failure after one committed names what committed and any index it
 /// left INVALID. Expectations are checked after the last statement, when nothing can be rolled
 /// back any more.
-pub fn run_autocommit(client: &mut postgres::Client, run: &MigrationRun) -> MigrationReport {
+///
+/// With [`MigrationRun::trace`], `sampler` (a second session) samples each statement's locks
+/// while it runs ([`crate::locktrace`]).
+pub fn run_autocommit(
+    client: &mut postgres::Client,
+    mut sampler: Option<&mut postgres::Client>,
+    run: &MigrationRun,
+) -> MigrationReport {
     let started = Instant::now();
     let mut report = MigrationReport::new();
     let setup = format!(
@@ -339,14 +421,40 @@ pub fn run_autocommit(client: &mut postgres::Client, run: &MigrationRun) -> Migr
         report.failure = Some(pg_message(&e));
         return report;
     }
+    let mut tracer = None;
+    let mut pid = 0;
+    if run.trace {
+        let started = Tracer::start(client, true, run.search_path).and_then(|t| {
+            let row = client.query_one("SELECT pg_catalog.pg_backend_pid()", &[])?;
+            Ok((t, row.get::<_, i32>(0)))
+        });
+        match started {
+            Ok((t, p)) => (tracer, pid) = (Some(t), p),
+            Err(e) => return tracer_failed(report, "before the first statement", &e),
+        }
+    }
+    let mut trace_failed = None;
     let invalid_before = invalid_indexes(client);
     let total = run.statements.len();
     for (i, stmt) in run.statements.iter().enumerate() {
         let began = Instant::now();
-        let result = if i + 1 == total {
-            crate::target::text_query(client, &stmt.text).map(Some)
-        } else {
-            client.batch_execute(&stmt.text).map(|_| None)
+        let is_last = i + 1 == total;
+        let result = match tracer.as_mut() {
+            None if is_last => crate::target::text_query(client, &stmt.text).map(Some),
+            None => client.batch_execute(&stmt.text).map(|_| None),
+            Some(t) => {
+                let sampling = sampler.as_deref_mut().map(|s| (s, pid));
+                match t.autocommit_statement(client, sampling, run.source, stmt, is_last) {
+                    Ok(rows) => Ok(rows),
+                    Err(Traced::Statement(e)) => Err(e),
+                    Err(Traced::Probe(e)) => {
+                        // the statement committed; the trace stops here and the run says so
+                        trace_failed = Some((i + 1, PgError::from_error(&e)));
+                        tracer = None;
+                        Ok(None)
+                    }
+                }
+            }
         };
         let mut outcome = StatementOutcome {
             number: i + 1,
@@ -394,6 +502,20 @@ pub fn run_autocommit(client: &mut postgres::Client, run: &MigrationRun) -> Migr
         report.failure = Some(format!(
             "[migration.expect] does not match: {why} (all {total} statements already committed: transaction = \"none\")"
         ));
+    } else if let Some((number, pg)) = trace_failed {
+        report.failure = Some(format!(
+            "the lock trace's probe after statement {number} failed (the tracer, not the migration; every statement committed): {pg}"
+        ));
+    } else if let Some(t) = tracer {
+        match t.finish(Instant::now(), Duration::ZERO, client) {
+            Ok(trace) => report.trace = Some(trace),
+            Err(e) => {
+                report.failure = Some(format!(
+                    "the lock trace after the last statement failed (the tracer, not the migration; every statement committed): {}",
+                    pg_message(&e)
+                ))
+            }
+        }
     }
     report.attempts.push(Attempt {
         number: 1,

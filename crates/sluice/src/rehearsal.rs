@@ -30,9 +30,32 @@ pub struct RehearsalRecord {
     /// How long the migration held its locks in the rehearsal: the forecast for production.
     pub lock_holding_ms: Option<u128>,
     pub steps: Vec<RehearsalStep>,
+    /// What each statement locked, rewrote and wrote, measured in the apply and the re-apply
+    /// ([`crate::locktrace`]). Absent from records of an older sluice, whose seal still holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<RehearsalTrace>,
     /// sha256 of this record serialized with this field empty.
     #[serde(default)]
     pub content_sha256: String,
+}
+
+/// The lock traces of a rehearsal's two applies.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RehearsalTrace {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apply: Option<crate::locktrace::LockTrace>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub re_apply: Option<crate::locktrace::LockTrace>,
+}
+
+impl RehearsalTrace {
+    /// The traces there are, named by run.
+    pub fn runs(&self) -> Vec<(&'static str, &crate::locktrace::LockTrace)> {
+        [("apply", &self.apply), ("re-apply", &self.re_apply)]
+            .into_iter()
+            .filter_map(|(name, t)| t.as_ref().map(|t| (name, t)))
+            .collect()
+    }
 }
 
 impl RehearsalRecord {
@@ -65,6 +88,13 @@ pub struct RehearsalVerdict {
     pub detail: String,
 }
 
+/// A record file, read; None when it is not one.
+pub fn read_record(path: &Path) -> Option<RehearsalRecord> {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| serde_json::from_str::<RehearsalRecord>(&t).ok())
+}
+
 /// Looks for a passing, intact record of this digest in `dir`.
 pub fn find_passing(dir: &Path, digest: &str) -> RehearsalVerdict {
     let mut seen = Vec::new();
@@ -85,10 +115,7 @@ pub fn find_passing(dir: &Path, digest: &str) -> RehearsalVerdict {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let record = std::fs::read_to_string(path)
-            .ok()
-            .and_then(|t| serde_json::from_str::<RehearsalRecord>(&t).ok());
-        match record {
+        match read_record(path) {
             None => seen.push(format!("{name}: not a rehearsal record")),
             Some(r) if !r.is_sealed() => seen.push(format!(
                 "{name}: content does not match its content_sha256 (edited)"

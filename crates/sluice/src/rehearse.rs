@@ -223,7 +223,8 @@ pub fn rehearse(
         rehearsed_at: pipeline::now_utc().0,
         server_version: facts.server_version,
         backup_sha256,
-        lock_holding_ms: cycle.ok().flatten(),
+        lock_holding_ms: cycle.as_ref().ok().and_then(|c| c.lock_ms),
+        trace: cycle.ok().map(|c| c.trace).filter(|t| !t.runs().is_empty()),
         steps,
         content_sha256: String::new(),
     }
@@ -507,8 +508,13 @@ fn restore_errors_are_benign(stderr: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// apply → verify → rollback → schema equals pre → apply again. Returns the first apply's
-/// lock-holding time.
+/// What the cycle measured: the first apply's lock-holding time and both applies' traces.
+struct Cycle {
+    lock_ms: Option<u128>,
+    trace: crate::rehearsal::RehearsalTrace,
+}
+
+/// apply → verify → rollback → schema equals pre → apply again.
 fn run_cycle(
     pkg: &Package,
     target: &Target,
@@ -516,7 +522,7 @@ fn run_cycle(
     tools: &ClientTools,
     observer: &dyn Observer,
     steps: &mut Vec<RehearsalStep>,
-) -> Result<Option<u128>, String> {
+) -> Result<Cycle, String> {
     let options = ApplyOptions {
         environment: pipeline::REHEARSAL_ENVIRONMENT.into(),
         operator: "sluice-rehearsal".into(),
@@ -533,10 +539,21 @@ fn run_cycle(
         .migration
         .as_ref()
         .and_then(|m| m.lock_holding_ms);
+    let mut cycle = Cycle {
+        lock_ms,
+        trace: crate::rehearsal::RehearsalTrace {
+            apply: first
+                .record
+                .migration
+                .as_ref()
+                .and_then(|m| m.trace.clone()),
+            re_apply: None,
+        },
+    };
     let ok = first.exit_code == 0;
     step(steps, "apply", started, ok, apply_detail(&first));
     if !ok {
-        return Ok(lock_ms);
+        return Ok(cycle);
     }
 
     let started = Instant::now();
@@ -569,7 +586,7 @@ fn run_cycle(
             true,
             "no rollback file: rollback and re-apply not rehearsed".into(),
         );
-        return Ok(lock_ms);
+        return Ok(cycle);
     }
     let started = Instant::now();
     let mut client = target.connect("rehearsal").map_err(|e| e.to_string())?;
@@ -585,7 +602,7 @@ fn run_cycle(
             .unwrap_or_else(|| "rollback committed".into()),
     );
     if !rolled.committed {
-        return Ok(lock_ms);
+        return Ok(cycle);
     }
 
     let started = Instant::now();
@@ -605,7 +622,7 @@ fn run_cycle(
         },
     );
     if !equal.is_empty() {
-        return Ok(lock_ms);
+        return Ok(cycle);
     }
 
     let started = Instant::now();
@@ -618,7 +635,12 @@ fn run_cycle(
         again.exit_code == 0,
         apply_detail(&again),
     );
-    Ok(lock_ms)
+    cycle.trace.re_apply = again
+        .record
+        .migration
+        .as_ref()
+        .and_then(|m| m.trace.clone());
+    Ok(cycle)
 }
 
 fn apply_detail(outcome: &pipeline::ApplyOutcome) -> String {

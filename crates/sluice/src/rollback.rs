@@ -32,9 +32,11 @@ pub fn run_rollback_sql(
         lock_timeout_ms: pkg.migration.lock_timeout_ms,
         statement_timeout_ms: pkg.migration.statement_timeout_ms,
         lock_retries: pkg.migration.lock_retries,
+        trace: false,
+        search_path: &pkg.target.search_path,
     };
     Ok(match mode {
         transaction::TransactionMode::Single => migration::run_single(client, None, &run, &|_| {}),
-        transaction::TransactionMode::None => migration::run_autocommit(client, &run),
+        transaction::TransactionMode::None => migration::run_autocommit(client, None, &run),
     })
 }

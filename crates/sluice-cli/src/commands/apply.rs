@@ -232,6 +232,29 @@ pub fn rehearse(
             r.server_version
         );
     }
+    for (run, trace) in r.trace.as_ref().map(|t| t.runs()).unwrap_or_default() {
+        eprintln!(
+            "lock trace ({run}): {}",
+            sluice::locktrace::render::summary(trace)
+        );
+    }
+    let apply_trace = r.trace.as_ref().and_then(|t| t.apply.as_ref());
+    if let Some(c) = apply_trace.and_then(|t| sluice::locktrace::compare::for_package(&pkg, t)) {
+        eprintln!("{}", c.summary());
+        let worth_reading = c
+            .checks
+            .iter()
+            .filter(|k| k.verdict == sluice::locktrace::compare::Verdict::Refuted);
+        for check in worth_reading {
+            eprintln!(
+                "  `{}` at line {}: measured {} → REFUTED",
+                check.hazard, check.line, check.measured
+            );
+        }
+        for lock in &c.unpredicted {
+            eprintln!("  {}", lock.describe());
+        }
+    }
     eprintln!("record: {}", outcome.path.display());
     if r.passed {
         eprintln!("rehearsal passed");

@@ -163,6 +163,7 @@ pub struct RawApprovals {
 #[serde(deny_unknown_fields)]
 pub struct RawRehearsal {
     pub required: Option<bool>,
+    pub lock_budget_ms: Option<S<i64>>,
 }
 
 #[cfg(test)]

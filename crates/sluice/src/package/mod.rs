@@ -164,6 +164,9 @@ pub struct ReadFile {
 #[derive(Debug, Clone, Serialize)]
 pub struct RehearsalPolicy {
     pub required: bool,
+    /// `[rehearsal] lock_budget_ms`: the longest a statement may hold a lock that blocks reads
+    /// or writes of a pre-existing table, as the passing rehearsal measured it; 0 = no budget.
+    pub lock_budget_ms: u64,
 }
 
 /// One problem in a package, located.

@@ -124,9 +124,7 @@ pub fn package(
         .as_ref()
         .and_then(|r| pinned_file(&dir, &r.get_ref().file, &r.get_ref().sha256, true, &mut p));
     let approvals = approvals(&dir, raw.approvals.as_ref(), &mut p);
-    let rehearsal = RehearsalPolicy {
-        required: raw.rehearsal.and_then(|r| r.required).unwrap_or(true),
-    };
+    let rehearsal = rehearsal_policy(raw.rehearsal.as_ref(), &mut p);
     if !p.list.is_empty() {
         return Err(PackageError::Invalid { problems: p.list });
     }
@@ -292,6 +290,25 @@ fn target_spec(raw: manifest::RawTarget, p: &mut Problems) -> TargetSpec {
         system_identifier: raw.system_identifier.map(|v| v.into_inner()),
         search_path: SearchPath::parse(&search_path_text),
         search_path_text,
+    }
+}
+
+/// The longest lock budget: a day.
+const MAX_LOCK_BUDGET_MS: u64 = 86_400_000;
+
+fn rehearsal_policy(raw: Option<&manifest::RawRehearsal>, p: &mut Problems) -> RehearsalPolicy {
+    let required = raw.and_then(|r| r.required).unwrap_or(true);
+    let budget = raw.and_then(|r| r.lock_budget_ms.as_ref());
+    let lock_budget_ms = non_negative(budget, "rehearsal.lock_budget_ms", 0, MAX_LOCK_BUDGET_MS, p);
+    if let Some(b) = budget.filter(|_| lock_budget_ms > 0 && !required) {
+        p.at(
+            &b.span(),
+            format!("rehearsal.lock_budget_ms = {lock_budget_ms} needs required = true: the budget is measured against the passing rehearsal the rehearsal gate requires"),
+        );
+    }
+    RehearsalPolicy {
+        required,
+        lock_budget_ms,
     }
 }
 

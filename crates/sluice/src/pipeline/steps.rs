@@ -99,7 +99,7 @@ fn run_steps(
     run.step(StepId::Preflight, |run| preflight(run, pkg, opts, &mut st))?;
     run.step(StepId::BackupFresh, |_| backup_fresh(pkg, &st))?;
     run.step(StepId::MigrationAtomic, |run| {
-        migration_atomic(run, pkg, &mut st)
+        migration_atomic(run, pkg, opts, &mut st)
     })?;
     // After COMMIT every step runs even when one before it failed: each only reads, and the
     // evidence of what the change did (the post snapshot, the post probe captures a rollback's
@@ -333,10 +333,25 @@ fn rehearsal(pkg: &Package, digest: &str, opts: &ApplyOptions) -> StepResult {
         return Skipped("[rehearsal] required = false".into());
     }
     let verdict = crate::rehearsal::find_passing(&pkg.dir.join("rehearsals"), digest);
-    if verdict.holds {
-        Passed(verdict.detail)
+    if !verdict.holds {
+        return Failed(verdict.detail);
+    }
+    let budget_ms = pkg.rehearsal.lock_budget_ms;
+    let Some(path) = verdict.record.as_deref().filter(|_| budget_ms > 0) else {
+        return Passed(verdict.detail);
+    };
+    let record = crate::rehearsal::read_record(path);
+    let traces = record
+        .as_ref()
+        .and_then(|r| r.trace.as_ref())
+        .map(|t| t.runs())
+        .unwrap_or_default();
+    let budget = crate::locktrace::budget::check(&traces, budget_ms);
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    if budget.holds() {
+        Passed(format!("{}; {}", verdict.detail, budget.describe(&name)))
     } else {
-        Failed(verdict.detail)
+        Failed(budget.describe(&name))
     }
 }
 
@@ -637,7 +652,12 @@ fn backup_fresh(pkg: &Package, st: &State) -> StepResult {
     }
 }
 
-fn migration_atomic(run: &mut Run, pkg: &Package, st: &mut State) -> StepResult {
+fn migration_atomic(
+    run: &mut Run,
+    pkg: &Package,
+    opts: &ApplyOptions,
+    st: &mut State,
+) -> StepResult {
     let Some(parsed) = st.parsed.clone() else {
         return Failed("the migration could not be parsed".into());
     };
@@ -648,6 +668,9 @@ fn migration_atomic(run: &mut Run, pkg: &Package, st: &mut State) -> StepResult 
         lock_timeout_ms: pkg.migration.lock_timeout_ms,
         statement_timeout_ms: pkg.migration.statement_timeout_ms,
         lock_retries: pkg.migration.lock_retries,
+        // the rehearsal measures what each statement locks; a production apply is untraced
+        trace: opts.rehearsal,
+        search_path: &pkg.target.search_path,
     };
     let log_attempt = |a: &migration::Attempt| {
         run.observer.attempt(a);
@@ -659,7 +682,8 @@ fn migration_atomic(run: &mut Run, pkg: &Package, st: &mut State) -> StepResult 
             migration::run_single(work, st.lock_session.as_mut(), &spec, &log_attempt)
         }
         crate::sql::transaction::TransactionMode::None => {
-            let r = migration::run_autocommit(client(st), &spec);
+            let work = st.client.as_mut().expect("connected by exclusive-run");
+            let r = migration::run_autocommit(work, st.lock_session.as_mut(), &spec);
             log_attempt(&r.attempts[0]);
             r
         }
@@ -677,6 +701,11 @@ fn migration_atomic(run: &mut Run, pkg: &Package, st: &mut State) -> StepResult 
         report.error.clone(),
     );
     let statements = report.statements.len();
+    if let Some(trace) = &report.trace {
+        if let Err(e) = run.dir.write_json("trace.json", trace) {
+            return Failed(e.to_string());
+        }
+    }
     run.record.migration = Some(report);
     let none = pkg.migration.transaction == crate::sql::transaction::TransactionMode::None;
     match failure {

@@ -287,10 +287,32 @@ fn step_detail(r: &Review, step: &PlanStep) -> Markup {
                 + code(r.migration.file.rel.display().to_string())
                 + text("):"))
                 + pre(r.migration_sql.trim_end())
+                + measured(r)
         }
         "verification" => checks(&r.verify),
         _ => Markup::default(),
     }
+}
+
+/// The passing rehearsal's lock trace, as the Markdown shows it.
+fn measured(r: &Review) -> Markup {
+    let Some(m) = &r.measured else {
+        return Markup::default();
+    };
+    let mut out = Markup::default();
+    for (heading, lines) in m.lines() {
+        out += p(code_spans(&heading)) + list(lines.iter().map(|l| code_spans(l)));
+    }
+    if let Some(budget) = &m.budget {
+        out += p(text(format!("Lock budget: {}", budget.describe(&m.record))));
+    }
+    if let Some(c) = &m.lint_against_trace {
+        out += p(text(format!(
+            "Lint against the rehearsal ({}):",
+            c.summary()
+        ))) + list(c.lines().iter().map(|l| code_spans(l)));
+    }
+    out
 }
 
 fn gates(r: &Review) -> Markup {

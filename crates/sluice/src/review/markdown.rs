@@ -229,12 +229,37 @@ fn command_plan(out: &mut String, r: &Review) {
                     r.migration.file.rel.display(),
                     r.migration_sql.trim_end()
                 );
+                measured(out, r);
             }
             "verification" => checks(out, &r.verify),
             _ => {}
         }
     }
     let _ = writeln!(out, "Target-mutating steps: exactly one (step 12, `migration-atomic`). Conditionally mutating: `sluice rollback` (§6), gated separately.\n");
+}
+
+/// The passing rehearsal's lock trace, under the migration it measured.
+fn measured(out: &mut String, r: &Review) {
+    let Some(m) = &r.measured else {
+        return;
+    };
+    for (heading, lines) in m.lines() {
+        let _ = writeln!(out, "{heading}\n");
+        for line in lines {
+            let _ = writeln!(out, "- {line}");
+        }
+        let _ = writeln!(out);
+    }
+    if let Some(budget) = &m.budget {
+        let _ = writeln!(out, "Lock budget: {}\n", budget.describe(&m.record));
+    }
+    if let Some(c) = &m.lint_against_trace {
+        let _ = writeln!(out, "Lint against the rehearsal ({}):\n", c.summary());
+        for line in c.lines() {
+            let _ = writeln!(out, "- {line}");
+        }
+        let _ = writeln!(out);
+    }
 }
 
 fn step_heading(out: &mut String, step: &PlanStep) {

@@ -66,7 +66,74 @@ pub struct Review {
     /// operator: separation of duties is judged at apply).
     pub approvals_present: crate::approval::ApprovalVerdict,
     pub rehearsal: crate::package::RehearsalPolicy,
+    /// What the passing rehearsal of this digest measured (its lock trace), when there is one:
+    /// read from `rehearsals/`, nothing is run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub measured: Option<Measured>,
     pub live: Option<LiveEvaluation>,
+}
+
+/// The passing rehearsal's measurements, for the review.
+#[derive(Debug, Clone, Serialize)]
+pub struct Measured {
+    /// The record's file name in `rehearsals/`.
+    pub record: String,
+    pub rehearsed_at: String,
+    pub server_version: String,
+    pub trace: crate::rehearsal::RehearsalTrace,
+    /// The trace against `[rehearsal] lock_budget_ms`, when one is set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget: Option<crate::locktrace::budget::BudgetVerdict>,
+    /// Lint's hazards against the apply's trace, and the locks lint did not predict.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lint_against_trace: Option<crate::locktrace::compare::Comparison>,
+}
+
+impl Measured {
+    /// The passing record of `digest` in the package's `rehearsals/`, when it holds a trace.
+    fn read(pkg: &Package, digest: &str) -> Option<Measured> {
+        let verdict = crate::rehearsal::find_passing(&pkg.dir.join("rehearsals"), digest);
+        let path = verdict.record.filter(|_| verdict.holds)?;
+        let record = crate::rehearsal::read_record(&path)?;
+        let trace = record.trace?;
+        let budget = (pkg.rehearsal.lock_budget_ms > 0)
+            .then(|| crate::locktrace::budget::check(&trace.runs(), pkg.rehearsal.lock_budget_ms));
+        let lint_against_trace = trace
+            .apply
+            .as_ref()
+            .and_then(|t| crate::locktrace::compare::for_package(pkg, t));
+        Some(Measured {
+            lint_against_trace,
+            record: path.file_name()?.to_string_lossy().into_owned(),
+            rehearsed_at: record.rehearsed_at,
+            server_version: record.server_version,
+            trace,
+            budget,
+        })
+    }
+
+    /// The lines the review shows: per run, a heading line, one line per statement, the totals.
+    pub fn lines(&self) -> Vec<(String, Vec<String>)> {
+        self.trace
+            .runs()
+            .into_iter()
+            .map(|(run, trace)| {
+                let mut lines: Vec<String> = trace
+                    .statements
+                    .iter()
+                    .map(crate::locktrace::render::statement_line)
+                    .collect();
+                lines.push(crate::locktrace::render::totals_line(trace));
+                (
+                    format!(
+                        "Measured in the rehearsal's {run} (`{}`, PostgreSQL {}, {}), statement by statement:",
+                        self.record, self.server_version, self.rehearsed_at
+                    ),
+                    lines,
+                )
+            })
+            .collect()
+    }
 }
 
 /// Builds the review of a package.
@@ -130,6 +197,7 @@ pub fn build(pkg: &Package, lint: LintReport) -> Review {
     let approvals_dir = pkg.dir.join("approvals");
     let approvals_present =
         crate::approval::evaluate(&pkg.approvals, &pkg.info.id, &digest, None, &approvals_dir);
+    let measured = Measured::read(pkg, &digest);
     Review {
         package: pkg.info.clone(),
         digest,
@@ -151,6 +219,7 @@ pub fn build(pkg: &Package, lint: LintReport) -> Review {
         approvals: pkg.approvals.clone(),
         approvals_present,
         rehearsal: pkg.rehearsal.clone(),
+        measured,
         live: None,
     }
 }
@@ -218,11 +287,14 @@ fn action(step: StepId, pkg: &Package, lint: &LintReport) -> Vec<String> {
             pkg.approvals.allowed_signers.as_ref().map_or("(no allowed_signers)".into(), |f| f.rel.display().to_string()),
             pkg.approvals.operator_may_approve
         )],
-        StepId::Rehearsal => vec![if pkg.rehearsal.required {
-            "a passing record in rehearsals/ for this digest".into()
-        } else {
-            "not required by this package".into()
-        }],
+        StepId::Rehearsal => match (pkg.rehearsal.required, pkg.rehearsal.lock_budget_ms) {
+            (false, _) => vec!["not required by this package".into()],
+            (true, 0) => vec!["a passing record in rehearsals/ for this digest".into()],
+            (true, budget) => vec![
+                "a passing record in rehearsals/ for this digest".into(),
+                format!("lock budget: no statement of the rehearsal held a lock blocking reads or writes of an existing table longer than {budget} ms"),
+            ],
+        },
         StepId::ClientVersion => vec![format!(
             "pg_dump and pg_restore of major version ≥ the server's{}",
             pkg.target.server_major.map(|m| format!(" ({m})")).unwrap_or_default()

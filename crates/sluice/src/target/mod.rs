@@ -429,7 +429,7 @@ pub fn text_query_tx(
     Ok(collect_text_rows(tx.simple_query(sql)?))
 }
 
-fn collect_text_rows(messages: Vec<SimpleQueryMessage>) -> TextRows {
+pub(crate) fn collect_text_rows(messages: Vec<SimpleQueryMessage>) -> TextRows {
     let mut result = TextRows::default();
     for message in messages {
         match message {

@@ -1,0 +1,365 @@
+//! The lock trace in words, one line per statement, as the review, `sluice rehearse` and the
+//! run report show it: "line 16 `ALTER TABLE …` — 2.1 ms; ACCESS EXCLUSIVE on public.t (blocks
+//! every read and write) held 41 ms until COMMIT; no rewrite".
+
+use super::{LockSource, LockTrace, StatementTrace, TracedLock};
+
+/// `0.4 ms`, `12 ms`, `1.3 s`.
+pub fn duration(us: u64) -> String {
+    match us {
+        0..=9_999 => format!("{:.1} ms", us as f64 / 1000.0),
+        10_000..=9_999_999 => format!("{} ms", us / 1000),
+        _ => format!("{:.1} s", us as f64 / 1_000_000.0),
+    }
+}
+
+/// `812 B`, `12.5 kB`, `3.4 MB`, `1.2 GB`.
+pub fn bytes(n: i64) -> String {
+    let f = n as f64;
+    match n.unsigned_abs() {
+        0..=999 => format!("{n} B"),
+        1_000..=999_999 => format!("{:.1} kB", f / 1e3),
+        1_000_000..=999_999_999 => format!("{:.1} MB", f / 1e6),
+        _ => format!("{:.1} GB", f / 1e9),
+    }
+}
+
+/// A lock on a relation production's sessions use, and what they wait for while it is held.
+fn held_lock(lock: &TracedLock) -> String {
+    let on = match (&lock.object_type, &lock.table) {
+        (Some(kind), Some(table)) if kind != "table" => {
+            format!("{kind} {} (of {table})", lock.object)
+        }
+        _ => lock.object.clone(),
+    };
+    let until = match lock.source {
+        LockSource::Probed => "until COMMIT",
+        LockSource::Sampled => "(its own transaction)",
+        LockSource::Predicted => "(its own transaction; predicted by lint, too fast to sample)",
+    };
+    format!(
+        "{} on {on} ({}) held {} {until}",
+        lock.mode,
+        lock.mode.blocks_phrase(),
+        duration(lock.held_us)
+    )
+}
+
+fn is_relation(lock: &TracedLock) -> bool {
+    lock.locktype == "relation"
+}
+
+/// An index, toast table or sequence lock no stronger than a lock the same statement took on its
+/// table: said as a count, not one by one.
+fn folded(lock: &TracedLock, all: &[TracedLock]) -> bool {
+    let Some(table) = lock.table.as_deref() else {
+        return false;
+    };
+    lock.object_type.as_deref() != Some("table")
+        && all
+            .iter()
+            .any(|t| is_relation(t) && t.object == table && t.mode >= lock.mode)
+}
+
+/// Relations the migration created in this statement: nobody else can see them before COMMIT,
+/// so their locks block nothing; named once each, toast relations counted.
+fn created_here(relations: &[&TracedLock]) -> Option<String> {
+    let mut named: Vec<&str> = Vec::new();
+    let mut toast = std::collections::BTreeSet::new();
+    for lock in relations.iter().filter(|l| !l.pre_existing) {
+        if lock.object.starts_with("pg_toast.") {
+            toast.insert(lock.object.as_str());
+        } else if !named.contains(&lock.object.as_str()) {
+            named.push(&lock.object);
+        }
+    }
+    if named.is_empty() && toast.is_empty() {
+        return None;
+    }
+    let mut text = format!("created here: {}", named.join(", "));
+    if !toast.is_empty() {
+        text.push_str(&format!(" (+{} toast)", toast.len()));
+    }
+    Some(text)
+}
+
+fn other_lock(lock: &TracedLock) -> String {
+    match lock.locktype.as_str() {
+        "transactionid" => "transaction id assigned".into(),
+        _ => format!(
+            "{} on {}{}",
+            lock.mode,
+            lock.object_type
+                .as_deref()
+                .map(|k| format!("{k} "))
+                .unwrap_or_default(),
+            lock.object
+        ),
+    }
+}
+
+/// One statement of the trace in words.
+pub fn statement_line(s: &StatementTrace) -> String {
+    let mut parts = vec![duration(s.duration_us)];
+    if let Some(rows) = s.rows {
+        parts.push(format!("{rows} row{}", if rows == 1 { "" } else { "s" }));
+    }
+    let relations: Vec<&TracedLock> = s.locks.iter().filter(|l| is_relation(l)).collect();
+    let existing: Vec<&TracedLock> = relations
+        .iter()
+        .copied()
+        .filter(|l| l.pre_existing)
+        .collect();
+    let folded_count = existing.iter().filter(|l| folded(l, &s.locks)).count();
+    for lock in existing.iter().filter(|l| !folded(l, &s.locks)) {
+        parts.push(held_lock(lock));
+    }
+    if let Some(created) = created_here(&relations) {
+        parts.push(created);
+    }
+    if relations.is_empty() {
+        parts.push("no new lock".into());
+    }
+    if folded_count > 0 {
+        parts.push(format!(
+            "+{folded_count} index/toast/sequence lock{}",
+            if folded_count == 1 { "" } else { "s" }
+        ));
+    }
+    if s.rewritten.is_empty() {
+        parts.push("no rewrite".into());
+    } else {
+        parts.push(format!(
+            "REWRITE of {}",
+            s.rewritten
+                .iter()
+                .map(|r| format!("{} ({})", r.relation, r.object_type))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    for scan in &s.seq_scans {
+        parts.push(format!("sequential scan of {}", scan.table));
+    }
+    if s.wal_bytes > 0 {
+        parts.push(format!("WAL {}", bytes(s.wal_bytes as i64)));
+    }
+    if !s.phases.is_empty() {
+        parts.push(format!(
+            "phases: {}",
+            s.phases
+                .iter()
+                .map(|p| p.phase.as_str())
+                .collect::<Vec<_>>()
+                .join(" → ")
+        ));
+    }
+    if !s.waited_for.is_empty() {
+        parts.push(format!("waited for {}", s.waited_for.join(", ")));
+    }
+    let others: Vec<String> = s
+        .locks
+        .iter()
+        .filter(|l| !is_relation(l))
+        .map(other_lock)
+        .collect();
+    if !others.is_empty() {
+        parts.push(format!("other: {}", others.join(", ")));
+    }
+    format!("line {} `{}` — {}", s.line, s.text, parts.join("; "))
+}
+
+/// The whole run in one line: time, WAL, growth, the tracer's own cost.
+pub fn totals_line(t: &LockTrace) -> String {
+    let mut parts = vec![if t.autocommit {
+        format!(
+            "{} statement(s) in {}, each committed on its own",
+            t.statements.len(),
+            duration(t.total_us)
+        )
+    } else {
+        format!(
+            "{} statement(s) in {} (COMMIT {})",
+            t.statements.len(),
+            duration(t.total_us),
+            duration(t.commit_us)
+        )
+    }];
+    parts.push(format!("WAL {}", bytes(t.wal_bytes as i64)));
+    for g in &t.tables {
+        parts.push(format!(
+            "{}: table {} → {}, indexes {} → {}",
+            g.table,
+            bytes(g.table_bytes[0]),
+            bytes(g.table_bytes[1]),
+            bytes(g.index_bytes[0]),
+            bytes(g.index_bytes[1])
+        ));
+    }
+    parts.push(format!(
+        "tracer: {} probe(s), {} inside the transaction (left out of the hold times), relation map of {} relations {}, finish {}",
+        t.tracer.probes,
+        duration(t.tracer.probe_us),
+        t.tracer.map_relations,
+        duration(t.tracer.map_us),
+        duration(t.tracer.finish_us)
+    ));
+    if t.tracer.samples > 0 {
+        parts.push(format!(
+            "{} lock sample(s) on a second session, {}",
+            t.tracer.samples,
+            duration(t.tracer.sample_us)
+        ));
+    }
+    parts.join("; ")
+}
+
+/// The longest-held lock that blocks reads or writes of a pre-existing table, with its
+/// statement.
+pub fn longest_blocking(t: &LockTrace) -> Option<(&StatementTrace, &TracedLock)> {
+    t.statements
+        .iter()
+        .flat_map(|s| s.locks.iter().map(move |l| (s, l)))
+        .filter(|(_, l)| blocks_existing_traffic(l))
+        // the first of equals: a table's lock before its indexes'
+        .reduce(|best, next| {
+            if next.1.held_us > best.1.held_us {
+                next
+            } else {
+                best
+            }
+        })
+}
+
+/// A lock on a pre-existing table (or its index, toast table, sequence) that makes reads or
+/// writes of it wait.
+pub fn blocks_existing_traffic(lock: &TracedLock) -> bool {
+    is_relation(lock)
+        && lock.pre_existing
+        && lock.affected_table().is_some()
+        && (lock.mode.blocks_reads() || lock.mode.blocks_writes())
+}
+
+/// `sluice rehearse`'s one-line summary of a trace.
+pub fn summary(t: &LockTrace) -> String {
+    let longest = match longest_blocking(t) {
+        Some((s, l)) => format!(
+            "longest lock blocking reads or writes: {} on {} {} (line {})",
+            l.mode,
+            l.object,
+            duration(l.held_us),
+            s.line
+        ),
+        None => "no lock blocking reads or writes of an existing table".into(),
+    };
+    format!(
+        "{} statement(s); {longest}; WAL {}; tracer {}",
+        t.statements.len(),
+        bytes(t.wal_bytes as i64),
+        duration(t.tracer.probe_us)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::locktrace::{LockSource, Rewrite, TracerCost};
+    use crate::sql::locks::LockMode;
+
+    fn lock(
+        object: &str,
+        kind: &str,
+        mode: LockMode,
+        table: Option<&str>,
+        pre: bool,
+    ) -> TracedLock {
+        TracedLock {
+            locktype: "relation".into(),
+            object: object.into(),
+            object_type: Some(kind.into()),
+            mode,
+            pre_existing: pre,
+            table: table.map(str::to_string),
+            held_us: 14_200,
+            source: LockSource::Probed,
+        }
+    }
+
+    fn statement(locks: Vec<TracedLock>) -> StatementTrace {
+        StatementTrace {
+            number: 1,
+            line: 12,
+            column: 1,
+            text: "ALTER TABLE public.tac_logical_unit ADD COLUMN authority text".into(),
+            duration_us: 2_000,
+            rows: None,
+            wal_bytes: 0,
+            locks,
+            rewritten: vec![],
+            seq_scans: vec![],
+            phases: vec![],
+            waited_for: vec![],
+            samples: None,
+        }
+    }
+
+    #[test]
+    fn a_statement_reads_as_its_locks_and_their_hold() {
+        let s = statement(vec![lock(
+            "public.tac_logical_unit",
+            "table",
+            LockMode::AccessExclusive,
+            None,
+            true,
+        )]);
+        assert_eq!(
+            statement_line(&s),
+            "line 12 `ALTER TABLE public.tac_logical_unit ADD COLUMN authority text` — 2.0 ms; ACCESS EXCLUSIVE on public.tac_logical_unit (blocks every read and write) held 14 ms until COMMIT; no rewrite"
+        );
+    }
+
+    #[test]
+    fn rows_created_objects_folded_indexes_and_rewrites() {
+        let mut s = statement(vec![
+            lock("public.t", "table", LockMode::AccessExclusive, None, true),
+            lock(
+                "public.t_pkey",
+                "index",
+                LockMode::AccessExclusive,
+                Some("public.t"),
+                true,
+            ),
+            lock(
+                "public.ix_new",
+                "index",
+                LockMode::AccessExclusive,
+                None,
+                false,
+            ),
+        ]);
+        s.rows = Some(86);
+        s.rewritten.push(Rewrite {
+            relation: "public.t".into(),
+            object_type: "table".into(),
+            filenode_before: 1,
+            filenode_after: 2,
+        });
+        let line = statement_line(&s);
+        assert!(line.contains("; 86 rows;"), "{line}");
+        assert!(line.contains("; created here: public.ix_new;"), "{line}");
+        assert!(line.contains("+1 index/toast/sequence lock;"), "{line}");
+        assert!(line.contains("REWRITE of public.t (table)"), "{line}");
+        let trace = LockTrace {
+            autocommit: false,
+            statements: vec![s],
+            total_us: 50_000,
+            commit_us: 900,
+            wal_bytes: 12_345,
+            tables: vec![],
+            tracer: TracerCost::default(),
+        };
+        let (_, longest) = longest_blocking(&trace).unwrap();
+        assert_eq!(longest.object, "public.t");
+        assert!(summary(&trace).contains("ACCESS EXCLUSIVE on public.t 14 ms (line 12)"));
+    }
+}
