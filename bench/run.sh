@@ -5,7 +5,7 @@
 #   bench/run.sh [--scale small|full] [BENCHMARK…]
 #     small: 1,000 tables, 1,000,000 rows, an 8 s blocker — a few minutes on 2 cores
 #     full:  10,000 tables, 10,000,000 rows, a 30 s blocker — the real figure (BENCHMARKS.md)
-#     BENCHMARK: schema-snapshot-diff probe apply-end-to-end lock-safety backup-at-scale rehearse-at-scale lint-20k (default: all)
+#     BENCHMARK: schema-snapshot-diff probe apply-end-to-end lock-safety backup-at-scale rehearse-at-scale lint-20k lock-trace-overhead (default: all)
 #
 # Prints `BENCH <name> sluice=<s> baseline=<s> ratio=<sluice/baseline> …` per benchmark, then a
 # table. SLUICE_PG_BINDIR picks the server, SLUICE_PG_DUMP_BINDIR pg_dump/psql/pgbench.

@@ -7,6 +7,7 @@ mod backup;
 mod harness;
 mod lint;
 mod lock;
+mod locktrace;
 mod probe;
 mod rehearse;
 mod schema;
@@ -66,6 +67,9 @@ fn run(full: bool, only: &[String]) -> Result<Vec<harness::Outcome>> {
     }
     if wanted("lint-20k") {
         results.push(lint::run(&bench)?);
+    }
+    if wanted("lock-trace-overhead") {
+        results.extend(locktrace::run(&bench)?);
     }
     Ok(results)
 }

@@ -115,6 +115,38 @@ fn the_rehearsal_records_the_trace_and_the_lock_budget_refuses_then_passes() {
         "{md}"
     );
     assert!(md.contains("86 rows"), "{md}");
+    assert!(
+        md.contains("lint against the trace: 2 confirmed, 0 refuted"),
+        "{md}"
+    );
+    let json = sluice()
+        .arg("review")
+        .arg(&ready.dir)
+        .args(["--format", "json"])
+        .assert()
+        .success();
+    let json: serde_json::Value = serde_json::from_slice(&json.get_output().stdout).unwrap();
+    assert_eq!(
+        json["measured"]["trace"]["apply"]["statements"]
+            .as_array()
+            .map(Vec::len),
+        Some(13)
+    );
+    let page = ready.tmp.path().join("review.html");
+    sluice()
+        .arg("review")
+        .arg(&ready.dir)
+        .args(["--format", "html", "-o"])
+        .arg(&page)
+        .assert()
+        .success();
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(
+        html.contains(
+            "ACCESS EXCLUSIVE on public.tac_logical_unit (blocks every read and write) held"
+        ),
+        "the trace in the page"
+    );
 
     // a budget of 1 ms: the ADD COLUMN's ACCESS EXCLUSIVE was held longer
     approve_all(&ready);
@@ -214,4 +246,104 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         }
     }
     found
+}
+
+/// `transaction = "none"` through `sluice rehearse`: the sampler on the rehearsal's second
+/// session sees the concurrent build's SHARE UPDATE EXCLUSIVE and its phases.
+#[test]
+fn a_non_atomic_rehearsal_samples_the_concurrent_index_build() {
+    let (cluster, conninfo) = fixture_target();
+    let mut c = postgres::Client::connect(&conninfo, postgres::NoTls).unwrap();
+    c.batch_execute(
+        "CREATE TABLE public.big (id int PRIMARY KEY, n int);
+         INSERT INTO public.big SELECT g, g % 997 FROM generate_series(1, 300000) g;",
+    )
+    .unwrap();
+    let migration = "CREATE INDEX CONCURRENTLY ix_big_n ON public.big (n);\nSELECT count(*) AS indexes FROM pg_catalog.pg_indexes WHERE indexname = 'ix_big_n';\n";
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("pkg");
+    std::fs::create_dir_all(dir.join("sql")).unwrap();
+    std::fs::write(dir.join("sql/migration.sql"), migration).unwrap();
+    let manifest = format!(
+        r#"[package]
+id = "big-index"
+revision = "r1"
+title = "An index on public.big, built concurrently"
+summary = "An index without blocking writes."
+non_scope = ["no data change"]
+
+[target]
+database = "directus"
+server_major = {major}
+search_path = "public"
+
+[migration]
+file = "sql/migration.sql"
+sha256 = "{sha}"
+transaction = "none"
+lock_timeout_ms = 5000
+statement_timeout_ms = 0
+lock_retries = 0
+
+[migration.expect]
+indexes = 1
+
+[scope]
+operations = ["create_index public.ix_big_n"]
+
+[backup]
+required = true
+max_age_minutes = 60
+
+[schema_diff]
+allow_removed = false
+
+[approvals]
+required = 0
+
+[rehearsal]
+required = true
+"#,
+        major = cluster.binaries().major,
+        sha = sluice::digest::sha256_hex(migration.as_bytes())
+    );
+    std::fs::write(dir.join("sluice.toml"), manifest).unwrap();
+    let mut cmd = sluice();
+    cmd.arg("rehearse")
+        .arg(&dir)
+        .args(["--target", &conninfo, "--evidence"])
+        .arg(tmp.path().join("rehearsal-evidence"));
+    if let Some(bindir) = std::env::var_os("SLUICE_TEST_PG_BINDIR") {
+        cmd.arg("--pg-bindir").arg(bindir);
+    }
+    let stderr = stderr_of(&cmd.assert().success());
+    assert!(
+        stderr.contains("lock trace (apply): 2 statement(s)"),
+        "{stderr}"
+    );
+    let path = std::fs::read_dir(dir.join("rehearsals"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let apply = &record["trace"]["apply"];
+    assert_eq!(apply["autocommit"], true);
+    let build = &apply["statements"][0];
+    assert!(build["samples"].as_u64().unwrap_or(0) > 0, "{build:#}");
+    assert!(
+        holds(build, "public.big", "share_update_exclusive"),
+        "{build:#}"
+    );
+    assert!(
+        build["phases"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|p| p["phase"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("building index"))),
+        "{build:#}"
+    );
 }

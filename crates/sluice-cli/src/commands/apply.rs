@@ -227,8 +227,20 @@ pub fn rehearse(
         );
     }
     if let Some(ms) = r.lock_holding_ms {
+        let probes = r
+            .trace
+            .as_ref()
+            .and_then(|t| t.apply.as_ref())
+            .filter(|t| !t.autocommit)
+            .map(|t| {
+                format!(
+                    ", {} of it the lock trace's probes",
+                    sluice::locktrace::render::duration(t.tracer.probe_us)
+                )
+            })
+            .unwrap_or_default();
         eprintln!(
-            "forecast: the migration held its locks for {ms} ms in the rehearsal (PostgreSQL {})",
+            "forecast: the migration held its locks for {ms} ms in the rehearsal (PostgreSQL {}{probes})",
             r.server_version
         );
     }

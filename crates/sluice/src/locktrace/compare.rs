@@ -282,6 +282,7 @@ mod tests {
                 object: "public.t".into(),
                 object_type: Some("table".into()),
                 mode,
+                blocks: vec![],
                 pre_existing: true,
                 table: None,
                 held_us: 5_000,

@@ -114,6 +114,10 @@ pub struct TracedLock {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub object_type: Option<String>,
     pub mode: LockMode,
+    /// The ordinary statements that wait while this mode is held on the object's table
+    /// (PostgreSQL's conflict table, [`LockMode::blocks`]).
+    #[serde(default)]
+    pub blocks: Vec<String>,
     /// The relation existed before the migration (production's sessions use it).
     pub pre_existing: bool,
     /// The table of an index, toast table or owned sequence.
@@ -281,12 +285,11 @@ impl Tracer {
         let rows = touches_rows(&stmt.node).then(|| command_rows(&messages));
         let last = is_last.then(|| crate::target::collect_text_rows(messages));
         let probe_started = Instant::now();
-        let (seen, wal) = probe::locks(tx).map_err(Traced::Probe)?;
+        let (seen, watched, wal) = probe::locks(tx).map_err(Traced::Probe)?;
         let new: Vec<SeenLock> = seen
             .into_iter()
             .filter(|l| self.held.insert(l.key()))
             .collect();
-        let watched = probe::watch(tx, &self.watch_set()).map_err(Traced::Probe)?;
         self.probes.push((probe_started, probe_started.elapsed()));
         self.cost.probes += 1;
         self.cost.probe_us += micros(probe_started.elapsed());
@@ -461,6 +464,7 @@ impl Tracer {
                 .clone()
                 .or_else(|| known.map(|r| r.kind.clone())),
             mode,
+            blocks: mode.blocks().into_iter().map(str::to_string).collect(),
             pre_existing: known.is_some(),
             table,
             held_us,

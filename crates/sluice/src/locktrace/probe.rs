@@ -43,9 +43,14 @@ const MAP_SQL: &str = "SELECT c.oid::int8, a.type, pg_catalog.array_to_string(a.
 const WAL_SQL: &str = "SELECT pg_catalog.pg_current_wal_insert_lsn()::text";
 
 /// The locks the session holds (its own virtual transaction id left out), each with the
-/// object's type and name when it is a relation or another catalog object.
+/// object's type and name when it is a relation or another catalog object, and for a relation
+/// its filenode and the transaction's sequential scans of it (both from the syscache and
+/// backend-local counters: no catalog is opened). A rewrite locks the table and each index it
+/// rebuilds, so the locked relations are the ones whose filenode can have changed.
 const LOCKS_SQL: &str = "SELECT l.locktype, l.mode, coalesce(l.relation, l.objid)::int8, a.type,
-       pg_catalog.array_to_string(a.object_names, '.')
+       pg_catalog.array_to_string(a.object_names, '.'),
+       CASE WHEN l.locktype = 'relation' THEN pg_catalog.pg_relation_filenode(l.relation)::int8 END,
+       CASE WHEN l.locktype = 'relation' THEN pg_catalog.pg_stat_get_xact_numscans(l.relation) END
   FROM pg_catalog.pg_lock_status() AS l
   LEFT JOIN LATERAL (SELECT * FROM pg_catalog.pg_identify_object_as_address(
            CASE WHEN l.locktype = 'relation' THEN 1259::oid ELSE l.classid END,
@@ -53,7 +58,7 @@ const LOCKS_SQL: &str = "SELECT l.locktype, l.mode, coalesce(l.relation, l.objid
          WHERE l.locktype IN ('relation', 'object')) AS a ON true
  WHERE l.pid = pg_catalog.pg_backend_pid() AND l.granted AND l.locktype <> 'virtualxid'";
 
-/// Round trip 1 of the probe: the session's locks, then the WAL insert position.
+/// The probe: the session's locks, then the WAL insert position.
 pub fn probe_sql() -> String {
     format!("{LOCKS_SQL};\n{WAL_SQL}")
 }
@@ -142,30 +147,45 @@ pub fn parse_lsn(lsn: &str) -> Option<u64> {
     Some((high << 32) | low)
 }
 
-/// The session's locks and the WAL position, inside the transaction (round trip 1).
-pub fn locks(tx: &mut postgres::Transaction<'_>) -> Result<(Vec<SeenLock>, u64), postgres::Error> {
+/// The session's locks, what the probe reads of each locked relation, and the WAL position,
+/// inside the transaction: one round trip.
+pub fn locks(
+    tx: &mut postgres::Transaction<'_>,
+) -> Result<(Vec<SeenLock>, Vec<Watched>, u64), postgres::Error> {
     let messages = tx.simple_query(&probe_sql())?;
     let mut seen = Vec::new();
+    let mut watched: Vec<Watched> = Vec::new();
     let mut lsn = 0;
     for row in rows(messages) {
         if row.len() == 1 {
             lsn = row.get(0).and_then(parse_lsn).unwrap_or(0);
             continue;
         }
-        seen.push(SeenLock {
+        let lock = SeenLock {
             locktype: text(&row, 0).unwrap_or_default(),
             mode: text(&row, 1).unwrap_or_default(),
             oid: number(&row, 2),
             object_type: text(&row, 3),
             name: text(&row, 4).filter(|n| !n.is_empty()),
-        });
+        };
+        if let Some(oid) = lock.oid.filter(|_| lock.locktype == "relation") {
+            if !watched.iter().any(|w| w.oid == oid) {
+                watched.push(Watched {
+                    oid,
+                    filenode: number(&row, 5),
+                    seq_scans: number(&row, 6).unwrap_or(0),
+                });
+            }
+        }
+        seen.push(lock);
     }
     seen.sort();
-    Ok((seen, lsn))
+    Ok((seen, watched, lsn))
 }
 
-/// The filenode and the transaction's sequential scans of each watched relation (round trip 2).
-/// The OIDs are numbers, written into the SQL as digits only.
+/// The filenode and sequential scans of each watched relation, outside a transaction
+/// (`transaction = "none"`, after the statement committed). The OIDs are numbers, written into
+/// the SQL as digits only.
 pub fn watch(
     tx: &mut impl postgres::GenericClient,
     oids: &[u32],

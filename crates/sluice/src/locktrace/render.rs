@@ -278,6 +278,7 @@ mod tests {
             object: object.into(),
             object_type: Some(kind.into()),
             mode,
+            blocks: vec![],
             pre_existing: pre,
             table: table.map(str::to_string),
             held_us: 14_200,
