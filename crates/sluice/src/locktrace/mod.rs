@@ -293,14 +293,35 @@ impl Tracer {
         self.probes.push((probe_started, probe_started.elapsed()));
         self.cost.probes += 1;
         self.cost.probe_us += micros(probe_started.elapsed());
+        let mut trace = self.next_statement(source, stmt, duration, rows.flatten(), wal);
+        self.observe(&watched, &mut trace);
+        self.pending.push(Pending {
+            trace,
+            started,
+            locks: new.into_iter().map(|l| (l, LockSource::Probed)).collect(),
+            held_us: None,
+        });
+        Ok(last)
+    }
+
+    /// The trace of the statement that just ran, before its locks: where it is, how long it
+    /// took, its rows and the WAL written since the previous one.
+    fn next_statement(
+        &mut self,
+        source: &SourceFile,
+        stmt: &Statement,
+        duration: Duration,
+        rows: Option<u64>,
+        wal: u64,
+    ) -> StatementTrace {
         let location = source.locate(stmt.start);
-        let mut trace = StatementTrace {
+        let trace = StatementTrace {
             number: self.pending.len() + 1,
             line: location.line,
             column: location.column,
             text: stmt.headline(),
             duration_us: micros(duration),
-            rows: rows.flatten(),
+            rows,
             wal_bytes: wal.saturating_sub(self.wal_last),
             locks: Vec::new(),
             rewritten: Vec::new(),
@@ -310,14 +331,7 @@ impl Tracer {
             samples: None,
         };
         self.wal_last = wal.max(self.wal_last);
-        self.observe(&watched, &mut trace);
-        self.pending.push(Pending {
-            trace,
-            started,
-            locks: new.into_iter().map(|l| (l, LockSource::Probed)).collect(),
-            held_us: None,
-        });
-        Ok(last)
+        trace
     }
 
     /// Pre-existing relations locked so far, and the indexes, toast tables and sequences of the

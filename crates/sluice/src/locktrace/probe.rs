@@ -193,11 +193,7 @@ pub fn watch(
     if oids.is_empty() {
         return Ok(Vec::new());
     }
-    let list = oids
-        .iter()
-        .map(u32::to_string)
-        .collect::<Vec<_>>()
-        .join(",");
+    let list = oid_list(oids);
     let sql = format!(
         "SELECT w.oid::int8, pg_catalog.pg_relation_filenode(w.oid)::int8, \
          pg_catalog.pg_stat_get_xact_numscans(w.oid) \
@@ -215,6 +211,14 @@ pub fn watch(
         .collect())
 }
 
+/// `16384,16391`: OIDs are numbers, so the list is digits and commas only.
+fn oid_list(oids: &[u32]) -> String {
+    oids.iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// The type and name of relations, now that the statement that made them committed.
 pub fn names(
     client: &mut postgres::Client,
@@ -223,11 +227,7 @@ pub fn names(
     if oids.is_empty() {
         return Ok(BTreeMap::new());
     }
-    let list = oids
-        .iter()
-        .map(u32::to_string)
-        .collect::<Vec<_>>()
-        .join(",");
+    let list = oid_list(oids);
     let sql = format!(
         "SELECT w.oid::int8, a.type, pg_catalog.array_to_string(a.object_names, '.') \
          FROM pg_catalog.unnest('{{{list}}}'::pg_catalog.oid[]) AS w(oid) \
@@ -249,11 +249,7 @@ pub fn sizes(
     if oids.is_empty() {
         return Ok(BTreeMap::new());
     }
-    let list = oids
-        .iter()
-        .map(u32::to_string)
-        .collect::<Vec<_>>()
-        .join(",");
+    let list = oid_list(oids);
     let sql = format!(
         "SELECT w.oid::int8, pg_catalog.pg_table_size(w.oid), pg_catalog.pg_indexes_size(w.oid) \
          FROM pg_catalog.unnest('{{{list}}}'::pg_catalog.oid[]) AS w(oid)"

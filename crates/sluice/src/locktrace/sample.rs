@@ -146,7 +146,7 @@ impl super::Tracer {
         stmt: &crate::sql::Statement,
         is_last: bool,
     ) -> Result<Option<crate::expect::TextRows>, super::Traced> {
-        use super::{micros, LockSource, Pending, StatementTrace, Traced};
+        use super::{micros, LockSource, Pending, Traced};
         let started = Instant::now();
         let (result, samples) = match sampler {
             Some((sampler, pid)) => during(sampler, pid, || client.simple_query(&stmt.text)),
@@ -192,23 +192,10 @@ impl super::Tracer {
         self.cost.probe_us += micros(probing.elapsed());
         self.cost.samples += samples.count;
         self.cost.sample_us += micros(samples.spent);
-        let location = source.locate(stmt.start);
-        let mut trace = StatementTrace {
-            number: self.pending.len() + 1,
-            line: location.line,
-            column: location.column,
-            text: stmt.headline(),
-            duration_us: micros(duration),
-            rows: rows.flatten(),
-            wal_bytes: wal.saturating_sub(self.wal_last),
-            locks: Vec::new(),
-            rewritten: Vec::new(),
-            seq_scans: Vec::new(),
-            phases: samples.phases,
-            waited_for: samples.waited_for.into_iter().collect(),
-            samples: Some(samples.count),
-        };
-        self.wal_last = wal.max(self.wal_last);
+        let mut trace = self.next_statement(source, stmt, duration, rows.flatten(), wal);
+        trace.phases = samples.phases;
+        trace.waited_for = samples.waited_for.into_iter().collect();
+        trace.samples = Some(samples.count);
         self.observe(&watched, &mut trace);
         // sequential scans are counted per transaction; in autocommit each probe is its own
         trace.seq_scans.clear();
