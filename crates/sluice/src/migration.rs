@@ -134,8 +134,9 @@ pub struct StatementOutcome {
     pub duration_ms: u128,
 }
 
-/// When an attempt's COMMIT ended, and how long it took.
+/// When an attempt began (BEGIN), when its COMMIT ended, and how long the COMMIT took.
 struct Committed {
+    begun: Instant,
     done: Instant,
     took: Duration,
 }
@@ -218,7 +219,7 @@ pub fn run_single(
         let (outcome, detail, retry) = match result {
             Ok(commit) => {
                 if let Some(t) = tracer.take() {
-                    match t.finish(commit.done, commit.took, client) {
+                    match t.finish(commit.begun, commit.done, commit.took, client) {
                         Ok(trace) => report.trace = Some(trace),
                         Err(e) => {
                             report.failure = Some(format!(
@@ -228,7 +229,8 @@ pub fn run_single(
                         }
                     }
                 }
-                report.lock_holding_ms = Some(duration_ms);
+                // BEGIN to the end of COMMIT: not the watcher thread's wind-down after it
+                report.lock_holding_ms = Some(commit.done.duration_since(commit.begun).as_millis());
                 report.error = None;
                 (
                     AttemptOutcome::Committed,
@@ -298,12 +300,22 @@ fn attempt(
         let pg = PgError::from_error(&e);
         AttemptError::Failed(pg.to_string(), Some(Box::new(pg)))
     };
+    let begun = Instant::now();
     let mut tx = client.transaction().map_err(failed)?;
     tx.batch_execute(&format!(
         "SET LOCAL lock_timeout = {}; SET LOCAL statement_timeout = {}",
         run.lock_timeout_ms, run.statement_timeout_ms
     ))
     .map_err(failed)?;
+    if let Some(t) = tracer.as_deref_mut() {
+        t.scan_baseline(&mut tx).map_err(|e| {
+            let pg = PgError::from_error(&e);
+            AttemptError::Failed(
+                format!("the lock trace's probe before the first statement failed (the tracer, not the migration): {pg}; ROLLBACK"),
+                Some(Box::new(pg)),
+            )
+        })?;
+    }
     let mut last = None;
     for (i, stmt) in run.statements.iter().enumerate() {
         let is_last = i + 1 == run.statements.len();
@@ -331,6 +343,7 @@ fn attempt(
     let committing = Instant::now();
     commit(tx, held).map_err(failed)?;
     Ok(Committed {
+        begun,
         done: Instant::now(),
         took: committing.elapsed(),
     })
@@ -507,7 +520,7 @@ pub fn run_autocommit(
             "the lock trace's probe after statement {number} failed (the tracer, not the migration; every statement committed): {pg}"
         ));
     } else if let Some(t) = tracer {
-        match t.finish(Instant::now(), Duration::ZERO, client) {
+        match t.finish(started, Instant::now(), Duration::ZERO, client) {
             Ok(trace) => report.trace = Some(trace),
             Err(e) => {
                 report.failure = Some(format!(

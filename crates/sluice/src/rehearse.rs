@@ -431,8 +431,14 @@ fn restore(
         .output()
         .map_err(|e| RehearseError::Other(format!("cannot run pg_restore: {e}")))?;
     if !out.status.success() {
-        restore_errors_are_benign(&String::from_utf8_lossy(&out.stderr))
-            .map_err(|e| RehearseError::Other(format!("pg_restore failed: {e}")))?;
+        restore_errors_are_benign(&String::from_utf8_lossy(&out.stderr)).map_err(|e| {
+            let why = if e.is_empty() {
+                format!("{} and wrote nothing on stderr", ended(out.status))
+            } else {
+                e
+            };
+            RehearseError::Other(format!("pg_restore failed: {why}"))
+        })?;
     }
     Ok(described)
 }
@@ -493,6 +499,27 @@ fn superuser_rehearsal(
 /// pg_restore newer than the server (the only pg_restore at hand may be) sends `SET` for
 /// settings the older server does not have (e.g. `transaction_timeout` from 17 on a 16 server):
 /// those errors are harmless. Any other error fails the restore.
+/// How a process ended, in words: `exited with status 1`, `was killed by signal 11 (SIGSEGV)`.
+fn ended(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with status {code}"),
+        (None, Some(signal)) => format!("was killed by signal {signal}{}", signal_name(signal)),
+        (None, None) => format!("ended with {status}"),
+    }
+}
+
+fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        libc::SIGSEGV => " (SIGSEGV)",
+        libc::SIGKILL => " (SIGKILL: out of memory, or killed)",
+        libc::SIGABRT => " (SIGABRT)",
+        libc::SIGBUS => " (SIGBUS)",
+        libc::SIGTERM => " (SIGTERM)",
+        _ => "",
+    }
+}
+
 fn restore_errors_are_benign(stderr: &str) -> Result<(), String> {
     let mut errors = stderr.split("pg_restore: error: ").skip(1).peekable();
     if errors.peek().is_none() {
@@ -664,7 +691,17 @@ fn write_record(pkg: &Package, record: &RehearsalRecord) -> Result<PathBuf, Rehe
 
 #[cfg(test)]
 mod tests {
-    use super::restore_errors_are_benign;
+    use super::{ended, restore_errors_are_benign};
+
+    #[test]
+    fn a_silent_failure_says_how_the_process_ended() {
+        use std::os::unix::process::ExitStatusExt;
+        let crashed = std::process::ExitStatus::from_raw(libc::SIGSEGV);
+        assert_eq!(ended(crashed), "was killed by signal 11 (SIGSEGV)");
+        let failed = std::process::ExitStatus::from_raw(1 << 8);
+        assert_eq!(ended(failed), "exited with status 1");
+        assert_eq!(restore_errors_are_benign("").unwrap_err(), "");
+    }
 
     #[test]
     fn only_unknown_settings_are_forgiven() {

@@ -329,3 +329,57 @@ fn a_cascade_takes_a_lock_lint_did_not_predict() {
     assert!(tables.contains(&"public.child"), "{c:#?}");
     assert!(!tables.contains(&"public.parent"), "{c:#?}");
 }
+
+/// The transaction's scan counters also hold the session's earlier, unflushed scans (the pre
+/// snapshot's row counts, in an apply): a statement that scans nothing shows no scan.
+#[test]
+fn earlier_scans_of_the_session_are_not_the_statements() {
+    let cluster = common::cluster();
+    let conninfo = database(
+        &cluster,
+        "scans",
+        "CREATE TABLE public.t (id int PRIMARY KEY, v int);
+         INSERT INTO public.t SELECT g, g FROM generate_series(1, 1000) g;
+         ALTER TABLE public.t ADD CONSTRAINT v_known CHECK (v IS NOT NULL);",
+    );
+    let mut client = postgres::Client::connect(&conninfo, postgres::NoTls).unwrap();
+    client
+        .batch_execute("SELECT count(*) FROM public.t")
+        .unwrap();
+    let sql = "ALTER TABLE public.t ADD COLUMN note text;
+               ALTER TABLE public.t ALTER COLUMN v SET NOT NULL;
+               SELECT count(*) FROM public.t;";
+    let file = sluice::sql::parse_file(SourceFile::new("m.sql", sql)).unwrap();
+    let plan = transaction::plan(&file.statements, TransactionMode::Single);
+    let path = SearchPath::default();
+    let spec = MigrationRun {
+        source: &file.source,
+        statements: &plan.statements,
+        expect: None,
+        lock_timeout_ms: 5000,
+        statement_timeout_ms: 60_000,
+        lock_retries: 0,
+        trace: true,
+        search_path: &path,
+    };
+    let report = migration::run_single(&mut client, None, &spec, &|_| {});
+    let trace = report.trace.expect("a trace");
+    assert!(trace.scans_measured);
+    // ADD COLUMN scans nothing; SET NOT NULL is proven by the valid CHECK (PostgreSQL 12+)
+    assert!(
+        trace.statements[0].seq_scans.is_empty(),
+        "{:#?}",
+        trace.statements[0]
+    );
+    assert!(
+        trace.statements[1].seq_scans.is_empty(),
+        "{:#?}",
+        trace.statements[1]
+    );
+    assert_eq!(
+        trace.statements[2].seq_scans.len(),
+        1,
+        "{:#?}",
+        trace.statements[2]
+    );
+}

@@ -87,7 +87,7 @@ impl BudgetVerdict {
                         breaches.len() - 1,
                         breaches[1..]
                             .iter()
-                            .map(|b| format!("line {} ({}, {})", b.line, b.table, duration(b.held_us)))
+                            .map(|b| format!("{} line {} ({}, {})", b.run, b.line, b.table, duration(b.held_us)))
                             .collect::<Vec<_>>()
                             .join(", ")
                     ));
@@ -125,8 +125,11 @@ pub fn check(traces: &[(&'static str, &LockTrace)], budget_ms: u64) -> BudgetVer
             })
         })
         .collect();
-    // longest first; the first of equals (a table before its indexes) stays first
+    // longest first; the first of equals (a table before its indexes) stays first; one per
+    // table and run: a weaker lock taken later under a longer one adds nothing to read
     all.sort_by_key(|b| std::cmp::Reverse(b.held_us));
+    let mut seen = std::collections::BTreeSet::new();
+    all.retain(|b| seen.insert((b.run, b.table.clone())));
     let budget_us = budget_ms.saturating_mul(1000);
     let breaches: Vec<Breach> = all
         .iter()
@@ -143,5 +146,74 @@ pub fn check(traces: &[(&'static str, &LockTrace)], budget_ms: u64) -> BudgetVer
             budget_ms,
             breaches,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::locktrace::{LockSource, StatementTrace, TracedLock, TracerCost};
+
+    fn statement(line: usize, mode: LockMode, held_us: u64, pre_existing: bool) -> StatementTrace {
+        StatementTrace {
+            number: line,
+            line,
+            column: 1,
+            text: format!("statement at {line}"),
+            duration_us: 10,
+            rows: None,
+            wal_bytes: 0,
+            locks: vec![TracedLock {
+                locktype: "relation".into(),
+                object: "public.t".into(),
+                object_type: Some("table".into()),
+                mode,
+                blocks: vec![],
+                pre_existing,
+                table: None,
+                held_us,
+                source: LockSource::Probed,
+            }],
+            rewritten: vec![],
+            seq_scans: vec![],
+            phases: vec![],
+            waited_for: vec![],
+            samples: None,
+        }
+    }
+
+    fn trace(statements: Vec<StatementTrace>) -> LockTrace {
+        LockTrace {
+            autocommit: false,
+            scans_measured: true,
+            statements,
+            total_us: 0,
+            commit_us: 0,
+            wal_bytes: 0,
+            tables: vec![],
+            tracer: TracerCost::default(),
+        }
+    }
+
+    #[test]
+    fn over_within_and_without_a_trace() {
+        let t = trace(vec![
+            statement(2, LockMode::AccessExclusive, 400_000, true),
+            statement(6, LockMode::Share, 50_000, true),
+            statement(7, LockMode::RowExclusive, 900_000, true),
+            statement(8, LockMode::AccessExclusive, 900_000, false),
+        ]);
+        let over = check(&[("apply", &t), ("re-apply", &t)], 100);
+        let BudgetVerdict::Over { breaches, .. } = &over else {
+            panic!("{over:?}")
+        };
+        // one per run and table, the longest; ROW EXCLUSIVE and a new table never count
+        assert_eq!(breaches.len(), 2, "{breaches:?}");
+        assert!(breaches.iter().all(|b| b.line == 2 && b.held_us == 400_000));
+        let text = over.describe("r.json");
+        assert!(text.contains("line 2 `statement at 2` held ACCESS EXCLUSIVE on public.t (blocks every read and write) for 400 ms until COMMIT, more than [rehearsal] lock_budget_ms = 100"), "{text}");
+        assert!(text.contains("and 1 more: re-apply line 2"), "{text}");
+        assert!(check(&[("apply", &t)], 500).holds());
+        assert_eq!(check(&[], 500), BudgetVerdict::NoTrace { budget_ms: 500 });
     }
 }

@@ -109,7 +109,7 @@ fn strongest_on_existing(s: &StatementTrace) -> Option<LockMode> {
         .max()
 }
 
-fn judged(finding: &Finding, s: &StatementTrace, autocommit: bool) -> (String, Verdict) {
+fn judged(finding: &Finding, s: &StatementTrace, scans_measured: bool) -> (String, Verdict) {
     use Verdict::*;
     let strongest = strongest_on_existing(s);
     let strongest_text = || {
@@ -142,8 +142,8 @@ fn judged(finding: &Finding, s: &StatementTrace, autocommit: bool) -> (String, V
             Some(m) if m >= LockMode::Share => (format!("{m}"), Confirmed),
             _ => (strongest_text(), Refuted),
         },
-        "scan-under-lock" if autocommit => (
-            "scans are not counted per statement in autocommit".into(),
+        "scan-under-lock" if !scans_measured => (
+            "scans are counted only in a READ COMMITTED transaction".into(),
             NotMeasurable,
         ),
         "scan-under-lock" if s.seq_scans.is_empty() => ("no sequential scan".into(), Refuted),
@@ -182,7 +182,7 @@ pub fn compare(
         .iter()
         .filter_map(|f| {
             let s = at(f.location.line, f.location.column)?;
-            let (measured, verdict) = judged(f, s, trace.autocommit);
+            let (measured, verdict) = judged(f, s, trace.scans_measured);
             Some(HazardCheck {
                 hazard: f.hazard.to_string(),
                 line: s.line,
@@ -308,6 +308,7 @@ mod tests {
     fn trace(s: StatementTrace) -> LockTrace {
         LockTrace {
             autocommit: false,
+            scans_measured: true,
             statements: vec![s],
             total_us: 6_000,
             commit_us: 100,

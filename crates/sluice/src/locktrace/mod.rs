@@ -48,6 +48,12 @@ pub struct LockTrace {
     /// sampled while it ran and were held for its duration.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub autocommit: bool,
+    /// Whether sequential scans were counted: the transaction's counters are read before the
+    /// first statement (READ COMMITTED only: under REPEATABLE READ or SERIALIZABLE that read
+    /// would take the transaction's snapshot before the migration's first statement does), and
+    /// never in autocommit.
+    #[serde(default)]
+    pub scans_measured: bool,
     pub statements: Vec<StatementTrace>,
     /// BEGIN to the end of COMMIT, µs.
     pub total_us: u64,
@@ -208,11 +214,11 @@ struct Pending {
 /// each statement inside the transaction, [`Tracer::finish`] after COMMIT.
 pub struct Tracer {
     autocommit: bool,
+    scans_measured: bool,
     search_path: SearchPath,
     map: RelationMap,
     wal_start: u64,
     cost: TracerCost,
-    begun: Instant,
     held: BTreeSet<(String, Option<u32>, String)>,
     filenodes: BTreeMap<u32, Option<u64>>,
     scans: BTreeMap<u32, i64>,
@@ -239,13 +245,14 @@ impl Tracer {
             ..TracerCost::default()
         };
         let filenodes = map.iter().map(|(oid, r)| (*oid, r.filenode)).collect();
+        let isolation = probe::default_isolation(client)?;
         Ok(Tracer {
             autocommit,
+            scans_measured: !autocommit && isolation == "read committed",
             search_path: search_path.clone(),
             map,
             wal_start,
             cost,
-            begun: Instant::now(),
             held: BTreeSet::new(),
             filenodes,
             scans: BTreeMap::new(),
@@ -266,7 +273,32 @@ impl Tracer {
         self.probes.clear();
         self.cost.probes = 0;
         self.cost.probe_us = 0;
-        self.begun = Instant::now();
+        Ok(())
+    }
+
+    /// Reads the transaction's sequential-scan counters of every table before the first
+    /// statement, in READ COMMITTED (each statement takes its own snapshot, so this read changes
+    /// nothing the migration sees). The counters also hold scans of the session's earlier
+    /// transactions not yet flushed to the statistics (the pre snapshot's row counts), so a
+    /// scan is a difference from here, never a count from zero.
+    pub fn scan_baseline(
+        &mut self,
+        tx: &mut postgres::Transaction<'_>,
+    ) -> Result<(), postgres::Error> {
+        if !self.scans_measured {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let tables: Vec<u32> = self
+            .map
+            .iter()
+            .filter(|(_, r)| r.kind == "table")
+            .map(|(oid, _)| *oid)
+            .collect();
+        for w in probe::watch(tx, &tables)? {
+            self.scans.insert(w.oid, w.seq_scans);
+        }
+        self.cost.probe_us += micros(started.elapsed());
         Ok(())
     }
 
@@ -370,8 +402,10 @@ impl Tracer {
                 }
             }
             self.filenodes.insert(w.oid, w.filenode);
-            let scans_before = self.scans.insert(w.oid, w.seq_scans).unwrap_or(0);
-            if rel.kind == "table" && w.seq_scans > scans_before {
+            let Some(scans_before) = self.scans.insert(w.oid, w.seq_scans) else {
+                continue; // no baseline: not counted (see scan_baseline)
+            };
+            if self.scans_measured && rel.kind == "table" && w.seq_scans > scans_before {
                 trace.seq_scans.push(SeqScan {
                     table: rel.name.clone(),
                     scans: w.seq_scans - scans_before,
@@ -383,6 +417,7 @@ impl Tracer {
     /// After COMMIT: the hold times, the WAL written and the growth of the touched tables.
     pub fn finish(
         self,
+        begun: Instant,
         committed: Instant,
         commit: Duration,
         client: &mut postgres::Client,
@@ -421,8 +456,9 @@ impl Tracer {
             .collect();
         Ok(LockTrace {
             autocommit: self.autocommit,
+            scans_measured: self.scans_measured,
             statements,
-            total_us: micros(committed.duration_since(self.begun)),
+            total_us: micros(committed.saturating_duration_since(begun)),
             commit_us: micros(commit),
             wal_bytes: wal_end.saturating_sub(self.wal_start),
             tables,
@@ -478,7 +514,12 @@ impl Tracer {
                 .clone()
                 .or_else(|| known.map(|r| r.kind.clone())),
             mode,
-            blocks: mode.blocks().into_iter().map(str::to_string).collect(),
+            // the statement classes are about tables; an xid or object lock is not one
+            blocks: if seen.locktype == "relation" {
+                mode.blocks().into_iter().map(str::to_string).collect()
+            } else {
+                Vec::new()
+            },
             pre_existing: known.is_some(),
             table,
             held_us,

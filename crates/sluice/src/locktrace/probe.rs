@@ -129,6 +129,16 @@ pub fn relation_map(client: &mut postgres::Client) -> Result<(RelationMap, u64),
     Ok((map, lsn))
 }
 
+/// The isolation level a transaction of this session starts with.
+pub fn default_isolation(client: &mut postgres::Client) -> Result<String, postgres::Error> {
+    let messages = client.simple_query("SHOW default_transaction_isolation")?;
+    Ok(rows(messages)
+        .first()
+        .and_then(|r| r.get(0))
+        .unwrap_or_default()
+        .to_string())
+}
+
 /// `pg_current_wal_insert_lsn()` as a byte position.
 pub fn wal_position(client: &mut postgres::Client) -> Result<u64, postgres::Error> {
     let messages = client.simple_query(WAL_SQL)?;

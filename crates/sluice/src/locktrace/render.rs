@@ -3,6 +3,7 @@
 //! every read and write) held 41 ms until COMMIT; no rewrite".
 
 use super::{LockSource, LockTrace, StatementTrace, TracedLock};
+use crate::sql::locks::LockMode;
 
 /// `0.4 ms`, `12 ms`, `1.3 s`.
 pub fn duration(us: u64) -> String {
@@ -24,8 +25,50 @@ pub fn bytes(n: i64) -> String {
     }
 }
 
+/// What the statements before this one left held, for reading this one's locks in context.
+#[derive(Debug, Default)]
+pub struct Earlier {
+    /// Per table: the strongest mode held so far, and the line of the statement that took it.
+    strongest: std::collections::BTreeMap<String, (LockMode, usize)>,
+    /// Relations the migration created in an earlier statement.
+    created: std::collections::BTreeSet<String>,
+    /// Each statement commits on its own (`transaction = "none"`): nothing is held over.
+    autocommit: bool,
+}
+
+impl Earlier {
+    fn absorb(&mut self, s: &StatementTrace) {
+        if self.autocommit {
+            return;
+        }
+        for lock in s.locks.iter().filter(|l| is_relation(l)) {
+            if !lock.pre_existing {
+                self.created.insert(lock.object.clone());
+            }
+            if let Some(table) = lock.affected_table() {
+                let held = self
+                    .strongest
+                    .entry(table.to_string())
+                    .or_insert((lock.mode, s.line));
+                if lock.mode > held.0 {
+                    *held = (lock.mode, s.line);
+                }
+            }
+        }
+    }
+
+    /// The stronger lock an earlier statement took on this lock's table, if any.
+    fn covering(&self, lock: &TracedLock) -> Option<(LockMode, usize)> {
+        let table = lock.affected_table()?;
+        self.strongest
+            .get(table)
+            .copied()
+            .filter(|(mode, _)| *mode > lock.mode)
+    }
+}
+
 /// A lock on a relation production's sessions use, and what they wait for while it is held.
-fn held_lock(lock: &TracedLock) -> String {
+fn held_lock(lock: &TracedLock, earlier: &Earlier) -> String {
     let on = match (&lock.object_type, &lock.table) {
         (Some(kind), Some(table)) if kind != "table" => {
             format!("{kind} {} (of {table})", lock.object)
@@ -37,10 +80,14 @@ fn held_lock(lock: &TracedLock) -> String {
         LockSource::Sampled => "(its own transaction)",
         LockSource::Predicted => "(its own transaction; predicted by lint, too fast to sample)",
     };
+    let effect = match earlier.covering(lock) {
+        // what this mode alone would let through is already blocked by the earlier lock
+        Some((mode, line)) => format!("under the {mode} held since line {line}"),
+        None => lock.mode.blocks_phrase().to_string(),
+    };
     format!(
-        "{} on {on} ({}) held {} {until}",
+        "{} on {on} ({effect}) held {} {until}",
         lock.mode,
-        lock.mode.blocks_phrase(),
         duration(lock.held_us)
     )
 }
@@ -98,8 +145,28 @@ fn other_lock(lock: &TracedLock) -> String {
     }
 }
 
-/// One statement of the trace in words.
+/// Every statement of the trace in words, each read after the ones before it.
+pub fn statement_lines(t: &LockTrace) -> Vec<String> {
+    let mut earlier = Earlier {
+        autocommit: t.autocommit,
+        ..Earlier::default()
+    };
+    t.statements
+        .iter()
+        .map(|s| {
+            let line = statement_line_after(s, &earlier);
+            earlier.absorb(s);
+            line
+        })
+        .collect()
+}
+
+/// One statement of the trace in words, as if it were the first.
 pub fn statement_line(s: &StatementTrace) -> String {
+    statement_line_after(s, &Earlier::default())
+}
+
+fn statement_line_after(s: &StatementTrace, earlier: &Earlier) -> String {
     let mut parts = vec![duration(s.duration_us)];
     if let Some(rows) = s.rows {
         parts.push(format!("{rows} row{}", if rows == 1 { "" } else { "s" }));
@@ -112,10 +179,26 @@ pub fn statement_line(s: &StatementTrace) -> String {
         .collect();
     let folded_count = existing.iter().filter(|l| folded(l, &s.locks)).count();
     for lock in existing.iter().filter(|l| !folded(l, &s.locks)) {
-        parts.push(held_lock(lock));
+        parts.push(held_lock(lock, earlier));
     }
-    if let Some(created) = created_here(&relations) {
+    let made_before: Vec<&TracedLock> = relations
+        .iter()
+        .copied()
+        .filter(|l| !l.pre_existing && earlier.created.contains(&l.object))
+        .collect();
+    let made_here: Vec<&TracedLock> = relations
+        .iter()
+        .copied()
+        .filter(|l| !l.pre_existing && !earlier.created.contains(&l.object))
+        .collect();
+    if let Some(created) = created_here(&made_here) {
         parts.push(created);
+    }
+    if !made_before.is_empty() {
+        parts.push(format!(
+            "locks on {} relation(s) this migration made earlier (no other session sees them before COMMIT)",
+            made_before.len()
+        ));
     }
     if relations.is_empty() {
         parts.push("no new lock".into());
@@ -352,6 +435,7 @@ mod tests {
         assert!(line.contains("REWRITE of public.t (table)"), "{line}");
         let trace = LockTrace {
             autocommit: false,
+            scans_measured: true,
             statements: vec![s],
             total_us: 50_000,
             commit_us: 900,
@@ -362,5 +446,43 @@ mod tests {
         let (_, longest) = longest_blocking(&trace).unwrap();
         assert_eq!(longest.object, "public.t");
         assert!(summary(&trace).contains("ACCESS EXCLUSIVE on public.t 14 ms (line 12)"));
+    }
+
+    #[test]
+    fn a_weaker_lock_under_an_earlier_stronger_one_says_so() {
+        let first = statement(vec![lock(
+            "public.t",
+            "table",
+            LockMode::AccessExclusive,
+            None,
+            true,
+        )]);
+        let mut second = statement(vec![lock(
+            "public.t",
+            "table",
+            LockMode::RowExclusive,
+            None,
+            true,
+        )]);
+        second.line = 20;
+        let trace = LockTrace {
+            autocommit: false,
+            scans_measured: true,
+            statements: vec![first, second],
+            total_us: 1,
+            commit_us: 1,
+            wal_bytes: 0,
+            tables: vec![],
+            tracer: TracerCost::default(),
+        };
+        let lines = statement_lines(&trace);
+        assert!(
+            lines[1].contains(
+                "ROW EXCLUSIVE on public.t (under the ACCESS EXCLUSIVE held since line 12)"
+            ),
+            "{}",
+            lines[1]
+        );
+        assert!(!lines[1].contains("reads and writes go on"), "{}", lines[1]);
     }
 }

@@ -118,11 +118,7 @@ impl Measured {
             .runs()
             .into_iter()
             .map(|(run, trace)| {
-                let mut lines: Vec<String> = trace
-                    .statements
-                    .iter()
-                    .map(crate::locktrace::render::statement_line)
-                    .collect();
+                let mut lines = crate::locktrace::render::statement_lines(trace);
                 lines.push(crate::locktrace::render::totals_line(trace));
                 (
                     format!(
