@@ -244,6 +244,52 @@ impl Run<'_> {
 
     /// Runs one step: records its start, its outcome and timing, and turns a failure into the
     /// gate failure of its phase.
+    /// A step whose success hands a value on to the steps after it (the sessions
+    /// `exclusive-run` opens): they run only with that value, so the order is the data's. The
+    /// body's `Err` is the step's failure.
+    pub(crate) fn step_yielding<T, F>(
+        &mut self,
+        id: gate::StepId,
+        body: F,
+    ) -> Result<T, GateFailure>
+    where
+        F: FnOnce(&mut Self) -> Result<(String, T), String>,
+    {
+        let mut value = None;
+        self.step(id, |run| match body(run) {
+            Ok((detail, v)) => {
+                value = Some(v);
+                StepResult::Passed(detail)
+            }
+            Err(why) => StepResult::Failed(why),
+        })?;
+        // `step` returns Ok only for a passed (or skipped) body, and this body passes only
+        // with a value
+        Ok(value.expect("a passed step handed its value on"))
+    }
+
+    /// A step that hands a value on when it passes and none when it is skipped (the client
+    /// tools, when a backup is taken).
+    pub(crate) fn step_maybe<T, F>(
+        &mut self,
+        id: gate::StepId,
+        body: F,
+    ) -> Result<Option<T>, GateFailure>
+    where
+        F: FnOnce(&mut Self) -> Yield<T>,
+    {
+        let mut value = None;
+        self.step(id, |run| match body(run) {
+            Yield::Passed(detail, v) => {
+                value = Some(v);
+                StepResult::Passed(detail)
+            }
+            Yield::Skipped(why) => StepResult::Skipped(why),
+            Yield::Failed(why) => StepResult::Failed(why),
+        })?;
+        Ok(value)
+    }
+
     pub fn step<F>(&mut self, id: gate::StepId, body: F) -> Result<(), GateFailure>
     where
         F: FnOnce(&mut Self) -> StepResult,
@@ -413,6 +459,13 @@ impl Run<'_> {
 
 /// The failure id of a run whose evidence could not be written.
 pub const EVIDENCE: &str = "evidence";
+
+/// How a step that hands a value on ended ([`Run::step_maybe`]).
+pub(crate) enum Yield<T> {
+    Passed(String, T),
+    Skipped(String),
+    Failed(String),
+}
 
 /// What a step's body returns.
 pub(crate) enum StepResult {

@@ -1,6 +1,6 @@
 //! The body of each step of the apply pipeline, in order.
 
-use super::{ApplyOptions, GateFailure, Run, StepResult};
+use super::{ApplyOptions, GateFailure, Run, StepResult, Yield};
 use crate::backup;
 use crate::catalog::{self, Snapshot};
 use crate::checks::{evaluate_check, CheckResult};
@@ -20,29 +20,44 @@ const PREFLIGHT_GATE: &str = "preflight";
 /// The migration's gate id, also the rollback trigger of a partly committed migration.
 const MIGRATION_GATE: &str = "migration-atomic";
 
-/// What earlier steps hand to later ones.
-#[derive(Default)]
-struct State {
-    lock_session: Option<postgres::Client>,
-    client: Option<postgres::Client>,
+/// The sessions `exclusive-run` opens and hands on: a step that needs the target takes them
+/// from that step's result, so it cannot run before it.
+struct Sessions {
+    /// Holds the package's advisory lock for the whole run; watches the migration's lock waits
+    /// (and, in a rehearsal of `transaction = "none"`, samples its locks).
+    lock: postgres::Client,
+    /// Where the checks, the snapshots and the migration run.
+    work: postgres::Client,
     /// A second working session, in the snapshot the working session exports: it takes half
     /// of a catalog snapshot's queries, and computes probe statistics while rows stream.
     aux: Option<postgres::Client>,
     /// The target for the connection each probe capture's rows stream over.
-    rows_target: Option<Target>,
+    rows_target: Target,
+}
+
+impl Sessions {
+    /// The sessions of a probe capture.
+    fn probe(&mut self) -> crate::probe::Sessions<'_> {
+        crate::probe::Sessions {
+            work: &mut self.work,
+            stats: self.aux.as_mut(),
+            rows: Some(&self.rows_target),
+            rows_from_bytes: crate::probe::OWN_CONNECTION_FROM_BYTES,
+        }
+    }
+}
+
+/// What earlier steps hand to later ones, besides the sessions.
+#[derive(Default)]
+struct State {
     backup_done: Option<Instant>,
-    pre_schema: Option<Snapshot>,
     /// What the post snapshot compares against to read again only the tables that changed.
     pre_baseline: Option<catalog::Baseline>,
     pre_probes: Vec<crate::probe::Capture>,
-    parsed: Option<lint::ParsedMigration>,
     /// For a rollback: the record of the apply it rolls back, read once by rollback-run.
     applied: Option<super::record::StoredRun>,
     /// For a rollback: the apply run's id and run.json sha256, from the bytes rollback-run read.
     applied_run: Option<crate::approval::rollback::ApplyRun>,
-    /// The migration's operations as the scope gate derived them; the schema diff is judged
-    /// against them.
-    operations: Vec<crate::sql::Operation>,
     /// The pre schema snapshot, when backup-restorable took it after pg_dump finished, while
     /// the dump was read back.
     taken_pre: Option<Result<Snapshot, postgres::Error>>,
@@ -79,35 +94,41 @@ fn run_steps(
 ) -> Result<(), GateFailure> {
     let mut st = State::default();
     let digest = run.record.digest.clone();
-    run.step(StepId::ExclusiveRun, |run| {
-        exclusive_run(run, pkg, target, &mut st)
-    })?;
-    run.step(StepId::TargetIdentity, |run| {
-        target_identity(run, pkg, opts, &mut st)
+    let mut s = run.step_yielding(StepId::ExclusiveRun, |run| exclusive_run(run, pkg, target))?;
+    let server = run.step_yielding(StepId::TargetIdentity, |run| {
+        target_identity(run, pkg, opts, &mut s.work)
     })?;
     run.step(StepId::SqlIntegrity, |_| sql_integrity(pkg))?;
-    run.step(StepId::Scope, |_| scope(pkg, &mut st))?;
+    let scoped = run.step_yielding(StepId::Scope, |_| scope(pkg, &mut s.work))?;
     run.step(StepId::Approvals, |_| approvals(pkg, &digest, opts))?;
     run.step(StepId::Rehearsal, |_| rehearsal(pkg, &digest, opts))?;
-    run.step(StepId::ClientVersion, |run| {
-        client_version(run, pkg, target, probe.take())
+    let tools = run.step_maybe(StepId::ClientVersion, |run| {
+        client_version(run, pkg, target, &server, probe.take())
     })?;
     run.step(StepId::BackupRestorable, |run| {
-        backup_restorable(run, pkg, target, opts, &mut st)
+        backup_restorable(run, pkg, target, opts, tools.as_ref(), &mut s, &mut st)
     })?;
-    run.step(StepId::PreSnapshots, |run| pre_snapshots(run, pkg, &mut st))?;
-    run.step(StepId::Preflight, |run| preflight(run, pkg, opts, &mut st))?;
+    let pre = run.step_yielding(StepId::PreSnapshots, |run| {
+        pre_snapshots(run, pkg, &mut s, &mut st)
+    })?;
+    run.step(StepId::Preflight, |run| {
+        preflight(run, pkg, opts, &mut s.work)
+    })?;
     run.step(StepId::BackupFresh, |_| backup_fresh(pkg, &st))?;
     run.step(StepId::MigrationAtomic, |run| {
-        migration_atomic(run, pkg, opts, &mut st)
+        migration_atomic(run, pkg, opts, &scoped.parsed, &mut s)
     })?;
     // After COMMIT every step runs even when one before it failed: each only reads, and the
     // evidence of what the change did (the post snapshot, the post probe captures a rollback's
     // restore script needs) matters most when something is wrong. The first failure counts.
     let after_commit = [
-        run.step(StepId::Verification, |run| verification(run, pkg, &mut st)),
-        run.step(StepId::SchemaDiff, |run| schema_diff(run, pkg, &mut st)),
-        run.step(StepId::Probes, |run| probes(run, pkg, &mut st)),
+        run.step(StepId::Verification, |run| {
+            verification(run, pkg, &pre, &mut s, &mut st)
+        }),
+        run.step(StepId::SchemaDiff, |run| {
+            schema_diff(run, pkg, (&pre, &scoped.operations), &mut s, &mut st)
+        }),
+        run.step(StepId::Probes, |run| probes(run, pkg, &mut s, &mut st)),
     ];
     after_commit
         .into_iter()
@@ -115,32 +136,35 @@ fn run_steps(
         .map(|_| ())
 }
 
-fn client(st: &mut State) -> &mut postgres::Client {
-    st.client.as_mut().expect("connected by exclusive-run")
-}
-
 /// The pre catalog snapshot on the working session, shared with the second session when
 /// there is one; its baseline is kept for the post snapshot.
-fn pre_snapshot(st: &mut State, ignore: &[String]) -> Result<Snapshot, postgres::Error> {
-    let work = st.client.as_mut().expect("connected by exclusive-run");
+fn pre_snapshot(
+    s: &mut Sessions,
+    st: &mut State,
+    ignore: &[String],
+) -> Result<Snapshot, postgres::Error> {
     let options = catalog::SnapshotOptions::new(ignore)
-        .helper(st.aux.as_mut())
+        .helper(s.aux.as_mut())
         .record_baseline();
-    let taken = catalog::snapshot(work, options)?;
+    let taken = catalog::snapshot(&mut s.work, options)?;
     st.pre_baseline = taken.baseline;
     Ok(taken.snapshot)
 }
 
 /// The post catalog snapshot: the tables none of whose catalog rows were written since the pre
 /// snapshot keep the pre snapshot's objects.
-fn post_snapshot(st: &mut State, ignore: &[String]) -> Result<Snapshot, postgres::Error> {
-    let work = st.client.as_mut().expect("connected by exclusive-run");
-    let options = catalog::SnapshotOptions::new(ignore).helper(st.aux.as_mut());
-    let options = match (&st.pre_schema, &st.pre_baseline) {
-        (Some(pre), Some(baseline)) => options.since(pre, baseline),
-        _ => options,
+fn post_snapshot(
+    s: &mut Sessions,
+    pre: &Snapshot,
+    st: &State,
+    ignore: &[String],
+) -> Result<Snapshot, postgres::Error> {
+    let options = catalog::SnapshotOptions::new(ignore).helper(s.aux.as_mut());
+    let options = match &st.pre_baseline {
+        Some(baseline) => options.since(pre, baseline),
+        None => options,
     };
-    catalog::snapshot(work, options).map(|taken| taken.snapshot)
+    catalog::snapshot(&mut s.work, options).map(|taken| taken.snapshot)
 }
 
 /// The advisory lock key of a package: the first 8 bytes of sha256("sluice:" + id).
@@ -149,7 +173,11 @@ pub fn lock_key(package_id: &str) -> i64 {
     i64::from_str_radix(&hash[..15], 16).unwrap_or(0)
 }
 
-fn exclusive_run(run: &mut Run, pkg: &Package, target: &Target, st: &mut State) -> StepResult {
+fn exclusive_run(
+    run: &mut Run,
+    pkg: &Package,
+    target: &Target,
+) -> Result<(String, Sessions), String> {
     // the three sessions are opened at once: each connection is a round trip or more
     let (lock, work, helper) = std::thread::scope(|scope| {
         let lock = scope.spawn(|| target.connect("lock"));
@@ -163,7 +191,7 @@ fn exclusive_run(run: &mut Run, pkg: &Package, target: &Target, st: &mut State) 
     });
     let (mut lock, work) = match (lock, work) {
         (Ok(a), Ok(b)) => (a, b),
-        (Err(e), _) | (_, Err(e)) => return Failed(e.to_string()),
+        (Err(e), _) | (_, Err(e)) => return Err(e.to_string()),
     };
     let key = lock_key(&pkg.info.id);
     let got = lock
@@ -172,16 +200,19 @@ fn exclusive_run(run: &mut Run, pkg: &Package, target: &Target, st: &mut State) 
     match got {
         Ok(true) => {
             run.log("lock", serde_json::json!({ "advisory_lock_key": key }));
-            st.lock_session = Some(lock);
-            // a third session, when one can be had, shares the catalog snapshots' queries and
-            // computes probe statistics beside the row stream
-            st.aux = helper.ok();
-            st.rows_target = Some(target.clone());
-            st.client = Some(work);
-            Passed(format!(
+            let detail = format!(
                 "session advisory lock {key} held for package {}",
                 pkg.info.id
-            ))
+            );
+            let sessions = Sessions {
+                lock,
+                work,
+                // a third session, when one can be had, shares the catalog snapshots' queries
+                // and computes probe statistics beside the row stream
+                aux: helper.ok(),
+                rows_target: target.clone(),
+            };
+            Ok((detail, sessions))
         }
         Ok(false) => {
             let holder = lock
@@ -196,9 +227,9 @@ fn exclusive_run(run: &mut Run, pkg: &Package, target: &Target, st: &mut State) 
                 .flatten()
                 .map(|r| format!(" (held by pid {} {} as {})", r.get::<_, i32>(0), r.get::<_, String>(1), r.get::<_, String>(2)))
                 .unwrap_or_default();
-            Failed(format!("another sluice run of package {} holds the lock on this target{holder}; refused, not queued", pkg.info.id))
+            Err(format!("another sluice run of package {} holds the lock on this target{holder}; refused, not queued", pkg.info.id))
         }
-        Err(e) => Failed(target::pg_message(&e)),
+        Err(e) => Err(target::pg_message(&e)),
     }
 }
 
@@ -206,11 +237,11 @@ fn target_identity(
     run: &mut Run,
     pkg: &Package,
     opts: &ApplyOptions,
-    st: &mut State,
-) -> StepResult {
-    let facts = match target::identity(client(st)) {
+    work: &mut postgres::Client,
+) -> Result<(String, target::IdentityFacts), String> {
+    let facts = match target::identity(work) {
         Ok(f) => f,
-        Err(e) => return Failed(target::pg_message(&e)),
+        Err(e) => return Err(target::pg_message(&e)),
     };
     run.record.server = Some(facts.clone());
     let items = target::compare_identity(&pkg.target, &facts, opts.rehearsal);
@@ -224,13 +255,10 @@ fn target_identity(
         .map(|i| format!("{} is {} but must be {}", i.key, i.actual, i.expected))
         .collect();
     if failed.is_empty() {
-        Passed(format!(
-            "{}; server {}",
-            shown.join("; "),
-            facts.server_version
-        ))
+        let detail = format!("{}; server {}", shown.join("; "), facts.server_version);
+        Ok((detail, facts))
     } else {
-        Failed(format!(
+        Err(format!(
             "target is not the one the package names: {}",
             failed.join("; ")
         ))
@@ -260,20 +288,26 @@ fn sql_integrity(pkg: &Package) -> StepResult {
     Passed(format!("sha256 matches: {}", ok.join(", ")))
 }
 
-fn scope(pkg: &Package, st: &mut State) -> StepResult {
+/// What the scope gate hands on: the migration as parsed and planned, and the operations it
+/// derived (the schema diff is judged against them).
+struct Scoped {
+    parsed: lint::ParsedMigration,
+    operations: Vec<crate::sql::Operation>,
+}
+
+fn scope(pkg: &Package, work: &mut postgres::Client) -> Result<(String, Scoped), String> {
     let parsed = match lint::parse_migration(pkg) {
         Ok(p) => p,
-        Err(e) => return Failed(e.to_string()),
+        Err(e) => return Err(e.to_string()),
     };
     // what the live target says (its row triggers, its tables' policies) sharpens the hazards:
     // disabling row-level security on a table that has policies is an error
-    let facts = target::facts(client(st)).ok();
+    let facts = target::facts(work).ok();
     let report = match lint::lint_parsed(pkg, &parsed, facts.as_ref()) {
         Ok(r) => r,
-        Err(e) => return Failed(e.to_string()),
+        Err(e) => return Err(e.to_string()),
     };
-    st.parsed = Some(parsed);
-    st.operations = report
+    let operations = report
         .migration
         .operations
         .iter()
@@ -295,16 +329,17 @@ fn scope(pkg: &Package, st: &mut State) -> StepResult {
     }
     problems.extend(errors.into_iter().map(|e| format!("lint error: {e}")));
     if !problems.is_empty() {
-        return Failed(problems.join("; "));
+        return Err(problems.join("; "));
     }
-    match &report.scope {
-        Some(s) => Passed(format!(
+    let detail = match &report.scope {
+        Some(s) => format!(
             "{} operation(s) derived = {} declared",
             report.migration.operations.len(),
             s.declared.len()
-        )),
-        None => Passed("no [scope] section: nothing to prove".into()),
-    }
+        ),
+        None => "no [scope] section: nothing to prove".into(),
+    };
+    Ok((detail, Scoped { parsed, operations }))
 }
 
 fn approvals(pkg: &Package, digest: &str, opts: &ApplyOptions) -> StepResult {
@@ -359,23 +394,23 @@ fn client_version(
     run: &mut Run,
     pkg: &Package,
     target: &Target,
+    server: &target::IdentityFacts,
     probe: ToolsProbe<'_>,
-) -> StepResult {
+) -> Yield<backup::ClientTools> {
     let Some(probe) = probe.filter(|_| pkg.backup.required) else {
-        return Skipped("no backup is taken ([backup] required = false)".into());
+        return Yield::Skipped("no backup is taken ([backup] required = false)".into());
     };
-    let server = run.record.server.clone().expect("identity read");
     let needs_tls = target.needs_tls();
     let found = probe
         .join()
         .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
     let tools = match found.for_target(server.server_major(), needs_tls) {
         Ok(t) => t,
-        Err(e) => return Failed(e.to_string()),
+        Err(e) => return Yield::Failed(e.to_string()),
     };
     run.record.client_tools = Some(tools.clone());
     if let Err(e) = backup::check_version(&tools, server.server_major(), &server.server_version) {
-        return Failed(e.to_string());
+        return Yield::Failed(e.to_string());
     }
     let detail = format!(
         "pg_dump/pg_restore {} from {} for server {}{}",
@@ -384,7 +419,7 @@ fn client_version(
         server.server_version,
         if needs_tls { ", over TLS" } else { "" }
     );
-    Passed(detail)
+    Yield::Passed(detail, tools)
 }
 
 fn backup_restorable(
@@ -392,9 +427,11 @@ fn backup_restorable(
     pkg: &Package,
     target: &Target,
     opts: &ApplyOptions,
+    tools: Option<&backup::ClientTools>,
+    s: &mut Sessions,
     st: &mut State,
 ) -> StepResult {
-    if let Some(refused) = early_preflight(run, pkg, opts, st) {
+    if let Some(refused) = early_preflight(run, pkg, opts, &mut s.work) {
         return refused;
     }
     if !pkg.backup.required {
@@ -410,15 +447,17 @@ fn backup_restorable(
             "rehearsal: this copy was restored from the backup the rehearsal took of the target and read back in full".into(),
         );
     }
-    // the tools client-version found and passed (a failed gate stops the run before this)
-    let tools = run.record.client_tools.clone().expect("client-version ran");
+    // client-version is skipped only when no backup is required, which returned above
+    let Some(tools) = tools else {
+        return Failed("no client tools: client-version did not find them".into());
+    };
     let spec = &pkg.backup.dump;
     let base = format!(
         "backup/{}-{}",
         crate::evidence::safe_name(target.dbname()),
         run.stamp
     );
-    let size = client(st).query_one(
+    let size = s.work.query_one(
         "SELECT pg_catalog.pg_database_size(pg_catalog.current_database())",
         &[],
     );
@@ -438,7 +477,7 @@ fn backup_restorable(
     }
     let observer = run.observer;
     let progress = |bytes: u64| observer.progress("pg_dump", bytes, Some(size));
-    let written = match backup::write_dump(&tools, target, spec, &path, &progress) {
+    let written = match backup::write_dump(tools, target, spec, &path, &progress) {
         Ok(written) => written,
         Err(e) => return Failed(e.to_string()),
     };
@@ -446,8 +485,8 @@ fn backup_restorable(
     // sessions while pg_restore reads the dump back (it reads files only)
     let ignore = &pkg.schema_diff.ignore_schemas;
     let (dumped, pre) = std::thread::scope(|scope| {
-        let taking = scope.spawn(|| pre_snapshot(st, ignore));
-        let checked = backup::check_dump(&tools, spec, &path, written);
+        let taking = scope.spawn(|| pre_snapshot(s, st, ignore));
+        let checked = backup::check_dump(tools, spec, &path, written);
         let pre = taking
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
@@ -471,31 +510,36 @@ fn backup_restorable(
     Passed(detail)
 }
 
-fn pre_snapshots(run: &mut Run, pkg: &Package, st: &mut State) -> StepResult {
+fn pre_snapshots(
+    run: &mut Run,
+    pkg: &Package,
+    s: &mut Sessions,
+    st: &mut State,
+) -> Result<(String, Snapshot), String> {
     let ignore = &pkg.schema_diff.ignore_schemas;
     let taken = match st.taken_pre.take() {
         Some(taken) => taken,
-        None => pre_snapshot(st, ignore),
+        None => pre_snapshot(s, st, ignore),
     };
     let snapshot = match taken {
-        Ok(s) => s,
-        Err(e) => return Failed(format!("schema snapshot: {}", target::pg_message(&e))),
+        Ok(snapshot) => snapshot,
+        Err(e) => return Err(format!("schema snapshot: {}", target::pg_message(&e))),
     };
-    let counts = match catalog::row_counts(client(st), ignore) {
+    let counts = match catalog::row_counts(&mut s.work, ignore) {
         Ok(c) => c,
-        Err(e) => return Failed(format!("row counts: {}", target::pg_message(&e))),
+        Err(e) => return Err(format!("row counts: {}", target::pg_message(&e))),
     };
     if let Err(e) = run
         .dir
         .write_json("schema/pre.json", &snapshot)
         .and_then(|_| run.dir.write_json("counts/pre.json", &counts))
     {
-        return Failed(e.to_string());
+        return Err(e.to_string());
     }
     for probe in &pkg.probes {
-        match capture_probe_as(run, st, probe, &format!("probes/{}.pre.csv", probe.id)) {
+        match capture_probe_as(run, s, probe, &format!("probes/{}.pre.csv", probe.id)) {
             Ok(c) => st.pre_probes.push(c),
-            Err(e) => return Failed(e),
+            Err(e) => return Err(e),
         }
     }
     let detail = format!(
@@ -503,8 +547,7 @@ fn pre_snapshots(run: &mut Run, pkg: &Package, st: &mut State) -> StepResult {
         counts.len(),
         pkg.probes.len()
     );
-    st.pre_schema = Some(snapshot);
-    Passed(detail)
+    Ok((detail, snapshot))
 }
 
 fn run_checks(client: &mut postgres::Client, checks: &[Check]) -> Vec<CheckResult> {
@@ -546,9 +589,9 @@ fn preflight_checks(
     run: &mut Run,
     pkg: &Package,
     opts: &ApplyOptions,
-    st: &mut State,
+    work: &mut postgres::Client,
 ) -> Vec<CheckResult> {
-    let mut results = run_checks(client(st), &pkg.preflight);
+    let mut results = run_checks(work, &pkg.preflight);
     if results.iter().all(|r| r.holds) {
         return results;
     }
@@ -563,8 +606,13 @@ fn preflight_checks(
     results
 }
 
-fn preflight(run: &mut Run, pkg: &Package, opts: &ApplyOptions, st: &mut State) -> StepResult {
-    let results = preflight_checks(run, pkg, opts, st);
+fn preflight(
+    run: &mut Run,
+    pkg: &Package,
+    opts: &ApplyOptions,
+    work: &mut postgres::Client,
+) -> StepResult {
+    let results = preflight_checks(run, pkg, opts, work);
     let acknowledged: Vec<&CheckResult> = results
         .iter()
         .filter(|r| r.acknowledged.is_some())
@@ -585,9 +633,9 @@ fn early_preflight(
     run: &mut Run,
     pkg: &Package,
     opts: &ApplyOptions,
-    st: &mut State,
+    work: &mut postgres::Client,
 ) -> Option<StepResult> {
-    let results = preflight_checks(run, pkg, opts, st);
+    let results = preflight_checks(run, pkg, opts, work);
     run.log("preflight.before-backup", serde_json::json!(results));
     match verdict(&results) {
         Failed(why) => Some(FailedAs(
@@ -656,11 +704,9 @@ fn migration_atomic(
     run: &mut Run,
     pkg: &Package,
     opts: &ApplyOptions,
-    st: &mut State,
+    parsed: &lint::ParsedMigration,
+    s: &mut Sessions,
 ) -> StepResult {
-    let Some(parsed) = st.parsed.clone() else {
-        return Failed("the migration could not be parsed".into());
-    };
     let spec = MigrationRun {
         source: &parsed.file.source,
         statements: &parsed.plan.statements,
@@ -678,12 +724,10 @@ fn migration_atomic(
     };
     let report = match pkg.migration.transaction {
         crate::sql::transaction::TransactionMode::Single => {
-            let work = st.client.as_mut().expect("connected by exclusive-run");
-            migration::run_single(work, st.lock_session.as_mut(), &spec, &log_attempt)
+            migration::run_single(&mut s.work, Some(&mut s.lock), &spec, &log_attempt)
         }
         crate::sql::transaction::TransactionMode::None => {
-            let work = st.client.as_mut().expect("connected by exclusive-run");
-            let r = migration::run_autocommit(work, st.lock_session.as_mut(), &spec);
+            let r = migration::run_autocommit(&mut s.work, Some(&mut s.lock), &spec);
             log_attempt(&r.attempts[0]);
             r
         }
@@ -723,26 +767,29 @@ fn migration_atomic(
     }
 }
 
-fn verification(run: &mut Run, pkg: &Package, st: &mut State) -> StepResult {
+fn verification(
+    run: &mut Run,
+    pkg: &Package,
+    pre: &Snapshot,
+    s: &mut Sessions,
+    st: &mut State,
+) -> StepResult {
     let ignore = &pkg.schema_diff.ignore_schemas;
     // the post schema snapshot (step 14) is taken on the second session while the checks run
     // on the working one: after COMMIT both only read the committed state
     let State {
-        client,
-        aux,
-        pre_schema,
         pre_baseline,
         taken_post,
         ..
     } = st;
-    let work = client.as_mut().expect("connected by exclusive-run");
+    let Sessions { work, aux, .. } = s;
     let (mut results, post) = std::thread::scope(|scope| {
         let post = aux.as_mut().map(|helper| {
             scope.spawn(move || {
                 let options = catalog::SnapshotOptions::new(ignore);
-                let options = match (pre_schema.as_ref(), pre_baseline.as_ref()) {
-                    (Some(pre), Some(baseline)) => options.since(pre, baseline),
-                    _ => options,
+                let options = match pre_baseline.as_ref() {
+                    Some(baseline) => options.since(pre, baseline),
+                    None => options,
                 };
                 catalog::snapshot(helper, options).map(|taken| taken.snapshot)
             })
@@ -770,23 +817,28 @@ fn verification(run: &mut Run, pkg: &Package, st: &mut State) -> StepResult {
     verdict(&results)
 }
 
-fn schema_diff(run: &mut Run, pkg: &Package, st: &mut State) -> StepResult {
+fn schema_diff(
+    run: &mut Run,
+    pkg: &Package,
+    (pre, operations): (&Snapshot, &[crate::sql::Operation]),
+    s: &mut Sessions,
+    st: &mut State,
+) -> StepResult {
     let ignore = &pkg.schema_diff.ignore_schemas;
     let taken = match st.taken_post.take() {
         Some(taken) => taken,
-        None => post_snapshot(st, ignore),
+        None => post_snapshot(s, pre, st, ignore),
     };
     let post = match taken {
-        Ok(s) => s,
+        Ok(snapshot) => snapshot,
         Err(e) => return Failed(format!("schema snapshot: {}", target::pg_message(&e))),
     };
-    let counts = match catalog::row_counts(client(st), ignore) {
+    let counts = match catalog::row_counts(&mut s.work, ignore) {
         Ok(c) => c,
         Err(e) => return Failed(format!("row counts: {}", target::pg_message(&e))),
     };
-    let pre = st.pre_schema.as_ref().expect("pre snapshot taken");
     let diff = catalog::diff::diff(pre, &post);
-    let judged = catalog::diff::judge(&diff, &st.operations, &pkg.schema_diff);
+    let judged = catalog::diff::judge(&diff, operations, &pkg.schema_diff);
     let written = run
         .dir
         .write_json("schema/post.json", &post)
@@ -845,7 +897,7 @@ fn schema_diff(run: &mut Run, pkg: &Package, st: &mut State) -> StepResult {
     Failed(format!("{summary}; {}", problems.join("; ")))
 }
 
-fn probes(run: &mut Run, pkg: &Package, st: &mut State) -> StepResult {
+fn probes(run: &mut Run, pkg: &Package, s: &mut Sessions, st: &mut State) -> StepResult {
     if pkg.probes.is_empty() {
         return Skipped("no probes".into());
     }
@@ -858,7 +910,7 @@ fn probes(run: &mut Run, pkg: &Package, st: &mut State) -> StepResult {
             order: Some(st.pre_probes[i].key_order),
         };
         let rel = format!("probes/{}.post.csv", probe.id);
-        let (post, rows) = match capture_probe_compared(run, st, probe, &rel, earlier) {
+        let (post, rows) = match capture_probe_compared(run, s, probe, &rel, earlier) {
             Ok(compared) => compared,
             Err(e) => return Failed(e),
         };
@@ -916,20 +968,18 @@ pub(super) fn run_rollback(
     run.step(StepId::Approvals, |run| {
         rollback_approvals(run, pkg, &digest, opts, &st)
     })?;
-    run.step(StepId::ExclusiveRun, |run| {
-        exclusive_run(run, pkg, target, &mut st)
-    })?;
-    run.step(StepId::TargetIdentity, |run| {
-        target_identity(run, pkg, &apply_options, &mut st)
+    let mut s = run.step_yielding(StepId::ExclusiveRun, |run| exclusive_run(run, pkg, target))?;
+    run.step_yielding(StepId::TargetIdentity, |run| {
+        target_identity(run, pkg, &apply_options, &mut s.work)
     })?;
     run.step(StepId::RollbackAtomic, |run| {
-        rollback_atomic(run, pkg, &mut st)
+        rollback_atomic(run, pkg, &mut s.work)
     })?;
     run.step(StepId::SchemaEqualsPre, |_| {
-        schema_equals_pre(pkg, opts, &mut st)
+        schema_equals_pre(pkg, opts, &mut s)
     })?;
     run.step(StepId::RestoreScript, |run| {
-        restore_script(run, pkg, opts, &mut st)
+        restore_script(run, pkg, opts, &mut s)
     })?;
     Ok(())
 }
@@ -1117,8 +1167,8 @@ fn failed_check(
     }
 }
 
-fn rollback_atomic(run: &mut Run, pkg: &Package, st: &mut State) -> StepResult {
-    let report = match crate::rollback::run_rollback_sql(client(st), pkg) {
+fn rollback_atomic(run: &mut Run, pkg: &Package, work: &mut postgres::Client) -> StepResult {
+    let report = match crate::rollback::run_rollback_sql(work, pkg) {
         Ok(r) => r,
         Err(e) => return Failed(e.to_string()),
     };
@@ -1141,9 +1191,8 @@ fn rollback_atomic(run: &mut Run, pkg: &Package, st: &mut State) -> StepResult {
     }
 }
 
-fn schema_equals_pre(pkg: &Package, opts: &super::RollbackOptions, st: &mut State) -> StepResult {
-    let work = st.client.as_mut().expect("connected by exclusive-run");
-    match super::verify::schema_against_pre(work, st.aux.as_mut(), pkg, &opts.run_dir) {
+fn schema_equals_pre(pkg: &Package, opts: &super::RollbackOptions, s: &mut Sessions) -> StepResult {
+    match super::verify::schema_against_pre(&mut s.work, s.aux.as_mut(), pkg, &opts.run_dir) {
         Ok(diff) if diff.is_empty() => Passed("the schema equals the run's pre snapshot".into()),
         Ok(diff) => Failed(format!(
             "the schema differs from the run's pre snapshot: {}",
@@ -1157,7 +1206,7 @@ fn restore_script(
     run: &mut Run,
     pkg: &Package,
     opts: &super::RollbackOptions,
-    st: &mut State,
+    s: &mut Sessions,
 ) -> StepResult {
     let mut lines = Vec::new();
     for probe in &pkg.probes {
@@ -1173,7 +1222,7 @@ fn restore_script(
             csv: &pre_path,
             order: pre_order(&opts.run_dir, probe),
         };
-        let rows = match capture_probe_compared(run, st, probe, &now_rel, earlier) {
+        let rows = match capture_probe_compared(run, s, probe, &now_rel, earlier) {
             Ok((_, rows)) => rows,
             Err(e) => return Failed(e),
         };
@@ -1192,7 +1241,7 @@ fn restore_script(
             ));
             continue;
         }
-        let guard = match crate::probe::trigger_guard(client(st), &probe.table) {
+        let guard = match crate::probe::trigger_guard(&mut s.work, &probe.table) {
             Ok(g) => g,
             Err(e) => return Failed(format!("{}: {}", probe.table, target::pg_message(&e))),
         };
@@ -1250,25 +1299,15 @@ fn pre_order(apply_dir: &std::path::Path, probe: &crate::package::Probe) -> Opti
     Some(summary.pre.key_order)
 }
 
-/// The sessions of a probe capture.
-fn sessions(st: &mut State) -> crate::probe::Sessions<'_> {
-    crate::probe::Sessions {
-        work: st.client.as_mut().expect("connected by exclusive-run"),
-        stats: st.aux.as_mut(),
-        rows: st.rows_target.as_ref(),
-        rows_from_bytes: crate::probe::OWN_CONNECTION_FROM_BYTES,
-    }
-}
-
 /// Captures a probe into the evidence file `rel`.
 fn capture_probe_as(
     run: &mut Run,
-    st: &mut State,
+    s: &mut Sessions,
     probe: &crate::package::Probe,
     rel: &str,
 ) -> Result<crate::probe::Capture, String> {
     let (_, file) = run.dir.create_file(rel).map_err(|e| e.to_string())?;
-    let capture = crate::probe::capture(sessions(st), probe, file).map_err(|e| e.to_string())?;
+    let capture = crate::probe::capture(s.probe(), probe, file).map_err(|e| e.to_string())?;
     run.streamed
         .insert(rel.to_string(), capture.csv_sha256.clone());
     Ok(capture)
@@ -1278,13 +1317,13 @@ fn capture_probe_as(
 /// streams.
 fn capture_probe_compared(
     run: &mut Run,
-    st: &mut State,
+    s: &mut Sessions,
     probe: &crate::package::Probe,
     rel: &str,
     earlier: Earlier<'_>,
 ) -> Result<(crate::probe::Capture, RowDiff), String> {
     let (_, file) = run.dir.create_file(rel).map_err(|e| e.to_string())?;
-    let (capture, rows) = crate::probe::capture_compared(sessions(st), probe, file, earlier)
+    let (capture, rows) = crate::probe::capture_compared(s.probe(), probe, file, earlier)
         .map_err(|e| e.to_string())?;
     run.streamed
         .insert(rel.to_string(), capture.csv_sha256.clone());
