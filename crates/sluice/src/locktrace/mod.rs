@@ -412,6 +412,11 @@ impl Tracer {
                 });
             }
         }
+        // tables first, then their indexes and toast, each by name: the same order every run
+        trace.rewritten.sort_by(|a, b| {
+            (a.object_type != "table", &a.relation).cmp(&(b.object_type != "table", &b.relation))
+        });
+        trace.seq_scans.sort_by(|a, b| a.table.cmp(&b.table));
     }
 
     /// After COMMIT: the hold times, the WAL written and the growth of the touched tables.
