@@ -1,8 +1,9 @@
 //! The gates of the apply pipeline (SPEC §4) as one table. The pipeline, the review document,
-//! `--json` and the evidence all read this list: adding a gate is one entry.
+//! `--json` and the evidence all read this list: adding a gate is one entry. A gate that did
+//! not hold is a [`GateFailure`], the structured refusal run.json and `--json` carry.
 
 use crate::exit::ExitCode;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What a failing gate means for the target, and so the exit code (SPEC §8).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -238,5 +239,56 @@ mod tests {
             3,
             "a refused rollback approval leaves the target unchanged"
         );
+    }
+}
+
+/// What kind of failure ended a run, for run.json and `--json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailureKind {
+    /// A gate's condition did not hold.
+    GateDidNotHold,
+    /// The server refused a statement: its SQLSTATE says why.
+    ServerError,
+    /// A lock was not granted within `lock_timeout`, after every retry.
+    LockTimeout,
+    /// The evidence could not be written.
+    Evidence,
+}
+
+/// A gate that did not hold, as data: run.json's `error` and `--json`'s `error` object; its
+/// message is the text the terminal shows.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GateFailure {
+    pub gate: String,
+    pub kind: FailureKind,
+    pub exit_code: i32,
+    /// The server's SQLSTATE, when the server refused (also in `pg`).
+    pub sqlstate: Option<String>,
+    pub message: String,
+    /// The server's error, with its detail, hint and `file:line:col`.
+    pub pg: Option<Box<crate::target::PgError>>,
+}
+
+impl GateFailure {
+    pub(crate) fn new(
+        gate: &str,
+        exit: crate::exit::ExitCode,
+        message: String,
+        pg: Option<crate::target::PgError>,
+    ) -> GateFailure {
+        let kind = match &pg {
+            Some(e) if e.is_lock_timeout() => FailureKind::LockTimeout,
+            Some(e) if e.sqlstate.is_some() => FailureKind::ServerError,
+            _ => FailureKind::GateDidNotHold,
+        };
+        GateFailure {
+            gate: gate.to_string(),
+            kind,
+            exit_code: i32::from(exit.code()),
+            sqlstate: pg.as_ref().and_then(|e| e.sqlstate.clone()),
+            message,
+            pg: pg.map(Box::new),
+        }
     }
 }

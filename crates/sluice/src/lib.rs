@@ -34,6 +34,8 @@
 //! - [`rehearse`]: rehearsing a package on a restored copy of a fresh backup;
 //! - [`roles`]: the target's roles and memberships, as a rehearsal cluster recreates them;
 //! - [`rollback`]: the gated rollback pipeline and its restore scripts;
+//! - [`run_record`]: `run.json`, the record of one run (what the pipeline writes, the report
+//!   renders and `status` reads);
 //! - [`status`]: what was applied to a target, read from the evidence.
 
 pub mod approval;
@@ -63,6 +65,7 @@ pub mod report;
 pub mod review;
 pub mod roles;
 pub mod rollback;
+pub mod run_record;
 pub mod scaffold;
 pub mod source;
 pub mod sql;

@@ -3,8 +3,8 @@
 //! kept when they ran against this target — the same database on the same cluster (system
 //! identifier) — with each apply's rollback, if one was run.
 
-use crate::pipeline::record::{RunStatus, StoredRun};
 use crate::pipeline::REHEARSAL_ENVIRONMENT;
+use crate::run_record::{RunStatus, StoredRun};
 use crate::target::IdentityFacts;
 use serde::Serialize;
 use std::collections::BTreeSet;

@@ -124,7 +124,7 @@ pub fn run_from_bytes(
     id: String,
     bytes: &[u8],
 ) -> Result<ApplyRun, RollbackApprovalError> {
-    let stored: crate::pipeline::record::StoredRun =
+    let stored: crate::run_record::StoredRun =
         serde_json::from_slice(bytes).map_err(|e| RollbackApprovalError::Run {
             path: path.to_path_buf(),
             reason: format!("not a sluice run record: {e}"),

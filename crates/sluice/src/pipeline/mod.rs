@@ -2,7 +2,9 @@
 //! `run.json` with its status, detail and timing; the first failure stops the run with its gate
 //! id and the exit code of its phase. The evidence folder is written as the run goes.
 
-pub mod record;
+pub use crate::gate::{FailureKind, GateFailure};
+/// `run.json`'s types, kept where they were reachable before ([`crate::run_record`]).
+pub use crate::run_record as record;
 mod steps;
 pub mod verify;
 
@@ -11,11 +13,10 @@ pub use steps::lock_key;
 use crate::evidence::{EvidenceError, LedgerEntry, RunDir};
 use crate::gate::{self, Step};
 use crate::package::Package;
+use crate::run_record::{RunRecord, RunStatus, Status, StepRecord};
 use crate::target::Target;
-use record::{RunRecord, RunStatus, Status, StepRecord};
 
 use crate::evidence::Sync;
-use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -49,57 +50,6 @@ pub trait Observer {
 /// An observer that says nothing.
 pub struct Quiet;
 impl Observer for Quiet {}
-
-/// What kind of failure ended a run, for run.json and `--json`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum FailureKind {
-    /// A gate's condition did not hold.
-    GateDidNotHold,
-    /// The server refused a statement: its SQLSTATE says why.
-    ServerError,
-    /// A lock was not granted within `lock_timeout`, after every retry.
-    LockTimeout,
-    /// The evidence could not be written.
-    Evidence,
-}
-
-/// A gate that did not hold, as data: run.json's `error` and `--json`'s `error` object; its
-/// message is the text the terminal shows.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct GateFailure {
-    pub gate: String,
-    pub kind: FailureKind,
-    pub exit_code: i32,
-    /// The server's SQLSTATE, when the server refused (also in `pg`).
-    pub sqlstate: Option<String>,
-    pub message: String,
-    /// The server's error, with its detail, hint and `file:line:col`.
-    pub pg: Option<Box<crate::target::PgError>>,
-}
-
-impl GateFailure {
-    fn new(
-        gate: &str,
-        exit: crate::exit::ExitCode,
-        message: String,
-        pg: Option<crate::target::PgError>,
-    ) -> GateFailure {
-        let kind = match &pg {
-            Some(e) if e.is_lock_timeout() => FailureKind::LockTimeout,
-            Some(e) if e.sqlstate.is_some() => FailureKind::ServerError,
-            _ => FailureKind::GateDidNotHold,
-        };
-        GateFailure {
-            gate: gate.to_string(),
-            kind,
-            exit_code: i32::from(exit.code()),
-            sqlstate: pg.as_ref().and_then(|e| e.sqlstate.clone()),
-            message,
-            pg: pg.map(Box::new),
-        }
-    }
-}
 
 /// How a run ended.
 #[derive(Debug)]

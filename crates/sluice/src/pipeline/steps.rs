@@ -55,7 +55,7 @@ struct State {
     pre_baseline: Option<catalog::Baseline>,
     pre_probes: Vec<crate::probe::Capture>,
     /// For a rollback: the record of the apply it rolls back, read once by rollback-run.
-    applied: Option<super::record::StoredRun>,
+    applied: Option<crate::run_record::StoredRun>,
     /// For a rollback: the apply run's id and run.json sha256, from the bytes rollback-run read.
     applied_run: Option<crate::approval::rollback::ApplyRun>,
     /// The pre schema snapshot, when backup-restorable took it after pg_dump finished, while
@@ -665,7 +665,7 @@ fn already_applied(run: &Run, pkg: &Package, opts: &ApplyOptions) -> String {
     let applied = report.runs.iter().rev().find(|r| {
         r.kind == "apply"
             && r.digest == digest
-            && r.outcome == crate::pipeline::record::RunStatus::Succeeded
+            && r.outcome == crate::run_record::RunStatus::Succeeded
             && !r.rolled_back()
     });
     match applied {
@@ -998,7 +998,7 @@ fn rollback_run(
         Ok(bytes) => bytes,
         Err(e) => return Failed(format!("cannot read {}: {e}", path.display())),
     };
-    let stored: super::record::StoredRun = match serde_json::from_slice(&bytes) {
+    let stored: crate::run_record::StoredRun = match serde_json::from_slice(&bytes) {
         Ok(run) => run,
         Err(e) => {
             return Failed(format!(
@@ -1099,7 +1099,7 @@ fn rollback_approvals(
         }
         run.record
             .rollback_approvals
-            .push(super::record::RollbackApprovalUsed {
+            .push(crate::run_record::RollbackApprovalUsed {
                 signer: used.signer.clone(),
                 decision: used.decision.to_string(),
                 note: used.note.clone(),

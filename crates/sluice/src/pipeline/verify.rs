@@ -33,7 +33,7 @@ pub enum BaselineError {
     NotAnApply { run: String, why: String },
 }
 
-fn stored(run_dir: &Path) -> Option<super::record::StoredRun> {
+fn stored(run_dir: &Path) -> Option<crate::run_record::StoredRun> {
     let text = std::fs::read_to_string(run_dir.join("run.json")).ok()?;
     serde_json::from_str(&text).ok()
 }
@@ -57,7 +57,7 @@ fn baseline_problem(run_dir: &Path, digest: &str, live: &IdentityFacts) -> Optio
         format!("it is a {} run, not an apply to a real target", run.kind)
     } else if run.digest != digest {
         format!("it applied digest {}, the package is {digest}", run.digest)
-    } else if run.status != super::record::RunStatus::Succeeded {
+    } else if run.status != crate::run_record::RunStatus::Succeeded {
         "its apply did not succeed".into()
     } else if run.server.as_ref().map(|s| s.database.as_str()) != Some(live.database.as_str()) {
         format!("it applied to another database than {}", live.database)

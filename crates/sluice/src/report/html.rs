@@ -11,8 +11,8 @@ use crate::html::{
     alarm, callout, code, code_spans, contents, facts, h1, h2, h3, list, nowrap, p, page, pre,
     strong, table, text, Markup,
 };
-use crate::pipeline::record::{RunRecord, RunStatus, Status, StepRecord};
 use crate::probe::{ColumnStats, ProbeSummary};
+use crate::run_record::{RunRecord, RunStatus, Status, StepRecord};
 
 /// Renders the whole report page.
 pub fn render(r: &RunRecord) -> String {

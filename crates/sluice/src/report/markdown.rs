@@ -2,7 +2,7 @@
 //! migration's trailing row, and the seed's §5 side-effect measurement.
 
 use super::{acknowledged_deviations, connection_states, status_word, Outcome, EVIDENCE_NOTE};
-use crate::pipeline::record::{RunRecord, Status};
+use crate::run_record::{RunRecord, Status};
 use std::fmt::Write;
 
 pub fn render(r: &RunRecord) -> String {

@@ -6,7 +6,7 @@
 pub mod html;
 pub mod markdown;
 
-use crate::pipeline::record::{RunRecord, RunStatus, Status};
+use crate::run_record::{RunRecord, RunStatus, Status};
 
 pub use markdown::render;
 

@@ -58,7 +58,7 @@ pub struct RunRecord {
     pub failed_gate: Option<String>,
     pub failure: Option<String>,
     /// The failure as data: gate, kind, SQLSTATE, the server's error.
-    pub error: Option<super::GateFailure>,
+    pub error: Option<crate::gate::GateFailure>,
     /// True once the migration committed: the target has the change.
     pub migration_committed: bool,
     pub steps: Vec<StepRecord>,
