@@ -17,6 +17,20 @@ fn run(conninfo: &str, sql: &str, trace: bool) -> MigrationReport {
 }
 
 fn run_in(conninfo: &str, sql: &str, trace: bool, mode: TransactionMode) -> MigrationReport {
+    let mut client = postgres::Client::connect(conninfo, postgres::NoTls).unwrap();
+    let mut sampler = postgres::Client::connect(conninfo, postgres::NoTls).unwrap();
+    run_on(&mut client, Some(&mut sampler), sql, trace, mode)
+}
+
+/// Runs `sql` as the migration on `client`'s session (`sampler` samples a `none`-mode run) and
+/// expects it to commit.
+fn run_on(
+    client: &mut postgres::Client,
+    sampler: Option<&mut postgres::Client>,
+    sql: &str,
+    trace: bool,
+    mode: TransactionMode,
+) -> MigrationReport {
     let file = sluice::sql::parse_file(SourceFile::new("m.sql", sql)).expect("parses");
     let plan = transaction::plan(&file.statements, mode);
     let path = SearchPath::default();
@@ -30,13 +44,9 @@ fn run_in(conninfo: &str, sql: &str, trace: bool, mode: TransactionMode) -> Migr
         trace,
         search_path: &path,
     };
-    let mut client = postgres::Client::connect(conninfo, postgres::NoTls).unwrap();
     let report = match mode {
-        TransactionMode::Single => migration::run_single(&mut client, None, &spec, &|_| {}),
-        TransactionMode::None => {
-            let mut sampler = postgres::Client::connect(conninfo, postgres::NoTls).unwrap();
-            migration::run_autocommit(&mut client, Some(&mut sampler), &spec)
-        }
+        TransactionMode::Single => migration::run_single(client, None, &spec, &|_| {}),
+        TransactionMode::None => migration::run_autocommit(client, sampler, &spec),
     };
     assert!(
         report.committed && report.failure.is_none(),
@@ -349,20 +359,7 @@ fn earlier_scans_of_the_session_are_not_the_statements() {
     let sql = "ALTER TABLE public.t ADD COLUMN note text;
                ALTER TABLE public.t ALTER COLUMN v SET NOT NULL;
                SELECT count(*) FROM public.t;";
-    let file = sluice::sql::parse_file(SourceFile::new("m.sql", sql)).unwrap();
-    let plan = transaction::plan(&file.statements, TransactionMode::Single);
-    let path = SearchPath::default();
-    let spec = MigrationRun {
-        source: &file.source,
-        statements: &plan.statements,
-        expect: None,
-        lock_timeout_ms: 5000,
-        statement_timeout_ms: 60_000,
-        lock_retries: 0,
-        trace: true,
-        search_path: &path,
-    };
-    let report = migration::run_single(&mut client, None, &spec, &|_| {});
+    let report = run_on(&mut client, None, sql, true, TransactionMode::Single);
     let trace = report.trace.expect("a trace");
     assert!(trace.scans_measured);
     // ADD COLUMN scans nothing; SET NOT NULL is proven by the valid CHECK (PostgreSQL 12+)

@@ -251,7 +251,11 @@ pub fn rehearse(
         );
     }
     let apply_trace = r.trace.as_ref().and_then(|t| t.apply.as_ref());
-    if let Some(c) = apply_trace.and_then(|t| sluice::locktrace::compare::for_package(&pkg, t)) {
+    let against_lint = apply_trace.and_then(|t| {
+        let lint = sluice::lint::lint(&pkg, None).ok()?;
+        sluice::locktrace::compare::for_package(&pkg, &lint.migration.findings, t)
+    });
+    if let Some(c) = against_lint {
         eprintln!("{}", c.summary());
         let worth_reading = c
             .checks

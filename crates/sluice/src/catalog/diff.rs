@@ -1545,35 +1545,14 @@ mod tests {
         assert!(mentions("public.t.c", "t"));
         assert!(!mentions("", ""));
     }
-}
-
-#[cfg(test)]
-mod coverage_tests {
-    use super::*;
-    use crate::catalog::{Comment, Table};
 
     /// A run recorded before grants, comments and roles were read: its snapshot (coverage 0,
     /// none of those fields) is compared with a live one on what it recorded.
     #[test]
     fn a_snapshot_an_older_sluice_wrote_is_compared_on_what_it_holds() {
         let table = |grants: Vec<String>| Table {
-            key: "s.t".into(),
-            schema: "s".into(),
-            name: "t".into(),
-            kind: "table".into(),
-            persistence: "permanent".into(),
-            owner: "app".into(),
-            access_method: None,
-            tablespace: None,
-            options: vec![],
-            partition_of: None,
-            partition_bound: None,
-            partition_key: None,
-            inherits: vec![],
-            row_security: false,
-            force_row_security: false,
-            replica_identity: "default".into(),
             grants,
+            ..table("s", "t")
         };
         let old: Snapshot = serde_json::from_str(
             &serde_json::to_string(&Snapshot {
@@ -1588,7 +1567,7 @@ mod coverage_tests {
         let live = Snapshot {
             coverage: crate::catalog::COVERAGE,
             tables: vec![table(vec!["app: SELECT (granted by app)".into()])],
-            comments: vec![Comment {
+            comments: vec![crate::catalog::Comment {
                 key: "table s.t".into(),
                 object_type: "table".into(),
                 object: "s.t".into(),

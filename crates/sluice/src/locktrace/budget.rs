@@ -152,47 +152,12 @@ pub fn check(traces: &[(&'static str, &LockTrace)], budget_ms: u64) -> BudgetVer
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::locktrace::{LockSource, StatementTrace, TracedLock, TracerCost};
+    use crate::locktrace::fixture::{lock, statement as at, trace};
+    use crate::locktrace::StatementTrace;
 
     fn statement(line: usize, mode: LockMode, held_us: u64, pre_existing: bool) -> StatementTrace {
-        StatementTrace {
-            number: line,
-            line,
-            column: 1,
-            text: format!("statement at {line}"),
-            duration_us: 10,
-            rows: None,
-            wal_bytes: 0,
-            locks: vec![TracedLock {
-                locktype: "relation".into(),
-                object: "public.t".into(),
-                object_type: Some("table".into()),
-                mode,
-                blocks: vec![],
-                pre_existing,
-                table: None,
-                held_us,
-                source: LockSource::Probed,
-            }],
-            rewritten: vec![],
-            seq_scans: vec![],
-            phases: vec![],
-            waited_for: vec![],
-            samples: None,
-        }
-    }
-
-    fn trace(statements: Vec<StatementTrace>) -> LockTrace {
-        LockTrace {
-            autocommit: false,
-            scans_measured: true,
-            statements,
-            total_us: 0,
-            commit_us: 0,
-            wal_bytes: 0,
-            tables: vec![],
-            tracer: TracerCost::default(),
-        }
+        let locks = vec![lock("public.t", "table", mode, pre_existing, held_us)];
+        at(line, &format!("statement at {line}"), locks)
     }
 
     #[test]

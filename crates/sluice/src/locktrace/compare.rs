@@ -227,10 +227,14 @@ pub fn compare(
     }
 }
 
-/// [`compare`] for a package: its migration linted and its statements' lock model read again.
-pub fn for_package(pkg: &crate::package::Package, trace: &LockTrace) -> Option<Comparison> {
+/// [`compare`] for a package: its lint `findings` (the caller's lint report) against the trace,
+/// with lint's lock model of each of its statements.
+pub fn for_package(
+    pkg: &crate::package::Package,
+    findings: &[Finding],
+    trace: &LockTrace,
+) -> Option<Comparison> {
     let parsed = crate::lint::parse_migration(pkg).ok()?;
-    let report = crate::lint::lint_parsed(pkg, &parsed, None).ok()?;
     let path = &pkg.target.search_path;
     let predicted = parsed
         .plan
@@ -244,13 +248,13 @@ pub fn for_package(pkg: &crate::package::Package, trace: &LockTrace) -> Option<C
             )
         })
         .collect();
-    Some(compare(&report.migration.findings, &predicted, trace))
+    Some(compare(findings, &predicted, trace))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::locktrace::{Rewrite, TracedLock, TracerCost};
+    use crate::locktrace::fixture;
     use crate::source::Location;
 
     fn finding(hazard: &'static str) -> Finding {
@@ -269,53 +273,20 @@ mod tests {
     }
 
     fn statement(mode: LockMode, rows: Option<u64>, rewritten: bool) -> StatementTrace {
+        let locks = vec![fixture::lock("public.t", "table", mode, true, 5_000)];
         StatementTrace {
-            number: 1,
-            line: 3,
-            column: 1,
-            text: "ALTER TABLE public.t …".into(),
-            duration_us: 1_000,
             rows,
-            wal_bytes: 0,
-            locks: vec![TracedLock {
-                locktype: "relation".into(),
-                object: "public.t".into(),
-                object_type: Some("table".into()),
-                mode,
-                blocks: vec![],
-                pre_existing: true,
-                table: None,
-                held_us: 5_000,
-                source: LockSource::Probed,
-            }],
             rewritten: if rewritten {
-                vec![Rewrite {
-                    relation: "public.t".into(),
-                    object_type: "table".into(),
-                    filenode_before: 1,
-                    filenode_after: 2,
-                }]
+                vec![fixture::rewrite("public.t")]
             } else {
                 vec![]
             },
-            seq_scans: vec![],
-            phases: vec![],
-            waited_for: vec![],
-            samples: None,
+            ..fixture::statement(3, "ALTER TABLE public.t …", locks)
         }
     }
 
     fn trace(s: StatementTrace) -> LockTrace {
-        LockTrace {
-            autocommit: false,
-            scans_measured: true,
-            statements: vec![s],
-            total_us: 6_000,
-            commit_us: 100,
-            wal_bytes: 0,
-            tables: vec![],
-            tracer: TracerCost::default(),
-        }
+        fixture::trace(vec![s])
     }
 
     fn verdict(hazard: &'static str, s: StatementTrace) -> (Verdict, String) {

@@ -206,6 +206,8 @@ struct Pending {
     started: Instant,
     /// The locks first seen after it.
     locks: Vec<(SeenLock, LockSource)>,
+    /// How long the probe after it took (zero in autocommit, where no probe is inside a lock).
+    probe: Duration,
     /// `transaction = "none"`: every lock was held for the statement's duration.
     held_us: Option<u64>,
 }
@@ -224,8 +226,6 @@ pub struct Tracer {
     scans: BTreeMap<u32, i64>,
     wal_last: u64,
     pending: Vec<Pending>,
-    /// (when a probe started, how long it took), to take probe time out of hold times.
-    probes: Vec<(Instant, Duration)>,
 }
 
 impl Tracer {
@@ -238,14 +238,17 @@ impl Tracer {
         search_path: &SearchPath,
     ) -> Result<Tracer, postgres::Error> {
         let started = Instant::now();
-        let (map, wal_start) = probe::relation_map(client)?;
+        let probe::Before {
+            map,
+            lsn: wal_start,
+            isolation,
+        } = probe::before(client)?;
         let cost = TracerCost {
             map_us: micros(started.elapsed()),
             map_relations: map.len(),
             ..TracerCost::default()
         };
         let filenodes = map.iter().map(|(oid, r)| (*oid, r.filenode)).collect();
-        let isolation = probe::default_isolation(client)?;
         Ok(Tracer {
             autocommit,
             scans_measured: !autocommit && isolation == "read committed",
@@ -258,7 +261,6 @@ impl Tracer {
             scans: BTreeMap::new(),
             wal_last: wal_start,
             pending: Vec::new(),
-            probes: Vec::new(),
         })
     }
 
@@ -270,7 +272,6 @@ impl Tracer {
         self.filenodes = self.map.iter().map(|(oid, r)| (*oid, r.filenode)).collect();
         self.scans.clear();
         self.pending.clear();
-        self.probes.clear();
         self.cost.probes = 0;
         self.cost.probe_us = 0;
         Ok(())
@@ -322,15 +323,16 @@ impl Tracer {
             .into_iter()
             .filter(|l| self.held.insert(l.key()))
             .collect();
-        self.probes.push((probe_started, probe_started.elapsed()));
+        let probe = probe_started.elapsed();
         self.cost.probes += 1;
-        self.cost.probe_us += micros(probe_started.elapsed());
+        self.cost.probe_us += micros(probe);
         let mut trace = self.next_statement(source, stmt, duration, rows.flatten(), wal);
         self.observe(&watched, &mut trace);
         self.pending.push(Pending {
             trace,
             started,
             locks: new.into_iter().map(|l| (l, LockSource::Probed)).collect(),
+            probe,
             held_us: None,
         });
         Ok(last)
@@ -454,11 +456,18 @@ impl Tracer {
             .collect();
         let mut cost = self.cost.clone();
         cost.finish_us = micros(finishing.elapsed());
-        let statements = self
+        // the probes from a statement's own to the last one ran while its locks were held
+        let mut probing = Duration::ZERO;
+        let mut statements: Vec<StatementTrace> = self
             .pending
             .iter()
-            .map(|p| self.completed(p, committed))
+            .rev()
+            .map(|p| {
+                probing += p.probe;
+                self.completed(p, committed, probing)
+            })
             .collect();
+        statements.reverse();
         Ok(LockTrace {
             autocommit: self.autocommit,
             scans_measured: self.scans_measured,
@@ -473,13 +482,12 @@ impl Tracer {
 
     /// A statement's trace with each of its locks' hold time: from the statement's start to the
     /// end of COMMIT, less the probes run meanwhile.
-    fn completed(&self, pending: &Pending, committed: Instant) -> StatementTrace {
-        let probing: Duration = self
-            .probes
-            .iter()
-            .filter(|(at, _)| *at >= pending.started)
-            .map(|(_, took)| *took)
-            .sum();
+    fn completed(
+        &self,
+        pending: &Pending,
+        committed: Instant,
+        probing: Duration,
+    ) -> StatementTrace {
         let held_us = pending.held_us.unwrap_or_else(|| {
             micros(committed.saturating_duration_since(pending.started))
                 .saturating_sub(micros(probing))
@@ -552,4 +560,74 @@ fn command_rows(messages: &[postgres::SimpleQueryMessage]) -> Option<u64> {
         postgres::SimpleQueryMessage::CommandComplete(n) => Some(*n),
         _ => None,
     })
+}
+
+/// Hand-built traces for the unit tests of this module's parts.
+#[cfg(test)]
+pub(crate) mod fixture {
+    use super::*;
+
+    /// A probed lock on the relation `object` (a `kind`: `table`, `index`, …).
+    pub fn lock(
+        object: &str,
+        kind: &str,
+        mode: LockMode,
+        pre_existing: bool,
+        held_us: u64,
+    ) -> TracedLock {
+        TracedLock {
+            locktype: "relation".into(),
+            object: object.into(),
+            object_type: Some(kind.into()),
+            mode,
+            blocks: vec![],
+            pre_existing,
+            table: None,
+            held_us,
+            source: LockSource::Probed,
+        }
+    }
+
+    /// The statement at `line` that took `locks`, 1 ms long, touching no rows.
+    pub fn statement(line: usize, text: &str, locks: Vec<TracedLock>) -> StatementTrace {
+        StatementTrace {
+            number: 1,
+            line,
+            column: 1,
+            text: text.into(),
+            duration_us: 1_000,
+            rows: None,
+            wal_bytes: 0,
+            locks,
+            rewritten: vec![],
+            seq_scans: vec![],
+            phases: vec![],
+            waited_for: vec![],
+            samples: None,
+        }
+    }
+
+    /// A single-transaction trace of `statements`, scans counted.
+    pub fn trace(statements: Vec<StatementTrace>) -> LockTrace {
+        LockTrace {
+            autocommit: false,
+            scans_measured: true,
+            statements,
+            total_us: 0,
+            commit_us: 0,
+            wal_bytes: 0,
+            tables: vec![],
+            tracer: TracerCost::default(),
+        }
+    }
+
+    /// A rewrite of the table `relation`.
+    pub fn rewrite(relation: &str) -> Rewrite {
+        Rewrite {
+            relation: relation.into(),
+            object_type: "table".into(),
+            filenode_before: 1,
+            filenode_after: 2,
+        }
+    }
 }

@@ -106,14 +106,35 @@ fn rows(messages: Vec<postgres::SimpleQueryMessage>) -> Vec<postgres::SimpleQuer
         .collect()
 }
 
-/// The relation map and the WAL insert position, in autocommit before BEGIN.
-pub fn relation_map(client: &mut postgres::Client) -> Result<(RelationMap, u64), postgres::Error> {
-    let mut map = RelationMap::new();
-    for row in rows(client.simple_query(MAP_SQL)?) {
+/// What the tracer reads before BEGIN: every relation, the WAL insert position, and the
+/// isolation level the migration's transaction will start with.
+pub struct Before {
+    pub map: RelationMap,
+    pub lsn: u64,
+    pub isolation: String,
+}
+
+/// [`Before`], in autocommit, in one round trip.
+pub fn before(client: &mut postgres::Client) -> Result<Before, postgres::Error> {
+    let sql = format!(
+        "{MAP_SQL};\nSELECT pg_catalog.pg_current_wal_insert_lsn()::text, \
+         pg_catalog.current_setting('default_transaction_isolation')"
+    );
+    let mut before = Before {
+        map: RelationMap::new(),
+        lsn: 0,
+        isolation: String::new(),
+    };
+    for row in rows(client.simple_query(&sql)?) {
+        if row.len() == 2 {
+            before.lsn = row.get(0).and_then(parse_lsn).unwrap_or(0);
+            before.isolation = text(&row, 1).unwrap_or_default();
+            continue;
+        }
         let Some(oid) = number::<u32>(&row, 0) else {
             continue;
         };
-        map.insert(
+        before.map.insert(
             oid,
             Rel {
                 kind: text(&row, 1).unwrap_or_default(),
@@ -125,18 +146,7 @@ pub fn relation_map(client: &mut postgres::Client) -> Result<(RelationMap, u64),
             },
         );
     }
-    let lsn = wal_position(client)?;
-    Ok((map, lsn))
-}
-
-/// The isolation level a transaction of this session starts with.
-pub fn default_isolation(client: &mut postgres::Client) -> Result<String, postgres::Error> {
-    let messages = client.simple_query("SHOW default_transaction_isolation")?;
-    Ok(rows(messages)
-        .first()
-        .and_then(|r| r.get(0))
-        .unwrap_or_default()
-        .to_string())
+    Ok(before)
 }
 
 /// `pg_current_wal_insert_lsn()` as a byte position.

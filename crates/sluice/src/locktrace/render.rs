@@ -346,8 +346,7 @@ pub fn summary(t: &LockTrace) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::locktrace::{LockSource, Rewrite, TracerCost};
-    use crate::sql::locks::LockMode;
+    use crate::locktrace::fixture;
 
     fn lock(
         object: &str,
@@ -357,33 +356,19 @@ mod tests {
         pre: bool,
     ) -> TracedLock {
         TracedLock {
-            locktype: "relation".into(),
-            object: object.into(),
-            object_type: Some(kind.into()),
-            mode,
-            blocks: vec![],
-            pre_existing: pre,
             table: table.map(str::to_string),
-            held_us: 14_200,
-            source: LockSource::Probed,
+            ..fixture::lock(object, kind, mode, pre, 14_200)
         }
     }
 
     fn statement(locks: Vec<TracedLock>) -> StatementTrace {
         StatementTrace {
-            number: 1,
-            line: 12,
-            column: 1,
-            text: "ALTER TABLE public.tac_logical_unit ADD COLUMN authority text".into(),
             duration_us: 2_000,
-            rows: None,
-            wal_bytes: 0,
-            locks,
-            rewritten: vec![],
-            seq_scans: vec![],
-            phases: vec![],
-            waited_for: vec![],
-            samples: None,
+            ..fixture::statement(
+                12,
+                "ALTER TABLE public.tac_logical_unit ADD COLUMN authority text",
+                locks,
+            )
         }
     }
 
@@ -422,27 +407,13 @@ mod tests {
             ),
         ]);
         s.rows = Some(86);
-        s.rewritten.push(Rewrite {
-            relation: "public.t".into(),
-            object_type: "table".into(),
-            filenode_before: 1,
-            filenode_after: 2,
-        });
+        s.rewritten.push(fixture::rewrite("public.t"));
         let line = statement_line(&s);
         assert!(line.contains("; 86 rows;"), "{line}");
         assert!(line.contains("; created here: public.ix_new;"), "{line}");
         assert!(line.contains("+1 index/toast/sequence lock;"), "{line}");
         assert!(line.contains("REWRITE of public.t (table)"), "{line}");
-        let trace = LockTrace {
-            autocommit: false,
-            scans_measured: true,
-            statements: vec![s],
-            total_us: 50_000,
-            commit_us: 900,
-            wal_bytes: 12_345,
-            tables: vec![],
-            tracer: TracerCost::default(),
-        };
+        let trace = fixture::trace(vec![s]);
         let (_, longest) = longest_blocking(&trace).unwrap();
         assert_eq!(longest.object, "public.t");
         assert!(summary(&trace).contains("ACCESS EXCLUSIVE on public.t 14 ms (line 12)"));
@@ -465,16 +436,7 @@ mod tests {
             true,
         )]);
         second.line = 20;
-        let trace = LockTrace {
-            autocommit: false,
-            scans_measured: true,
-            statements: vec![first, second],
-            total_us: 1,
-            commit_us: 1,
-            wal_bytes: 0,
-            tables: vec![],
-            tracer: TracerCost::default(),
-        };
+        let trace = fixture::trace(vec![first, second]);
         let lines = statement_lines(&trace);
         assert!(
             lines[1].contains(

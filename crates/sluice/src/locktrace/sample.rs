@@ -203,6 +203,7 @@ impl super::Tracer {
             trace,
             started,
             locks,
+            probe: Duration::ZERO,
             held_us: Some(micros(duration)),
         });
         Ok(last)

@@ -90,8 +90,9 @@ pub struct Measured {
 }
 
 impl Measured {
-    /// The passing record of `digest` in the package's `rehearsals/`, when it holds a trace.
-    fn read(pkg: &Package, digest: &str) -> Option<Measured> {
+    /// The passing record of `digest` in the package's `rehearsals/`, when it holds a trace;
+    /// `lint` (the review's own) is held against it.
+    fn read(pkg: &Package, digest: &str, lint: &LintReport) -> Option<Measured> {
         let verdict = crate::rehearsal::find_passing(&pkg.dir.join("rehearsals"), digest);
         let path = verdict.record.filter(|_| verdict.holds)?;
         let record = crate::rehearsal::read_record(&path)?;
@@ -101,7 +102,7 @@ impl Measured {
         let lint_against_trace = trace
             .apply
             .as_ref()
-            .and_then(|t| crate::locktrace::compare::for_package(pkg, t));
+            .and_then(|t| crate::locktrace::compare::for_package(pkg, &lint.migration.findings, t));
         Some(Measured {
             lint_against_trace,
             record: path.file_name()?.to_string_lossy().into_owned(),
@@ -193,7 +194,7 @@ pub fn build(pkg: &Package, lint: LintReport) -> Review {
     let approvals_dir = pkg.dir.join("approvals");
     let approvals_present =
         crate::approval::evaluate(&pkg.approvals, &pkg.info.id, &digest, None, &approvals_dir);
-    let measured = Measured::read(pkg, &digest);
+    let measured = Measured::read(pkg, &digest, &lint);
     Review {
         package: pkg.info.clone(),
         digest,
