@@ -28,6 +28,9 @@ fn rehearse(bench: &Bench, sluice: &Path, pkg: &Path) -> Result<f64> {
     for line in String::from_utf8_lossy(&out.stderr).lines() {
         if line.contains("ms)") && !line.contains("[") {
             eprintln!("rehearse-at-scale: {}", line.trim());
+            if let Some((_, run_dir)) = line.split_once("evidence ") {
+                print_slow_steps(Path::new(run_dir.trim()));
+            }
         }
     }
     if !out.status.success() {
@@ -37,6 +40,33 @@ fn rehearse(bench: &Bench, sluice: &Path, pkg: &Path) -> Result<f64> {
         ));
     }
     Ok(took)
+}
+
+/// The steps of a rehearsal apply that took 20 ms or more, from its run.json: where the time
+/// goes beside the restore.
+fn print_slow_steps(run_dir: &Path) {
+    let Ok(text) = std::fs::read_to_string(run_dir.join("run.json")) else {
+        return;
+    };
+    let Ok(record) = serde_json::from_str::<serde_json::Value>(&text) else {
+        return;
+    };
+    let steps = record["steps"].as_array().cloned().unwrap_or_default();
+    let slow: Vec<String> = steps
+        .iter()
+        .filter(|s| s["duration_ms"].as_u64().unwrap_or(0) >= 20)
+        .map(|s| {
+            format!(
+                "{} {} ms",
+                s["name"].as_str().unwrap_or("?"),
+                s["duration_ms"]
+            )
+        })
+        .collect();
+    eprintln!(
+        "rehearse-at-scale:   steps of 20 ms or more: {}",
+        slow.join(", ")
+    );
 }
 
 /// The hand procedure, timed from the dump to the migration's end.

@@ -88,7 +88,7 @@ pub fn run(bench: &Bench) -> Result<Outcome> {
         let post = catalog::snapshot(&mut work, options)
             .map_err(err("post snapshot"))?
             .snapshot;
-        let diff = catalog::diff(&pre, &post);
+        let diff = catalog::diff(&pre, &post).map_err(err("diff"))?;
         elapsed += seconds(started);
         named = named_objects(&diff);
         objects = pre.object_count();

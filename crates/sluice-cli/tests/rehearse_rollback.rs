@@ -81,6 +81,15 @@ fn rehearse_from_the_target_passes_and_leaves_the_target_untouched() {
             "re-apply"
         ]
     );
+    // the copy was analyzed (a dump carries no statistics) and each phase timed
+    let restore = record["steps"][1]["detail"].as_str().unwrap();
+    for said in [
+        "at wal_level minimal (",
+        "analyzed (",
+        "restarted at wal_level replica (",
+    ] {
+        assert!(restore.contains(said), "want `{said}` in {restore}");
+    }
     // the record now opens the rehearsal gate of apply
     approve_all(&ready);
     let assert = apply_cmd(&ready, &conninfo).assert().success();

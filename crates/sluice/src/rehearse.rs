@@ -161,6 +161,7 @@ pub fn rehearse(
     let dbname = rehearsal_database(pkg, taken_of, &facts)?;
     // the restore reads every byte of the dump (a damaged one fails it); its sha256 is taken
     // meanwhile, from the same pages
+    let restoring = Instant::now();
     let (restored, hashed) = std::thread::scope(|scope| {
         let hashing = scope.spawn(|| backup::hash_dump(&dump_path));
         let restored = restore(
@@ -178,8 +179,12 @@ pub fn rehearse(
     });
     let roles_made = restored?;
     let backup_sha256 = hashed?;
+    let restore_ms = restoring.elapsed().as_millis();
+    let analyzed = analyze(&cluster, &dbname)?;
     // the migration runs at the WAL level a production server has (see restore_settings)
+    let restarting = Instant::now();
     cluster.restart_with(&PRODUCTION_WAL)?;
+    let restart_ms = restarting.elapsed().as_millis();
     steps.push(RehearsalStep {
         name: "backup".into(),
         passed: true,
@@ -196,7 +201,7 @@ pub fn rehearse(
         started,
         true,
         format!(
-            "PostgreSQL {} rehearsal cluster from {}; restored {dbname} with pg_restore {} -j {} at wal_level minimal, then restarted at wal_level replica; {roles_made}",
+            "PostgreSQL {} rehearsal cluster from {}; restored {dbname} with pg_restore {} -j {} at wal_level minimal ({restore_ms} ms), {analyzed}, then restarted at wal_level replica ({restart_ms} ms); {roles_made}",
             cluster.binaries().version,
             cluster.binaries().bindir.display(),
             tools.version,
@@ -349,17 +354,36 @@ fn fresh_backup(
 /// The rehearsal cluster is thrown away: it is set up for a fast restore — no fsync and no
 /// waiting for the WAL flush at COMMIT (every throwaway cluster has those), and `wal_level =
 /// minimal`, at which the restore's COPY into the tables it just created and its index builds
-/// write no WAL. A larger `max_wal_size` made the restore slower (new WAL segments written and
+/// write no WAL; no autovacuum (see [`analyze`]). A larger `max_wal_size` made the restore slower (new WAL segments written and
 /// zero-filled instead of recycled ones). `maintenance_work_mem` is the server's default.
 fn restore_settings() -> Vec<(String, String)> {
     [
         ("sluice.rehearsal", "on"),
+        ("autovacuum", "off"),
         ("wal_level", "minimal"),
         ("max_wal_senders", "0"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect()
+}
+
+/// Gathers the planner's statistics of the restored database, which a dump does not carry:
+/// production's tables have them, and a migration's statements (an `UPDATE … WHERE`, a
+/// validation) are planned with them. Autovacuum is off in the rehearsal cluster, so that it
+/// neither races the restore nor runs beside the measured migration; this is its ANALYZE.
+fn analyze(cluster: &Cluster, dbname: &str) -> Result<String, RehearseError> {
+    let started = Instant::now();
+    let mut client = cluster
+        .connect(dbname)
+        .map_err(|e| RehearseError::Other(format!("analyzing the restored copy: {e}")))?;
+    client.batch_execute("ANALYZE").map_err(|e| {
+        RehearseError::Other(format!(
+            "analyzing the restored copy: {}",
+            target::pg_message(&e)
+        ))
+    })?;
+    Ok(format!("analyzed ({} ms)", started.elapsed().as_millis()))
 }
 
 /// The WAL settings the cluster is restarted with once restored, before the migration runs:

@@ -77,7 +77,7 @@ fn a_snapshot_taken_twice_is_equal_and_serializes_identically() {
     let b = serde_json::to_string_pretty(&second).unwrap();
     assert_eq!(a, b);
     assert_eq!(first.sha256(), second.sha256());
-    assert!(catalog::diff(&first, &second).is_empty());
+    assert!(catalog::diff(&first, &second).unwrap().is_empty());
 
     // It reads back to the same value.
     let back: Snapshot = serde_json::from_str(&a).unwrap();
@@ -162,7 +162,7 @@ fn the_reference_migration_adds_exactly_its_objects_and_the_rollback_restores_th
     let pre = snap(&mut c);
     c.batch_execute(&read("sql/phase-alpha-r2.sql")).unwrap();
     let post = snap(&mut c);
-    let d = catalog::diff(&pre, &post);
+    let d = catalog::diff(&pre, &post).unwrap();
 
     assert!(d.removed.is_empty(), "removed: {:?}", keys(&d.removed));
     assert!(d.changed.is_empty(), "changed: {:?}", keys(&d.changed));
@@ -261,7 +261,7 @@ fn the_reference_migration_adds_exactly_its_objects_and_the_rollback_restores_th
     c.batch_execute(&read("sql/phase-alpha-r2-rollback.sql"))
         .unwrap();
     let after_rollback = snap(&mut c);
-    let back = catalog::diff(&pre, &after_rollback);
+    let back = catalog::diff(&pre, &after_rollback).unwrap();
     assert!(back.is_empty(), "{back:#?}");
     assert_eq!(after_rollback, pre);
     assert_eq!(
@@ -282,7 +282,7 @@ fn a_dropped_column_is_removed_and_needs_the_policy_and_a_drop() {
     let pre = snap(&mut c);
     c.batch_execute("ALTER TABLE sandbox_tac.logical_unit DROP COLUMN title")
         .unwrap();
-    let d = catalog::diff(&pre, &snap(&mut c));
+    let d = catalog::diff(&pre, &snap(&mut c)).unwrap();
     assert!(d.added.is_empty() && d.changed.is_empty(), "{d:#?}");
     assert_eq!(
         keys(&d.removed),
@@ -323,7 +323,7 @@ fn a_new_default_on_an_existing_column_is_a_change_only_set_default_explains() {
         "ALTER TABLE public.tac_logical_unit ALTER COLUMN title SET DEFAULT 'untitled'",
     )
     .unwrap();
-    let d = catalog::diff(&pre, &snap(&mut c));
+    let d = catalog::diff(&pre, &snap(&mut c)).unwrap();
     assert!(d.added.is_empty() && d.removed.is_empty(), "{d:#?}");
     assert_eq!(d.changed.len(), 1);
     let change = &d.changed[0];
@@ -447,7 +447,7 @@ fn ignored_schemas_are_left_out() {
             .snapshot,
         partial
     );
-    assert!(!catalog::diff(&full, &snap(&mut c)).is_empty());
+    assert!(!catalog::diff(&full, &snap(&mut c)).unwrap().is_empty());
 }
 
 #[test]
@@ -635,7 +635,7 @@ fn every_object_kind_is_read_and_extension_members_are_left_out() {
          CREATE OR REPLACE VIEW app.recent AS SELECT id, at FROM app.events WHERE at > '2026-07-01';",
     )
     .unwrap();
-    let d = catalog::diff(&first, &snap(&mut c));
+    let d = catalog::diff(&first, &snap(&mut c)).unwrap();
     assert_eq!(
         keys(&d.changed),
         BTreeSet::from([
@@ -682,7 +682,7 @@ fn judged_only_by(
     object: &str,
     op: &str,
 ) -> catalog::SchemaDiff {
-    let d = catalog::diff(first, after);
+    let d = catalog::diff(first, after).unwrap();
     let all: BTreeSet<String> = [&d.added, &d.removed, &d.changed]
         .into_iter()
         .flat_map(|list| keys(list))
@@ -878,7 +878,7 @@ fn privileges_policies_comments_and_default_privileges_are_read_and_judged() {
             "member_of gained \"sluice_writer\"",
         ),
     ] {
-        let d = catalog::diff(&first, &snapshot_after(&cluster, &mut admin, change));
+        let d = catalog::diff(&first, &snapshot_after(&cluster, &mut admin, change)).unwrap();
         cluster
             .connect("postgres")
             .unwrap()
@@ -900,7 +900,8 @@ fn privileges_policies_comments_and_default_privileges_are_read_and_judged() {
     let d = catalog::diff(
         &first,
         &snapshot_after(&cluster, &mut admin, "GRANT SELECT ON app.u TO PUBLIC"),
-    );
+    )
+    .unwrap();
     assert_eq!(
         d.changed[0].field_details(),
         ["grants gained \"PUBLIC: SELECT (granted by postgres)\""]
@@ -1315,7 +1316,7 @@ fn a_snapshot_since_an_earlier_one_equals_a_whole_one_after_every_kind_of_change
         .unwrap();
         let (since, reused) = (taken.snapshot, taken.reused);
         assert_eq!(
-            catalog::diff(&whole, &since),
+            catalog::diff(&whole, &since).unwrap(),
             catalog::SchemaDiff::default(),
             "after {migration}"
         );

@@ -13,69 +13,13 @@
 //! text (which columns a constraint or index mentions, which added object a rename produced)
 //! are best effort and say so where they are made.
 
+pub use super::ObjectKind;
 use super::{Keyed, Snapshot};
 use crate::package::SchemaDiffPolicy;
 use crate::sql::{OpKind, Operation};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::HashMap;
-
-/// The kinds of object a snapshot holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ObjectKind {
-    Schema,
-    Table,
-    Column,
-    Index,
-    Constraint,
-    Trigger,
-    Function,
-    View,
-    Sequence,
-    Type,
-    Extension,
-    Policy,
-    DefaultPrivileges,
-    Comment,
-    Role,
-    Rule,
-    Publication,
-    EventTrigger,
-    Statistics,
-}
-
-impl ObjectKind {
-    pub fn word(self) -> &'static str {
-        match self {
-            ObjectKind::Schema => "schema",
-            ObjectKind::Table => "table",
-            ObjectKind::Column => "column",
-            ObjectKind::Index => "index",
-            ObjectKind::Constraint => "constraint",
-            ObjectKind::Trigger => "trigger",
-            ObjectKind::Function => "function",
-            ObjectKind::View => "view",
-            ObjectKind::Sequence => "sequence",
-            ObjectKind::Type => "type",
-            ObjectKind::Extension => "extension",
-            ObjectKind::Policy => "policy",
-            ObjectKind::DefaultPrivileges => "default privileges",
-            ObjectKind::Comment => "comment",
-            ObjectKind::Role => "role",
-            ObjectKind::Rule => "rule",
-            ObjectKind::Publication => "publication",
-            ObjectKind::EventTrigger => "event trigger",
-            ObjectKind::Statistics => "statistics",
-        }
-    }
-}
-
-impl std::fmt::Display for ObjectKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.word())
-    }
-}
 
 /// One object that was added, removed or changed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -164,69 +108,21 @@ impl SchemaDiff {
     }
 }
 
+/// Two objects of one kind with the same key in one snapshot: the diff cannot pair them, so
+/// it refuses rather than report a difference that is not there (or miss one that is).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the {side} snapshot holds two {kind} objects with the key {key}")]
+pub struct DuplicateKey {
+    pub side: &'static str,
+    pub kind: ObjectKind,
+    pub key: String,
+}
+
 /// Compares two snapshots object by object, by key.
-pub fn diff(pre: &Snapshot, post: &Snapshot) -> SchemaDiff {
+pub fn diff(pre: &Snapshot, post: &Snapshot) -> Result<SchemaDiff, DuplicateKey> {
     let mut out = SchemaDiff::default();
-    keyed_lists(
-        ObjectKind::Extension,
-        &pre.extensions,
-        &post.extensions,
-        &mut out,
-    );
-    keyed_lists(ObjectKind::Schema, &pre.schemas, &post.schemas, &mut out);
-    keyed_lists(ObjectKind::Type, &pre.types, &post.types, &mut out);
-    keyed_lists(ObjectKind::Table, &pre.tables, &post.tables, &mut out);
-    keyed_lists(ObjectKind::Column, &pre.columns, &post.columns, &mut out);
-    keyed_lists(
-        ObjectKind::Sequence,
-        &pre.sequences,
-        &post.sequences,
-        &mut out,
-    );
-    keyed_lists(ObjectKind::Index, &pre.indexes, &post.indexes, &mut out);
-    keyed_lists(
-        ObjectKind::Constraint,
-        &pre.constraints,
-        &post.constraints,
-        &mut out,
-    );
-    keyed_lists(ObjectKind::Trigger, &pre.triggers, &post.triggers, &mut out);
-    keyed_lists(
-        ObjectKind::Function,
-        &pre.functions,
-        &post.functions,
-        &mut out,
-    );
-    keyed_lists(ObjectKind::View, &pre.views, &post.views, &mut out);
-    keyed_lists(ObjectKind::Policy, &pre.policies, &post.policies, &mut out);
-    keyed_lists(
-        ObjectKind::DefaultPrivileges,
-        &pre.default_privileges,
-        &post.default_privileges,
-        &mut out,
-    );
-    keyed_lists(ObjectKind::Comment, &pre.comments, &post.comments, &mut out);
-    keyed_lists(ObjectKind::Role, &pre.roles, &post.roles, &mut out);
-    keyed_lists(ObjectKind::Rule, &pre.rules, &post.rules, &mut out);
-    keyed_lists(
-        ObjectKind::Publication,
-        &pre.publications,
-        &post.publications,
-        &mut out,
-    );
-    keyed_lists(
-        ObjectKind::EventTrigger,
-        &pre.event_triggers,
-        &post.event_triggers,
-        &mut out,
-    );
-    keyed_lists(
-        ObjectKind::Statistics,
-        &pre.statistics,
-        &post.statistics,
-        &mut out,
-    );
-    out
+    Snapshot::diff_each(pre, post, &mut out)?;
+    Ok(out)
 }
 
 fn to_value<T: Serialize>(item: &T) -> Value {
@@ -235,13 +131,22 @@ fn to_value<T: Serialize>(item: &T) -> Value {
 
 /// The generic diff of one kind's keyed list: a merge walk over the two lists in key order
 /// (snapshots keep them sorted; a list that is not gets sorted first).
-fn keyed_lists<T: Keyed + Serialize + PartialEq>(
+pub(super) fn keyed_lists<T: Keyed + Serialize + PartialEq>(
     kind: ObjectKind,
     pre: &[T],
     post: &[T],
     out: &mut SchemaDiff,
-) {
-    let (before, after) = (in_key_order(pre), in_key_order(post));
+) -> Result<(), DuplicateKey> {
+    let before = in_key_order(pre).map_err(|key| DuplicateKey {
+        side: "pre",
+        kind,
+        key,
+    })?;
+    let after = in_key_order(post).map_err(|key| DuplicateKey {
+        side: "post",
+        kind,
+        key,
+    })?;
     let change = |key: &str, b: Option<&T>, a: Option<&T>| ObjectChange {
         kind,
         key: key.to_string(),
@@ -281,15 +186,20 @@ fn keyed_lists<T: Keyed + Serialize + PartialEq>(
             }
         }
     }
+    Ok(())
 }
 
-/// The list's items in key order: as they are when already sorted (a snapshot's lists are).
-fn in_key_order<T: Keyed>(list: &[T]) -> Vec<&T> {
+/// The list's items in key order: as they are when already sorted (a snapshot's lists are);
+/// the key held twice, if one is.
+fn in_key_order<T: Keyed>(list: &[T]) -> Result<Vec<&T>, String> {
     let mut items: Vec<&T> = list.iter().collect();
-    if !items.windows(2).all(|w| w[0].key() <= w[1].key()) {
+    if !items.windows(2).all(|w| w[0].key() < w[1].key()) {
         items.sort_by(|a, b| a.key().cmp(b.key()));
     }
-    items
+    match items.windows(2).find(|w| w[0].key() == w[1].key()) {
+        Some(twice) => Err(twice[0].key().to_string()),
+        None => Ok(items),
+    }
 }
 
 /// The names of the fields whose values differ (a missing field counts as null).
@@ -1076,7 +986,10 @@ fn table_shape(items: &[Item], table: &str, side: Side) -> Vec<Value> {
 /// removed objects not restored, changed objects with their fields (the rollback's
 /// schema-equals-pre, in the rollback pipeline and in the rehearsal).
 pub fn not_back_to(pre: &Snapshot, now: &Snapshot) -> Vec<String> {
-    let diff = diff(pre, now);
+    let diff = match diff(pre, now) {
+        Ok(diff) => diff,
+        Err(e) => return vec![e.to_string()],
+    };
     let mut out: Vec<String> = diff
         .added
         .iter()
@@ -1190,6 +1103,25 @@ mod tests {
     }
 
     /// s.t (id, a) with its primary key and an index on a.
+    #[test]
+    fn two_objects_with_one_key_are_refused_not_paired() {
+        let mut twice = base();
+        twice.tables.push(table("s", "t"));
+        let err = diff(&twice, &base()).unwrap_err();
+        assert_eq!(
+            (err.side, err.kind, err.key.as_str()),
+            ("pre", ObjectKind::Table, "s.t")
+        );
+        let err = diff(&base(), &twice).unwrap_err();
+        assert_eq!(err.side, "post");
+        assert_eq!(
+            err.to_string(),
+            "the post snapshot holds two table objects with the key s.t"
+        );
+        // and the rollback's comparison says so rather than call the schema back
+        assert_eq!(not_back_to(&base(), &twice), [err.to_string()]);
+    }
+
     fn base() -> Snapshot {
         let mut s = Snapshot {
             server_version_num: 150000,
@@ -1239,7 +1171,7 @@ mod tests {
 
     #[test]
     fn equal_snapshots_diff_empty() {
-        let d = diff(&base(), &base());
+        let d = diff(&base(), &base()).unwrap();
         assert!(d.is_empty());
         let v = judge(&d, &[], &policy(false));
         assert!(v.holds);
@@ -1252,12 +1184,12 @@ mod tests {
         let mut post = base();
         post.columns[0].default = Some("'x'::text".into());
         post.columns.push(column("s", "t", "added", "integer"));
-        let sorted = diff(&pre, &post);
+        let sorted = diff(&pre, &post).unwrap();
         let (mut pre_rev, mut post_rev) = (pre.clone(), post.clone());
         pre_rev.columns.reverse();
         post_rev.columns.reverse();
         post_rev.indexes.reverse();
-        assert_eq!(diff(&pre_rev, &post_rev), sorted);
+        assert_eq!(diff(&pre_rev, &post_rev).unwrap(), sorted);
         assert_eq!(sorted.added.len(), 1);
         assert_eq!(sorted.changed.len(), 1);
     }
@@ -1267,7 +1199,7 @@ mod tests {
         let pre = base();
         let mut post = base();
         post.columns[0].default = Some("'x'::text".into());
-        let d = diff(&pre, &post);
+        let d = diff(&pre, &post).unwrap();
         assert!(d.added.is_empty() && d.removed.is_empty());
         assert_eq!(keys(&d.changed), vec!["column s.t.a"]);
         assert_eq!(d.changed[0].fields, vec!["default"]);
@@ -1297,7 +1229,7 @@ mod tests {
         let mut post = base();
         post.columns[0].default = Some("'x'::text".into());
         post.columns[0].data_type = "character varying(10)".into();
-        let d = diff(&pre, &post);
+        let d = diff(&pre, &post).unwrap();
         assert_eq!(d.changed[0].fields, vec!["type", "default"]);
         let v = judge(&d, &ops(&["set_default s.t.a"]), &policy(false));
         assert!(!v.holds);
@@ -1324,7 +1256,7 @@ mod tests {
         post.sequences
             .push(sequence("s", "n_id_seq", Some("s.n.id")));
         post.triggers.push(trigger("s", "n", "trg"));
-        let d = diff(&pre, &post);
+        let d = diff(&pre, &post).unwrap();
         assert_eq!(d.added.len(), 8);
         assert!(d.removed.is_empty() && d.changed.is_empty());
 
@@ -1379,7 +1311,7 @@ mod tests {
         post.indexes
             .push(index("s", "t", "t_code_key", "code", Some("t_code_key")));
         post.sequences.push(sequence("s", "t_n_seq", Some("s.t.n")));
-        let d = diff(&pre, &post);
+        let d = diff(&pre, &post).unwrap();
         let v = judge(
             &d,
             &ops(&["add_column s.t.code", "add_column s.t.n"]),
@@ -1404,7 +1336,7 @@ mod tests {
         pre.constraints.clear();
         pre.indexes.retain(|i| i.name != "t_pkey");
         pre.columns[1].not_null = false;
-        let d = diff(&pre, &base());
+        let d = diff(&pre, &base()).unwrap();
         assert_eq!(
             keys(&d.added),
             vec!["index s.t_pkey", "constraint s.t.t_pkey"]
@@ -1420,7 +1352,7 @@ mod tests {
         let pre = base();
         let mut post = base();
         post.indexes.push(index("s", "t", "ix_new", "a, id", None));
-        let d = diff(&pre, &post);
+        let d = diff(&pre, &post).unwrap();
         let v = judge(&d, &ops(&["create_index s.ix_other"]), &policy(false));
         assert!(!v.holds);
         assert_eq!(keys(&v.unexplained_added), vec!["index s.ix_new"]);
@@ -1432,7 +1364,7 @@ mod tests {
         let mut post = base();
         post.columns.retain(|c| c.name != "a");
         post.indexes.retain(|i| i.name != "t_a_idx");
-        let d = diff(&pre, &post);
+        let d = diff(&pre, &post).unwrap();
         assert_eq!(keys(&d.removed), vec!["column s.t.a", "index s.t_a_idx"]);
         let drop = ops(&["drop_column s.t.a"]);
         let v = judge(&d, &drop, &policy(false));
@@ -1460,7 +1392,7 @@ mod tests {
             schemas: pre.schemas.clone(),
             ..Snapshot::default()
         };
-        let d = diff(&pre, &post);
+        let d = diff(&pre, &post).unwrap();
         assert_eq!(d.removed.len(), 8);
         let v = judge(&d, &ops(&["drop_table s.t"]), &policy(true));
         assert!(v.holds, "{v:?}");
@@ -1474,7 +1406,7 @@ mod tests {
         let mut post = base();
         post.columns[0] = column("s", "t", "b", "text");
         post.indexes[0].definition = "CREATE INDEX t_a_idx ON s.t USING btree (b)".into();
-        let d = diff(&pre, &post);
+        let d = diff(&pre, &post).unwrap();
         assert_eq!(keys(&d.added), vec!["column s.t.b"]);
         assert_eq!(keys(&d.removed), vec!["column s.t.a"]);
         assert_eq!(keys(&d.changed), vec!["index s.t_a_idx"]);
@@ -1502,7 +1434,7 @@ mod tests {
         }
         post.constraints[0] = constraint("s", "u", "t_pkey", "primary_key", "PRIMARY KEY (id)");
         post.triggers[0] = trigger("s", "u", "trg");
-        let d = diff(&pre, &post);
+        let d = diff(&pre, &post).unwrap();
         assert_eq!(d.changed.len(), 2, "{:?}", keys(&d.changed));
         let v = judge(&d, &ops(&["rename_table s.t"]), &policy(false));
         assert!(v.holds, "{v:?}");
@@ -1514,7 +1446,7 @@ mod tests {
         let pre = base();
         let mut post = base();
         post.tables.push(table("other", "x"));
-        let d = diff(&pre, &post);
+        let d = diff(&pre, &post).unwrap();
         assert!(!judge(&d, &[], &policy(false)).holds);
         let p = SchemaDiffPolicy {
             allow_removed: false,
@@ -1528,7 +1460,7 @@ mod tests {
         let mut post = base();
         post.columns[0].default = Some("'x'::text".into());
         post.tables.push(table("s", "n"));
-        let d = diff(&base(), &post);
+        let d = diff(&base(), &post).unwrap();
         let text = serde_json::to_string(&d).unwrap();
         assert!(text.contains("\"kind\":\"column\""), "{text}");
         let back: SchemaDiff = serde_json::from_str(&text).unwrap();
@@ -1575,8 +1507,10 @@ mod tests {
             }],
             ..Snapshot::default()
         };
-        assert!(!diff(&old, &live).is_empty());
-        assert!(diff(&old, &live.covered_as(old.coverage)).is_empty());
+        assert!(!diff(&old, &live).unwrap().is_empty());
+        assert!(diff(&old, &live.covered_as(old.coverage))
+            .unwrap()
+            .is_empty());
         assert_eq!(live.covered_as(crate::catalog::COVERAGE), live);
     }
 }

@@ -18,11 +18,13 @@
 
 mod deparse;
 pub mod diff;
+mod kinds;
 mod query;
 mod reuse;
 
 pub use deparse::{Definitions, Written};
-pub use diff::{diff, judge, DiffVerdict, ObjectChange, ObjectKind, SchemaDiff};
+pub use diff::{diff, judge, DiffVerdict, DuplicateKey, ObjectChange, SchemaDiff};
+pub use kinds::{Keyed, ObjectKind, Snapshot};
 pub use reuse::Baseline;
 
 use postgres::{Client, IsolationLevel, Row, Transaction};
@@ -30,54 +32,6 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
-
-/// The structure of a database's user objects. Every list is sorted by `key`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Snapshot {
-    /// `server_version_num` of the server the snapshot was taken on (e.g. 150010).
-    pub server_version_num: u32,
-    /// What the snapshot covers: [`COVERAGE`] for one taken now; 0 for one an older sluice
-    /// wrote, before grants, policies, comments, roles, rules, publications, event triggers and
-    /// extended statistics were read (compare it with [`Snapshot::covered_as`]).
-    #[serde(default)]
-    pub coverage: u32,
-    pub extensions: Vec<Extension>,
-    pub schemas: Vec<Schema>,
-    pub types: Vec<Type>,
-    pub tables: Vec<Table>,
-    pub columns: Vec<Column>,
-    pub sequences: Vec<Sequence>,
-    pub indexes: Vec<Index>,
-    pub constraints: Vec<Constraint>,
-    pub triggers: Vec<Trigger>,
-    pub functions: Vec<Function>,
-    pub views: Vec<View>,
-    /// Row-level security policies.
-    #[serde(default)]
-    pub policies: Vec<Policy>,
-    /// `ALTER DEFAULT PRIVILEGES`: what objects a role creates will grant.
-    #[serde(default)]
-    pub default_privileges: Vec<DefaultPrivileges>,
-    /// `COMMENT ON` of every object kind the snapshot has.
-    #[serde(default)]
-    pub comments: Vec<Comment>,
-    /// The roles that own, are granted or grant anything above (or that a policy or default
-    /// privileges name), with their attributes and memberships.
-    #[serde(default)]
-    pub roles: Vec<Role>,
-    /// Rewrite rules other than a view's own (`CREATE RULE`).
-    #[serde(default)]
-    pub rules: Vec<Rule>,
-    /// Logical replication publications.
-    #[serde(default)]
-    pub publications: Vec<Publication>,
-    /// Event triggers (database-wide).
-    #[serde(default)]
-    pub event_triggers: Vec<EventTrigger>,
-    /// Extended statistics objects (`CREATE STATISTICS`).
-    #[serde(default)]
-    pub statistics: Vec<Statistics>,
-}
 
 /// A rewrite rule on a table or view, other than a view's `_RETURN` rule.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -498,42 +452,6 @@ fn is_false(b: &bool) -> bool {
     !*b
 }
 
-/// Something in a snapshot with a stable key.
-pub trait Keyed {
-    fn key(&self) -> &str;
-}
-
-macro_rules! keyed {
-    ($($t:ty),*) => {$(
-        impl Keyed for $t {
-            fn key(&self) -> &str {
-                &self.key
-            }
-        }
-    )*};
-}
-keyed!(
-    Extension,
-    Schema,
-    Type,
-    Table,
-    Column,
-    Sequence,
-    Index,
-    Constraint,
-    Trigger,
-    Function,
-    View,
-    Policy,
-    DefaultPrivileges,
-    Comment,
-    Role,
-    Rule,
-    Publication,
-    EventTrigger,
-    Statistics
-);
-
 impl Snapshot {
     /// This snapshot as one of `coverage` would have seen it: compared with a snapshot an
     /// older sluice wrote (a run applied before an upgrade), what that one could not read is
@@ -552,14 +470,7 @@ impl Snapshot {
         out.functions.iter_mut().for_each(|o| o.grants.clear());
         out.views.iter_mut().for_each(|o| o.grants.clear());
         out.types.iter_mut().for_each(|o| o.grants.clear());
-        out.policies.clear();
-        out.default_privileges.clear();
-        out.comments.clear();
-        out.roles.clear();
-        out.rules.clear();
-        out.publications.clear();
-        out.event_triggers.clear();
-        out.statistics.clear();
+        out.clear_kinds_newer_than(coverage);
         out
     }
 
@@ -568,107 +479,6 @@ impl Snapshot {
         let bytes = serde_json::to_vec(self).expect("a snapshot serializes");
         hex::encode(Sha256::digest(bytes))
     }
-
-    /// How many objects the snapshot holds, all kinds together.
-    pub fn object_count(&self) -> usize {
-        self.extensions.len()
-            + self.schemas.len()
-            + self.types.len()
-            + self.tables.len()
-            + self.columns.len()
-            + self.sequences.len()
-            + self.indexes.len()
-            + self.constraints.len()
-            + self.triggers.len()
-            + self.functions.len()
-            + self.views.len()
-            + self.policies.len()
-            + self.default_privileges.len()
-            + self.comments.len()
-            + self.roles.len()
-            + self.rules.len()
-            + self.publications.len()
-            + self.event_triggers.len()
-            + self.statistics.len()
-    }
-
-    /// Adds the objects of `other` (another share of the same snapshot).
-    fn absorb(&mut self, other: Snapshot) {
-        self.extensions.extend(other.extensions);
-        self.schemas.extend(other.schemas);
-        self.types.extend(other.types);
-        self.tables.extend(other.tables);
-        self.columns.extend(other.columns);
-        self.sequences.extend(other.sequences);
-        self.indexes.extend(other.indexes);
-        self.constraints.extend(other.constraints);
-        self.triggers.extend(other.triggers);
-        self.functions.extend(other.functions);
-        self.views.extend(other.views);
-        self.policies.extend(other.policies);
-        self.default_privileges.extend(other.default_privileges);
-        self.comments.extend(other.comments);
-        self.rules.extend(other.rules);
-        self.publications.extend(other.publications);
-        self.event_triggers.extend(other.event_triggers);
-        self.statistics.extend(other.statistics);
-    }
-
-    /// Sorts every list by key (byte order, independent of the server's collation); the
-    /// columns, the longest list, on a thread of their own.
-    fn sort(&mut self) {
-        let Snapshot {
-            columns,
-            extensions,
-            schemas,
-            types,
-            tables,
-            sequences,
-            indexes,
-            constraints,
-            triggers,
-            functions,
-            views,
-            policies,
-            default_privileges,
-            comments,
-            rules,
-            publications,
-            event_triggers,
-            statistics,
-            ..
-        } = self;
-        std::thread::scope(|scope| {
-            scope.spawn(|| sort_by_key(columns));
-            sort_by_key(extensions);
-            sort_by_key(schemas);
-            sort_by_key(types);
-            sort_by_key(tables);
-            sort_by_key(sequences);
-            sort_by_key(indexes);
-            sort_by_key(constraints);
-            sort_by_key(triggers);
-            sort_by_key(functions);
-            sort_by_key(views);
-            sort_by_key(policies);
-            sort_by_key(default_privileges);
-            sort_by_key(comments);
-            sort_by_key(rules);
-            sort_by_key(publications);
-            sort_by_key(event_triggers);
-            sort_by_key(statistics);
-        });
-    }
-}
-
-/// Sorts `list` by key, moving each object once: the comparisons sort positions, not the
-/// objects, which are large. The sort is a merge of runs, so a list that is mostly in order
-/// already (objects taken over from an earlier snapshot) costs little more than a pass.
-fn sort_by_key<T: Keyed>(list: &mut Vec<T>) {
-    let mut order: Vec<usize> = (0..list.len()).collect();
-    order.sort_by(|&a, &b| list[a].key().cmp(list[b].key()));
-    let mut slots: Vec<Option<T>> = std::mem::take(list).into_iter().map(Some).collect();
-    list.extend(order.into_iter().filter_map(|at| slots[at].take()));
 }
 
 /// Session settings that shape deparsed text (`pg_get_expr`, `format_type`, …): pinned so that
@@ -899,7 +709,7 @@ fn take(
 
 /// The kinds every session takes in turn: all of them, or after an earlier snapshot those
 /// always read whole (the working session reads the per-table kinds itself).
-fn shared_kinds(earlier: Earlier<'_>) -> &'static [query::Kind] {
+fn shared_kinds(earlier: Earlier<'_>) -> &'static [ObjectKind] {
     match earlier {
         Earlier::Since(..) => &query::WHOLE,
         _ => &query::PLAN,
@@ -957,7 +767,7 @@ fn take_shared(
 /// is left.
 fn take_kinds(
     tx: &mut Transaction<'_>,
-    kinds: &[query::Kind],
+    kinds: &[ObjectKind],
     next: &AtomicUsize,
     ctx: &query::Context<'_>,
 ) -> Result<query::Part, postgres::Error> {

@@ -837,7 +837,10 @@ fn schema_diff(
         Ok(c) => c,
         Err(e) => return Failed(format!("row counts: {}", target::pg_message(&e))),
     };
-    let diff = catalog::diff::diff(pre, &post);
+    let diff = match catalog::diff::diff(pre, &post) {
+        Ok(diff) => diff,
+        Err(e) => return Failed(e.to_string()),
+    };
     let judged = catalog::diff::judge(&diff, operations, &pkg.schema_diff);
     let written = run
         .dir

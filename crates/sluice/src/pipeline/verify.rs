@@ -139,7 +139,9 @@ pub fn verify(pkg: &Package, target: &Target, run_dir: &Path) -> Result<VerifyRe
         .map_err(|e| target.query_error(&e))?
         .snapshot;
     // a run recorded by an older sluice is compared on what it recorded
-    let drift = Some(catalog::diff::diff(&post, &live.covered_as(post.coverage)));
+    let drift = catalog::diff::diff(&post, &live.covered_as(post.coverage))
+        .map_err(|e| query_error(e.to_string()))?;
+    let drift = Some(drift);
     let holds = checks.iter().all(|c| c.holds) && drift.as_ref().is_none_or(|d| d.is_empty());
     Ok(VerifyReport {
         target: target.to_string(),
