@@ -27,7 +27,7 @@ pub struct CheckResult {
 }
 
 /// What [`CheckResult::observed`] holds for `rows`.
-pub fn observed_value(rows: &TextRows) -> String {
+pub(crate) fn observed_value(rows: &TextRows) -> String {
     match rows.rows.as_slice() {
         [row] if row.len() == 1 => row[0].clone().unwrap_or_else(|| "NULL".into()),
         _ => rows.render(),
@@ -35,7 +35,7 @@ pub fn observed_value(rows: &TextRows) -> String {
 }
 
 /// Runs one check read-only and compares it with its expectation.
-pub fn evaluate_check(client: &mut postgres::Client, check: &Check) -> CheckResult {
+pub(crate) fn evaluate_check(client: &mut postgres::Client, check: &Check) -> CheckResult {
     match &check.body {
         CheckBody::CoveredBy { gate } => CheckResult {
             id: check.id.clone(),

@@ -152,7 +152,7 @@ impl Write for WriteBehind {
 }
 
 /// Opens a new file (mode 0600) that must not exist yet and must not be a symlink.
-pub fn create_file_private(path: &Path) -> Result<File, EvidenceError> {
+pub(crate) fn create_file_private(path: &Path) -> Result<File, EvidenceError> {
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_symlink() => {
             return Err(EvidenceError::Symlink(path.to_path_buf()))
@@ -171,7 +171,7 @@ pub fn create_file_private(path: &Path) -> Result<File, EvidenceError> {
 
 /// Writes a file atomically: a temporary sibling, fsync, rename. Used for files that are
 /// rewritten as the run goes (run.json, SHA256SUMS).
-pub fn replace_file_private(path: &Path, bytes: &[u8]) -> Result<(), EvidenceError> {
+pub(crate) fn replace_file_private(path: &Path, bytes: &[u8]) -> Result<(), EvidenceError> {
     if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
         return Err(EvidenceError::Symlink(path.to_path_buf()));
     }
@@ -264,13 +264,17 @@ impl RunDir {
     }
 
     /// Writes a value as pretty JSON.
-    pub fn write_json<T: Serialize>(&self, rel: &str, value: &T) -> Result<PathBuf, EvidenceError> {
+    pub(crate) fn write_json<T: Serialize>(
+        &self,
+        rel: &str,
+        value: &T,
+    ) -> Result<PathBuf, EvidenceError> {
         let text = serde_json::to_vec_pretty(value).map_err(serialize_err(rel))?;
         self.write(rel, &text)
     }
 
     /// Opens a new file for streaming into.
-    pub fn create_file(&self, rel: &str) -> Result<(PathBuf, File), EvidenceError> {
+    pub(crate) fn create_file(&self, rel: &str) -> Result<(PathBuf, File), EvidenceError> {
         let path = self.dir.join(rel);
         if let Some(parent) = path.parent() {
             create_dir_private(parent)?;
@@ -280,7 +284,7 @@ impl RunDir {
     }
 
     /// Creates the folders (0700) above `rel`, for a file or folder another program writes.
-    pub fn ensure_parent(&self, rel: &str) -> Result<(), EvidenceError> {
+    pub(crate) fn ensure_parent(&self, rel: &str) -> Result<(), EvidenceError> {
         match self.dir.join(rel).parent() {
             Some(parent) => create_dir_private(parent),
             None => Ok(()),
@@ -293,12 +297,17 @@ impl RunDir {
     }
 
     /// Appends one line to a log file (created on first use), synced.
-    pub fn append_line(&self, rel: &str, line: &str) -> Result<(), EvidenceError> {
+    pub(crate) fn append_line(&self, rel: &str, line: &str) -> Result<(), EvidenceError> {
         self.append_line_with(rel, line, Sync::Now)
     }
 
     /// [`RunDir::append_line`], synced as `sync` says.
-    pub fn append_line_with(&self, rel: &str, line: &str, sync: Sync) -> Result<(), EvidenceError> {
+    pub(crate) fn append_line_with(
+        &self,
+        rel: &str,
+        line: &str,
+        sync: Sync,
+    ) -> Result<(), EvidenceError> {
         let path = self.dir.join(rel);
         if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
             return Err(EvidenceError::Symlink(path));
@@ -320,7 +329,10 @@ impl RunDir {
     /// Writes SHA256SUMS over every other file of the folder, sorted by path. The files in
     /// `streamed` (relative path → SHA-256) were hashed as they were written and are not read
     /// again.
-    pub fn write_sums(&self, streamed: &BTreeMap<String, String>) -> Result<String, EvidenceError> {
+    pub(crate) fn write_sums(
+        &self,
+        streamed: &BTreeMap<String, String>,
+    ) -> Result<String, EvidenceError> {
         let mut lines = String::new();
         for rel in files_under(&self.dir).map_err(io_err(&self.dir))? {
             if rel == SUMS || rel.ends_with(".tmp~") {
@@ -338,7 +350,10 @@ impl RunDir {
     }
 
     /// Appends this run to the evidence root's ledger, chained to the line before it.
-    pub fn append_to_ledger(&self, mut entry: LedgerEntry) -> Result<LedgerEntry, EvidenceError> {
+    pub(crate) fn append_to_ledger(
+        &self,
+        mut entry: LedgerEntry,
+    ) -> Result<LedgerEntry, EvidenceError> {
         let ledger = self.root.join(LEDGER);
         if std::fs::symlink_metadata(&ledger).is_ok_and(|m| m.file_type().is_symlink()) {
             return Err(EvidenceError::Symlink(ledger));
@@ -443,7 +458,7 @@ pub struct LedgerEntry {
 }
 
 /// `[a-z0-9._-]` kept, anything else `_`: an environment name as a folder name.
-pub fn safe_name(name: &str) -> String {
+pub(crate) fn safe_name(name: &str) -> String {
     name.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {

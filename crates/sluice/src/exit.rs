@@ -42,19 +42,6 @@ impl ExitCode {
     pub fn from_code(code: i32) -> Option<ExitCode> {
         ALL.iter().copied().find(|c| i32::from(c.code()) == code)
     }
-
-    /// What it means, as the README's table says it.
-    pub fn meaning(self) -> &'static str {
-        match self {
-            ExitCode::Done => "done, every gate held",
-            ExitCode::Internal => "unexpected internal error",
-            ExitCode::Usage => "usage error or invalid package",
-            ExitCode::Refused => "a gate refused before the migration started: the target is unchanged",
-            ExitCode::RolledBack => "the migration failed or its expectations did not match: rolled back, the target is unchanged",
-            ExitCode::CommittedButFailed => "the migration committed but a later check failed: rollback is available",
-            ExitCode::RollbackFailed => "the rollback failed or its schema comparison did not come back equal",
-        }
-    }
 }
 
 /// Every code, in order.

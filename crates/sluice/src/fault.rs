@@ -11,7 +11,7 @@
 //!   file, as a disk or a network filesystem might do, before it is read back.
 
 /// Kills the process at a step boundary when asked to.
-pub fn step_boundary(step: &str, end: bool) {
+pub(crate) fn step_boundary(step: &str, end: bool) {
     #[cfg(feature = "fault-injection")]
     if let Ok(want) = std::env::var("SLUICE_FAULT_KILL_AT") {
         let here = if end {
@@ -28,7 +28,7 @@ pub fn step_boundary(step: &str, end: bool) {
 }
 
 /// Extra age added to the backup for the backup-fresh gate.
-pub fn backup_age_offset() -> std::time::Duration {
+pub(crate) fn backup_age_offset() -> std::time::Duration {
     #[cfg(feature = "fault-injection")]
     if let Some(secs) = std::env::var("SLUICE_FAULT_BACKUP_AGE_S")
         .ok()
@@ -40,7 +40,7 @@ pub fn backup_age_offset() -> std::time::Duration {
 }
 
 /// A full disk when writing the evidence file `name`, when asked to.
-pub fn evidence_write(name: &std::path::Path) -> std::io::Result<()> {
+pub(crate) fn evidence_write(name: &std::path::Path) -> std::io::Result<()> {
     #[cfg(feature = "fault-injection")]
     if let Ok(want) = std::env::var("SLUICE_FAULT_EVIDENCE_FULL") {
         if name.file_name().is_some_and(|n| n == want.as_str()) {
@@ -53,7 +53,7 @@ pub fn evidence_write(name: &std::path::Path) -> std::io::Result<()> {
 
 /// Damages the dump at `path` (a file, or a folder's largest file) when asked to: its last
 /// tenth is cut off. The table of contents (a custom dump's head, a folder's `toc.dat`) stays.
-pub fn damage_dump(path: &std::path::Path) {
+pub(crate) fn damage_dump(path: &std::path::Path) {
     #[cfg(feature = "fault-injection")]
     if std::env::var_os("SLUICE_FAULT_DUMP_DAMAGE").is_some() {
         let victim = if path.is_dir() {

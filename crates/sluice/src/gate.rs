@@ -199,7 +199,7 @@ pub const ROLLBACK_STEPS: &[Step] = &[
 ];
 
 /// The step whose gate has this id.
-pub fn by_id(id: &str) -> Option<&'static Step> {
+pub(crate) fn by_id(id: &str) -> Option<&'static Step> {
     STEPS.iter().find(|s| s.gate == Some(id))
 }
 

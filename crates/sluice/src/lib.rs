@@ -1,7 +1,9 @@
 //! sluice: gated, evidence-producing PostgreSQL schema changes.
 //!
 //! The library owns every decision; the `sluice` binary only parses arguments, renders results
-//! and maps errors to exit codes. Each module owns one concept:
+//! and maps errors to exit codes. Each module owns one concept; those marked internal are private
+//! to the library (the pipeline uses them), and a public module's items that only the library
+//! uses are `pub(crate)`:
 //!
 //! - [`source`]: file text and `file:line:col` locations;
 //! - [`package`]: the package folder and its `sluice.toml`;
@@ -12,19 +14,19 @@
 //! - [`gate`]: the table of gates of the apply pipeline;
 //! - [`target`]: connecting to a target, identity, read-only checks;
 //! - [`review`]: the review package, as data, as Markdown and as an HTML page;
-//! - [`report`]: a run's human report, `report.md` and `report.html`;
-//! - [`html`]: stand-alone HTML pages (escaping, layout, inline SVG charts);
+//! - `report` (internal): a run's human report, `report.md` and `report.html`;
+//! - `html` (internal): stand-alone HTML pages (escaping, layout, inline SVG charts);
 //! - [`cluster`]: throwaway PostgreSQL clusters;
 //! - [`scaffold`]: the starter package of `sluice init`;
 //! - [`pin`]: `sluice pin`, the sha256 pins of `sluice.toml` written again;
-//! - [`blockers`]: which sessions block the migration when its locks wait;
+//! - `blockers` (internal): which sessions block the migration when its locks wait;
 //! - [`exit`]: SPEC §8's exit codes.
 //! - [`approval`]: SSH-signed approvals, allowed_signers, the keys people hold (files, agent);
 //! - [`backup`]: pg_dump/pg_restore: the tools, the dump's format and compression, the read-back;
 //! - [`catalog`]: the catalog snapshot, row counts, the structural schema diff;
-//! - [`checks`]: running preflight and verify checks read-only against their expectations;
+//! - `checks` (internal): running preflight and verify checks read-only against their expectations;
 //! - [`evidence`]: run folders, 0600/0700 files, SHA256SUMS, the hash-chained ledger;
-//! - [`fault`]: test-only fault injection (kills, a full disk, a damaged dump);
+//! - `fault` (internal): test-only fault injection (kills, a full disk, a damaged dump);
 //! - [`locktrace`]: the rehearsal's per-statement lock trace and `[rehearsal] lock_budget_ms`;
 //! - [`migration`]: running the migration with its expectations checked before COMMIT;
 //! - [`pipeline`]: the apply and verify pipelines, their steps and their run record;
@@ -32,25 +34,25 @@
 //! - [`reference`]: the reference package and its fixture (the seed's change);
 //! - [`rehearsal`]: the sealed rehearsal record and the rehearsal gate's rule;
 //! - [`rehearse`]: rehearsing a package on a restored copy of a fresh backup;
-//! - [`roles`]: the target's roles and memberships, as a rehearsal cluster recreates them;
-//! - [`rollback`]: the gated rollback pipeline and its restore scripts;
+//! - `roles` (internal): the target's roles and memberships, as a rehearsal cluster recreates them;
+//! - `rollback` (internal): the gated rollback pipeline and its restore scripts;
 //! - [`run_record`]: `run.json`, the record of one run (what the pipeline writes, the report
 //!   renders and `status` reads);
 //! - [`status`]: what was applied to a target, read from the evidence.
 
 pub mod approval;
 pub mod backup;
-pub mod blockers;
+mod blockers;
 pub mod catalog;
-pub mod checks;
+mod checks;
 pub mod cluster;
 pub mod digest;
 pub mod evidence;
 pub mod exit;
 pub mod expect;
-pub mod fault;
+mod fault;
 pub mod gate;
-pub mod html;
+mod html;
 pub mod lint;
 pub mod locktrace;
 pub mod migration;
@@ -61,10 +63,10 @@ pub mod probe;
 pub mod reference;
 pub mod rehearsal;
 pub mod rehearse;
-pub mod report;
+mod report;
 pub mod review;
-pub mod roles;
-pub mod rollback;
+mod roles;
+mod rollback;
 pub mod run_record;
 pub mod scaffold;
 pub mod source;

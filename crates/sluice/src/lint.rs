@@ -84,7 +84,7 @@ pub struct ParsedMigration {
 }
 
 /// Parses the package's migration and sets aside its BEGIN/COMMIT.
-pub fn parse_migration(pkg: &Package) -> Result<ParsedMigration, SqlError> {
+pub(crate) fn parse_migration(pkg: &Package) -> Result<ParsedMigration, SqlError> {
     let file = sql::parse_file(pkg.migration_source())?;
     let plan = transaction::plan(&file.statements, pkg.migration.transaction);
     Ok(ParsedMigration { file, plan })
@@ -96,7 +96,7 @@ pub fn lint(pkg: &Package, facts: Option<&TargetFacts>) -> Result<LintReport, Sq
 }
 
 /// [`lint`] of a migration already parsed ([`parse_migration`]).
-pub fn lint_parsed(
+pub(crate) fn lint_parsed(
     pkg: &Package,
     parsed: &ParsedMigration,
     facts: Option<&TargetFacts>,
@@ -429,7 +429,10 @@ pub fn read_source(
 
 /// How a file runs under a runner: a `None` runner still runs a file wrapped in its own
 /// BEGIN … COMMIT as one transaction.
-pub fn judged_mode(statements: &[sql::Statement], runner: TransactionMode) -> TransactionMode {
+pub(crate) fn judged_mode(
+    statements: &[sql::Statement],
+    runner: TransactionMode,
+) -> TransactionMode {
     match runner {
         TransactionMode::Single => TransactionMode::Single,
         TransactionMode::None => {

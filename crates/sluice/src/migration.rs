@@ -116,7 +116,7 @@ impl MigrationReport {
     }
 
     /// How many statements committed (`transaction = "none"`).
-    pub fn statements_committed(&self) -> usize {
+    pub(crate) fn statements_committed(&self) -> usize {
         self.statements.iter().filter(|s| s.committed).count()
     }
 }
@@ -148,7 +148,7 @@ enum AttemptError {
 }
 
 /// Compares the last row with the expectation; the token is the only way to COMMIT.
-pub fn check_expectations(
+pub(crate) fn check_expectations(
     expect: Option<&Expectation>,
     last: Option<&TextRows>,
 ) -> Result<ExpectationsHeld, String> {

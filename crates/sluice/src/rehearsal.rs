@@ -60,7 +60,7 @@ impl RehearsalTrace {
 
 impl RehearsalRecord {
     /// The hash of the content: the record as compact JSON with `content_sha256` empty.
-    pub fn content_hash(&self) -> String {
+    pub(crate) fn content_hash(&self) -> String {
         let mut unsealed = self.clone();
         unsealed.content_sha256 = String::new();
         sha256_hex(
@@ -75,7 +75,7 @@ impl RehearsalRecord {
         self
     }
 
-    pub fn is_sealed(&self) -> bool {
+    pub(crate) fn is_sealed(&self) -> bool {
         self.content_sha256 == self.content_hash()
     }
 }
@@ -89,14 +89,14 @@ pub struct RehearsalVerdict {
 }
 
 /// A record file, read; None when it is not one.
-pub fn read_record(path: &Path) -> Option<RehearsalRecord> {
+pub(crate) fn read_record(path: &Path) -> Option<RehearsalRecord> {
     std::fs::read_to_string(path)
         .ok()
         .and_then(|t| serde_json::from_str::<RehearsalRecord>(&t).ok())
 }
 
 /// Looks for a passing, intact record of this digest in `dir`.
-pub fn find_passing(dir: &Path, digest: &str) -> RehearsalVerdict {
+pub(crate) fn find_passing(dir: &Path, digest: &str) -> RehearsalVerdict {
     let mut seen = Vec::new();
     let entries = std::fs::read_dir(dir)
         .map(|rd| {

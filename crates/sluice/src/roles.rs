@@ -99,7 +99,7 @@ impl Role {
     }
 
     /// `CREATE ROLE … LOGIN|NOLOGIN …`.
-    pub fn create_sql(&self, login: bool) -> String {
+    pub(crate) fn create_sql(&self, login: bool) -> String {
         let mut words = vec![if login { "LOGIN" } else { "NOLOGIN" }];
         words.extend(self.attributes());
         format!(
@@ -110,7 +110,7 @@ impl Role {
     }
 
     /// `GRANT group TO role` for each membership.
-    pub fn membership_sql(&self) -> Vec<String> {
+    pub(crate) fn membership_sql(&self) -> Vec<String> {
         self.member_of
             .iter()
             .map(|group| {

@@ -17,7 +17,7 @@ pub enum RollbackError {
 
 /// Runs the rollback file in the package's transaction mode: atomically (its own BEGIN/COMMIT
 /// set aside, SET LOCAL timeouts, lock-timeout retries), or one statement at a time.
-pub fn run_rollback_sql(
+pub(crate) fn run_rollback_sql(
     client: &mut postgres::Client,
     pkg: &Package,
 ) -> Result<MigrationReport, RollbackError> {

@@ -83,7 +83,7 @@ impl SourceFile {
     }
 
     /// The text of the line that holds `offset`, without its newline.
-    pub fn line_text(&self, offset: usize) -> &str {
+    pub(crate) fn line_text(&self, offset: usize) -> &str {
         let offset = floor_char_boundary(&self.text, offset.min(self.text.len()));
         let start = self.text[..offset].rfind('\n').map_or(0, |i| i + 1);
         let end = self.text[offset..]

@@ -168,14 +168,14 @@ impl Acknowledged {
 }
 
 /// How many distinct signers must acknowledge a value: `[approvals] required`, at least one.
-pub fn required_signers(verdict: &ApprovalVerdict) -> u32 {
+pub(crate) fn required_signers(verdict: &ApprovalVerdict) -> u32 {
     verdict.required.max(1)
 }
 
 impl ApprovalVerdict {
     /// The accepted approving approvals that acknowledge exactly `check = observed`, one per
     /// signer (without case) and per key, as approvals are counted.
-    pub fn acknowledgers(&self, check: &str, observed: &str) -> Vec<&AcceptedApproval> {
+    pub(crate) fn acknowledgers(&self, check: &str, observed: &str) -> Vec<&AcceptedApproval> {
         let acknowledging = self.accepted.iter().filter(|a| {
             a.decision.approves()
                 && a.acknowledge
@@ -258,7 +258,7 @@ pub fn apply(results: &mut [CheckResult], verdict: &ApprovalVerdict) {
 
 /// For a verify check that failed: the accepted approvals that acknowledge it, which never
 /// count (`; an acknowledgement of V-3 does not count: …`), so the message says why.
-pub fn refuse_after_commit(results: &mut [CheckResult], verdict: &ApprovalVerdict) {
+pub(crate) fn refuse_after_commit(results: &mut [CheckResult], verdict: &ApprovalVerdict) {
     for result in results.iter_mut().filter(|r| !r.holds) {
         let by: Vec<&str> = verdict
             .accepted

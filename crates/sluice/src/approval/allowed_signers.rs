@@ -73,7 +73,7 @@ impl AllowedSigners {
     /// principal matches the line's patterns, the line's `namespaces` (if any) match the
     /// namespace, and `at` lies within `valid-after`..=`valid-before`. `cert-authority` lines
     /// never match.
-    pub fn keys_for(
+    pub(crate) fn keys_for(
         &self,
         principal: &str,
         namespace: &str,
@@ -88,7 +88,12 @@ impl AllowedSigners {
 
     /// Why [`AllowedSigners::keys_for`] finds no key, in one sentence naming the first
     /// condition that excluded every line listing the principal.
-    pub fn explain_no_key(&self, principal: &str, namespace: &str, at: OffsetDateTime) -> String {
+    pub(crate) fn explain_no_key(
+        &self,
+        principal: &str,
+        namespace: &str,
+        at: OffsetDateTime,
+    ) -> String {
         let listed: Vec<&AllowedSigner> = self
             .entries
             .iter()
@@ -336,7 +341,7 @@ fn parse_time(name: &str, value: &str) -> Result<OffsetDateTime, String> {
 
 /// OpenSSH's `match_pattern_list`: false if any `!pattern` matches, else true if any pattern
 /// matches.
-pub fn matches_pattern_list(text: &str, patterns: &[String]) -> bool {
+pub(crate) fn matches_pattern_list(text: &str, patterns: &[String]) -> bool {
     let mut matched = false;
     for pattern in patterns {
         match pattern.strip_prefix('!') {
@@ -349,7 +354,7 @@ pub fn matches_pattern_list(text: &str, patterns: &[String]) -> bool {
 }
 
 /// A glob with `*` (any run of characters) and `?` (any one character), over the whole text.
-pub fn matches_pattern(text: &str, pattern: &str) -> bool {
+pub(crate) fn matches_pattern(text: &str, pattern: &str) -> bool {
     let text: Vec<char> = text.chars().collect();
     let pattern: Vec<char> = pattern.chars().collect();
     let (mut t, mut p) = (0, 0);

@@ -228,7 +228,7 @@ pub fn sign(
 
 /// Signs an approval of `package_id` at `digest` with `key` (a key file or an agent's key),
 /// dated now.
-pub fn sign_with(
+pub(crate) fn sign_with(
     package_id: &str,
     digest: &str,
     signer: &str,
@@ -360,7 +360,7 @@ impl Approval {
     }
 
     /// The file's text.
-    pub fn to_toml(&self) -> Result<String, ApprovalError> {
+    pub(crate) fn to_toml(&self) -> Result<String, ApprovalError> {
         let body =
             toml::to_string(&ApprovalFile::from(self)).map_err(|err| ApprovalError::Encoding {
                 reason: err.to_string(),
@@ -527,7 +527,7 @@ pub(crate) fn persist_new(path: &Path, text: &str, prefix: &str) -> Result<PathB
 /// Every `*.approval` file of `approvals_dir`, sorted by path, each read or with the reason it
 /// cannot be. A missing folder holds no approvals; a folder that cannot be read is one entry
 /// with the reason.
-pub fn load_dir(approvals_dir: &Path) -> Vec<(PathBuf, Result<Approval, String>)> {
+pub(crate) fn load_dir(approvals_dir: &Path) -> Vec<(PathBuf, Result<Approval, String>)> {
     let entries = match std::fs::read_dir(approvals_dir) {
         Ok(entries) => entries,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Vec::new(),

@@ -119,7 +119,7 @@ pub fn read_run(run_dir: &Path) -> Result<ApplyRun, RollbackApprovalError> {
 }
 
 /// An [`ApplyRun`] from the bytes of its run.json (`path` names it in errors).
-pub fn run_from_bytes(
+pub(crate) fn run_from_bytes(
     path: &Path,
     id: String,
     bytes: &[u8],
@@ -317,7 +317,7 @@ impl RollbackApproval {
     }
 
     /// The file's text.
-    pub fn to_toml(&self) -> Result<String, ApprovalError> {
+    pub(crate) fn to_toml(&self) -> Result<String, ApprovalError> {
         let body = toml::to_string(self).map_err(|err| ApprovalError::Encoding {
             reason: err.to_string(),
         })?;
@@ -612,7 +612,7 @@ type Loaded = Result<(RollbackApproval, Vec<u8>), String>;
 
 /// Every `*.rollback-approval` file of `dir`, sorted by path, each read (with its bytes) or with
 /// the reason it cannot be. A missing folder holds none.
-pub fn load_dir(dir: &Path) -> Vec<(PathBuf, Loaded)> {
+pub(crate) fn load_dir(dir: &Path) -> Vec<(PathBuf, Loaded)> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Vec::new(),

@@ -92,26 +92,13 @@ fn rate(bytes: u64, ms: u64) -> u64 {
 }
 
 /// The dump's path for a base path without extension: `BASE.dump` or `BASE.dir`.
-pub fn dump_path(base: &Path, format: DumpFormat) -> PathBuf {
+pub(crate) fn dump_path(base: &Path, format: DumpFormat) -> PathBuf {
     let mut name = base.as_os_str().to_owned();
     name.push(match format {
         DumpFormat::Custom => ".dump",
         DumpFormat::Directory => ".dir",
     });
     PathBuf::from(name)
-}
-
-/// Dumps the target as `spec` says into `path` (which must not exist; created 0600 or 0700),
-/// reads every byte back, and hashes every file. `progress` hears the bytes written so far.
-pub fn dump(
-    tools: &ClientTools,
-    target: &Target,
-    spec: &DumpSpec,
-    path: &Path,
-    progress: &dyn Fn(u64),
-) -> Result<DumpInfo, BackupError> {
-    let written = write_dump(tools, target, spec, path, progress)?;
-    check_dump(tools, spec, path, written)
 }
 
 /// A dump pg_dump has finished writing, not read back yet.
@@ -121,10 +108,10 @@ pub enum Written {
     Directory(u64),
 }
 
-/// The first half of [`dump`]: pg_dump writes the dump. The target is not read after it:
+/// pg_dump writes the dump (the read-back is [`check_dump`]). The target is not read after it:
 /// what the caller does next with the target (the pre snapshot) may run beside
 /// [`check_dump`].
-pub fn write_dump(
+pub(crate) fn write_dump(
     tools: &ClientTools,
     target: &Target,
     spec: &DumpSpec,
@@ -144,7 +131,7 @@ pub fn write_dump(
 
 /// The second half of [`dump`]: every byte read back through pg_restore, every file hashed;
 /// a dump that fails is removed.
-pub fn check_dump(
+pub(crate) fn check_dump(
     tools: &ClientTools,
     spec: &DumpSpec,
     path: &Path,
@@ -159,7 +146,7 @@ pub fn check_dump(
 /// Writes the dump and checks nothing: for a caller that restores it next (the restore reads
 /// every byte, so a read-back first would read it twice) and hashes it meanwhile
 /// ([`hash_dump`]), as the rehearsal does. Never the backup gate's proof.
-pub fn dump_to_restore(
+pub(crate) fn dump_to_restore(
     tools: &ClientTools,
     target: &Target,
     spec: &DumpSpec,
@@ -450,7 +437,7 @@ fn folder_digest(files: &[DumpFile]) -> String {
 
 /// The sha256 of a dump given by path: a custom-format file's own, a folder's
 /// [`folder_digest`] (what [`DumpInfo::sha256`] holds for a dump sluice wrote).
-pub fn hash_dump(path: &Path) -> Result<String, BackupError> {
+pub(crate) fn hash_dump(path: &Path) -> Result<String, BackupError> {
     if path.is_dir() {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
         Ok(folder_digest(&hash_folder(path, threads)?))

@@ -8,10 +8,7 @@ mod dump;
 mod readback;
 mod spec;
 
-pub use dump::{
-    check_dump, dump, dump_path, dump_to_restore, hash_dump, write_dump, DumpFile, DumpInfo,
-    Written, WrittenCustom,
-};
+pub(crate) use dump::{check_dump, dump_path, dump_to_restore, hash_dump, write_dump, DumpInfo};
 pub use readback::ReadBack;
 pub use spec::{Compression, DumpFormat, DumpSpec};
 
@@ -149,7 +146,7 @@ impl FoundTools {
     /// The tools for a target: the newest found, or — when the target is reached over TLS —
     /// the newest whose libpq speaks TLS and is not older than the server. A TLS target is
     /// never handed to a tool that would talk to it in cleartext.
-    pub fn for_target(
+    pub(crate) fn for_target(
         self,
         server_major: u32,
         needs_tls: bool,
@@ -215,7 +212,7 @@ fn version_key(version: &str) -> (u32, u32) {
 }
 
 /// The `client-version` gate: tools at least as new as the server's major version.
-pub fn check_version(
+pub(crate) fn check_version(
     tools: &ClientTools,
     server_major: u32,
     server_version: &str,
@@ -241,7 +238,7 @@ pub fn tool_command(tools: &ClientTools, name: &str, env: &ToolEnv) -> Command {
 /// Whether the tools' libpq was built with TLS: one without it refuses `sslmode=require`
 /// before connecting ("SSL support is not compiled in"), which is what is asked here, against a
 /// socket folder that does not exist so that nothing is reached.
-pub fn speaks_tls(tools: &ClientTools) -> bool {
+pub(crate) fn speaks_tls(tools: &ClientTools) -> bool {
     let out = crate::target::child_command(tools.bindir.join("pg_dump"))
         .args(["--schema-only", "--no-password"])
         .env("PGHOST", "/nonexistent/sluice-tls-probe")
@@ -274,7 +271,7 @@ fn free_bytes(dir: &Path) -> std::io::Result<u64> {
 
 /// Refuses before dumping when the folder `dir` clearly cannot hold a dump of a database of
 /// `database_bytes` (`pg_database_size`), instead of filling the disk and leaving half a dump.
-pub fn ensure_room(dir: &Path, database_bytes: u64) -> Result<(), BackupError> {
+pub(crate) fn ensure_room(dir: &Path, database_bytes: u64) -> Result<(), BackupError> {
     let free = free_bytes(dir).map_err(|source| BackupError::Io {
         path: dir.to_path_buf(),
         source,
@@ -293,7 +290,7 @@ pub fn ensure_room(dir: &Path, database_bytes: u64) -> Result<(), BackupError> {
 }
 
 /// `1.5 GiB`, `160 KiB`.
-pub fn human_bytes(bytes: u64) -> String {
+pub(crate) fn human_bytes(bytes: u64) -> String {
     let units = ["bytes", "KiB", "MiB", "GiB", "TiB"];
     let mut value = bytes as f64;
     let mut unit = 0;
@@ -309,7 +306,7 @@ pub fn human_bytes(bytes: u64) -> String {
 }
 
 /// The text of `pg_restore --list` of a dump that pg_restore reads, archive header included.
-pub fn restore_listing(tools: &ClientTools, dump: &Path) -> Result<String, BackupError> {
+pub(crate) fn restore_listing(tools: &ClientTools, dump: &Path) -> Result<String, BackupError> {
     let out = crate::target::child_command(tools.bindir.join("pg_restore"))
         .arg("--list")
         .arg(dump)

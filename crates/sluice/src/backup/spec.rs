@@ -91,7 +91,7 @@ impl Compression {
         }
     }
 
-    pub fn method(self) -> &'static str {
+    pub(crate) fn method(self) -> &'static str {
         match self {
             Compression::Gzip(_) => "gzip",
             Compression::Lz4(_) => "lz4",
@@ -132,7 +132,7 @@ impl DumpSpec {
     };
 
     /// The jobs to run: those asked for, or the CPUs of this machine; 1 for the custom format.
-    pub fn effective_jobs(&self) -> u32 {
+    pub(crate) fn effective_jobs(&self) -> u32 {
         match (self.format, self.jobs) {
             (DumpFormat::Custom, _) => 1,
             (DumpFormat::Directory, 0) => {

@@ -113,7 +113,7 @@ pub(super) struct Offsets {
 impl Facts {
     /// Adds the facts gathered by another session of the same snapshot, whose objects were
     /// appended after those counted in `offsets`.
-    pub fn absorb(&mut self, other: Facts, offsets: Offsets) {
+    pub(crate) fn absorb(&mut self, other: Facts, offsets: Offsets) {
         self.columns
             .extend(other.columns.into_iter().map(|(key, mut column)| {
                 column.at += offsets.columns;

@@ -985,7 +985,7 @@ fn table_shape(items: &[Item], table: &str, side: Side) -> Vec<Value> {
 /// What keeps `now` from being `pre` again, one line per object: added objects left behind,
 /// removed objects not restored, changed objects with their fields (the rollback's
 /// schema-equals-pre, in the rollback pipeline and in the rehearsal).
-pub fn not_back_to(pre: &Snapshot, now: &Snapshot) -> Vec<String> {
+pub(crate) fn not_back_to(pre: &Snapshot, now: &Snapshot) -> Vec<String> {
     let diff = match diff(pre, now) {
         Ok(diff) => diff,
         Err(e) => return vec![e.to_string()],

@@ -457,7 +457,7 @@ impl Snapshot {
     /// older sluice wrote (a run applied before an upgrade), what that one could not read is
     /// left out of this one, so that it is no difference (no false drift, and a rollback's
     /// schema-equals-pre judges what the run's pre snapshot holds).
-    pub fn covered_as(&self, coverage: u32) -> Snapshot {
+    pub(crate) fn covered_as(&self, coverage: u32) -> Snapshot {
         let mut out = self.clone();
         if coverage >= 1 {
             return out;

@@ -80,7 +80,7 @@ pub(super) struct Part {
 
 impl Part {
     /// Adds what another session of the same snapshot read.
-    pub fn absorb(&mut self, other: Part) {
+    pub(crate) fn absorb(&mut self, other: Part) {
         let offsets = deparse::Offsets {
             columns: self.snapshot.columns.len(),
             indexes: self.snapshot.indexes.len(),

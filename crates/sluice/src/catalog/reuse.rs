@@ -60,11 +60,11 @@ impl Ledger {
 
     /// The table's objects hold something that can change without a row of its own being
     /// written (an expression, an index's flags): a later snapshot always reads it again.
-    pub fn always_read(&mut self, table: u32) {
+    pub(crate) fn always_read(&mut self, table: u32) {
         self.always.insert(table);
     }
 
-    pub fn absorb(&mut self, other: Ledger) {
+    pub(crate) fn absorb(&mut self, other: Ledger) {
         self.tables.extend(other.tables);
         for (table, n) in other.indexes {
             *self.indexes.entry(table).or_default() += n;

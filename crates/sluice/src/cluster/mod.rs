@@ -41,7 +41,7 @@ pub enum ClusterError {
 }
 
 /// The version a PostgreSQL program prints (`postgres (PostgreSQL) 16.13 …` → `16.13`, 16).
-pub fn program_version(program: &Path) -> Option<(String, u32)> {
+pub(crate) fn program_version(program: &Path) -> Option<(String, u32)> {
     let out = crate::target::child_command(program)
         .arg("--version")
         .output()
@@ -58,7 +58,7 @@ pub fn program_version(program: &Path) -> Option<(String, u32)> {
 }
 
 /// Reads `postgres --version` of a bindir.
-pub fn inspect(bindir: &Path, found_by: &str) -> Option<ServerBinaries> {
+pub(crate) fn inspect(bindir: &Path, found_by: &str) -> Option<ServerBinaries> {
     for tool in ["initdb", "pg_ctl", "postgres"] {
         if !bindir.join(tool).is_file() {
             return None;
@@ -74,7 +74,7 @@ pub fn inspect(bindir: &Path, found_by: &str) -> Option<ServerBinaries> {
 }
 
 /// Where server binaries may be, in the order they are preferred.
-pub fn candidates(explicit: Option<&Path>) -> Vec<(PathBuf, String)> {
+pub(crate) fn candidates(explicit: Option<&Path>) -> Vec<(PathBuf, String)> {
     let mut dirs: Vec<(PathBuf, String)> = Vec::new();
     if let Some(dir) = explicit {
         dirs.push((dir.to_path_buf(), "--pg-bindir".into()));
@@ -473,7 +473,7 @@ impl Cluster {
 
     /// Stops the server, sets `settings` (appended to `postgresql.conf`, so they override what
     /// was there), and starts it again on the same folder, socket and port.
-    pub fn restart_with(&mut self, settings: &[(&str, &str)]) -> Result<(), ClusterError> {
+    pub(crate) fn restart_with(&mut self, settings: &[(&str, &str)]) -> Result<(), ClusterError> {
         use std::io::Write;
         self.stop()?;
         let mut conf = std::fs::OpenOptions::new()

@@ -25,7 +25,7 @@ const BAR_HEIGHT: u128 = 14;
 const LABEL_CHARS: usize = 34;
 
 /// A figure with the chart (its caption above it); nothing when there are no bars.
-pub fn horizontal_bars(caption: &str, bars: &[Bar]) -> Markup {
+pub(crate) fn horizontal_bars(caption: &str, bars: &[Bar]) -> Markup {
     if bars.is_empty() {
         return Markup::default();
     }
@@ -66,7 +66,7 @@ pub fn horizontal_bars(caption: &str, bars: &[Bar]) -> Markup {
 
 /// The length of a bar of `value` when the longest is `longest`: proportional, and at least one
 /// unit for any value above zero so that it is seen.
-pub fn bar_length(value: u128, longest: u128) -> u128 {
+pub(crate) fn bar_length(value: u128, longest: u128) -> u128 {
     if longest == 0 || value == 0 {
         return 0;
     }

@@ -12,6 +12,7 @@ use std::borrow::Cow;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Markup(String);
 
+#[cfg(test)]
 impl Markup {
     pub fn as_str(&self) -> &str {
         &self.0
@@ -58,7 +59,7 @@ pub fn text(s: impl AsRef<str>) -> Markup {
 }
 
 /// `<name attr="value"…>inner</name>`; attribute values are escaped.
-pub fn element(name: &'static str, attrs: &[(&'static str, &str)], inner: Markup) -> Markup {
+pub(crate) fn element(name: &'static str, attrs: &[(&'static str, &str)], inner: Markup) -> Markup {
     let mut out = format!("<{name}");
     for (attr, value) in attrs {
         out.push_str(&format!(" {attr}=\"{}\"", escape(value)));
@@ -82,7 +83,7 @@ pub fn class(name: &'static str, class: &str, inner: Markup) -> Markup {
 }
 
 /// A block with a class.
-pub fn block_class(name: &'static str, class: &str, inner: Markup) -> Markup {
+pub(crate) fn block_class(name: &'static str, class: &str, inner: Markup) -> Markup {
     block(name, &[("class", class)], inner)
 }
 
@@ -93,24 +94,24 @@ pub fn code(s: impl AsRef<str>) -> Markup {
 
 /// A sentence of sluice's own in which `backquoted` names are code: the parts between
 /// backquotes become [`code`], the rest [`text`].
-pub fn code_spans(s: &str) -> Markup {
+pub(crate) fn code_spans(s: &str) -> Markup {
     s.split('`')
         .enumerate()
         .map(|(i, part)| if i % 2 == 1 { code(part) } else { text(part) })
         .collect()
 }
 
-pub fn strong(inner: Markup) -> Markup {
+pub(crate) fn strong(inner: Markup) -> Markup {
     element("strong", &[], inner)
 }
 
 /// Kept on one line (an id, a time): a table column does not break it.
-pub fn nowrap(inner: Markup) -> Markup {
+pub(crate) fn nowrap(inner: Markup) -> Markup {
     class("span", "nowrap", inner)
 }
 
 /// Emphasised as a problem (red, bold).
-pub fn alarm(s: &str) -> Markup {
+pub(crate) fn alarm(s: &str) -> Markup {
     class("strong", "fail", text(s))
 }
 
@@ -123,7 +124,7 @@ pub fn pre(s: &str) -> Markup {
     block("pre", &[], text(s))
 }
 
-pub fn h1(s: &str) -> Markup {
+pub(crate) fn h1(s: &str) -> Markup {
     block("h1", &[], text(s))
 }
 
@@ -132,7 +133,7 @@ pub fn h2(id: &str, s: &str) -> Markup {
     block("h2", &[("id", id)], text(s))
 }
 
-pub fn h3(inner: Markup) -> Markup {
+pub(crate) fn h3(inner: Markup) -> Markup {
     block("h3", &[], inner)
 }
 
@@ -189,7 +190,7 @@ pub fn facts<'a>(rows: impl IntoIterator<Item = (&'a str, Markup)>) -> Markup {
 }
 
 /// A box that stands out: `kind` is `ok`, `fail`, `warn` or `note`.
-pub fn callout(kind: &str, inner: Markup) -> Markup {
+pub(crate) fn callout(kind: &str, inner: Markup) -> Markup {
     block_class("div", &format!("callout {kind}"), inner)
 }
 

@@ -138,7 +138,7 @@ pub struct TracedLock {
 impl TracedLock {
     /// The table whose sessions wait for this lock: the object itself, or the table of an index,
     /// toast table or sequence.
-    pub fn affected_table(&self) -> Option<&str> {
+    pub(crate) fn affected_table(&self) -> Option<&str> {
         match self.object_type.as_deref() {
             Some("table") | Some("partitioned table") | Some("materialized view") => {
                 Some(&self.object)
@@ -282,7 +282,7 @@ impl Tracer {
     /// nothing the migration sees). The counters also hold scans of the session's earlier
     /// transactions not yet flushed to the statistics (the pre snapshot's row counts), so a
     /// scan is a difference from here, never a count from zero.
-    pub fn scan_baseline(
+    pub(crate) fn scan_baseline(
         &mut self,
         tx: &mut postgres::Transaction<'_>,
     ) -> Result<(), postgres::Error> {

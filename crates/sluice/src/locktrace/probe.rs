@@ -150,7 +150,7 @@ pub fn before(client: &mut postgres::Client) -> Result<Before, postgres::Error> 
 }
 
 /// `pg_current_wal_insert_lsn()` as a byte position.
-pub fn wal_position(client: &mut postgres::Client) -> Result<u64, postgres::Error> {
+pub(crate) fn wal_position(client: &mut postgres::Client) -> Result<u64, postgres::Error> {
     let messages = client.simple_query(WAL_SQL)?;
     Ok(rows(messages)
         .first()
@@ -160,7 +160,7 @@ pub fn wal_position(client: &mut postgres::Client) -> Result<u64, postgres::Erro
 }
 
 /// `16/B374D848` → its byte position.
-pub fn parse_lsn(lsn: &str) -> Option<u64> {
+pub(crate) fn parse_lsn(lsn: &str) -> Option<u64> {
     let (high, low) = lsn.split_once('/')?;
     let high = u64::from_str_radix(high, 16).ok()?;
     let low = u64::from_str_radix(low, 16).ok()?;
@@ -262,7 +262,7 @@ pub fn names(
 
 /// The sizes of tables after COMMIT, in autocommit: (table bytes, index bytes) by OID; a
 /// table dropped by the migration has none (the size functions give NULL for it).
-pub fn sizes(
+pub(crate) fn sizes(
     client: &mut postgres::Client,
     oids: &[u32],
 ) -> Result<BTreeMap<u32, (i64, i64)>, postgres::Error> {

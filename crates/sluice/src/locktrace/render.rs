@@ -146,7 +146,7 @@ fn other_lock(lock: &TracedLock) -> String {
 }
 
 /// Every statement of the trace in words, each read after the ones before it.
-pub fn statement_lines(t: &LockTrace) -> Vec<String> {
+pub(crate) fn statement_lines(t: &LockTrace) -> Vec<String> {
     let mut earlier = Earlier {
         autocommit: t.autocommit,
         ..Earlier::default()
@@ -253,7 +253,7 @@ fn statement_line_after(s: &StatementTrace, earlier: &Earlier) -> String {
 }
 
 /// The whole run in one line: time, WAL, growth, the tracer's own cost.
-pub fn totals_line(t: &LockTrace) -> String {
+pub(crate) fn totals_line(t: &LockTrace) -> String {
     let mut parts = vec![if t.autocommit {
         format!(
             "{} statement(s) in {}, each committed on its own",
@@ -299,7 +299,7 @@ pub fn totals_line(t: &LockTrace) -> String {
 
 /// The longest-held lock that blocks reads or writes of a pre-existing table, with its
 /// statement.
-pub fn longest_blocking(t: &LockTrace) -> Option<(&StatementTrace, &TracedLock)> {
+pub(crate) fn longest_blocking(t: &LockTrace) -> Option<(&StatementTrace, &TracedLock)> {
     t.statements
         .iter()
         .flat_map(|s| s.locks.iter().map(move |l| (s, l)))
@@ -316,7 +316,7 @@ pub fn longest_blocking(t: &LockTrace) -> Option<(&StatementTrace, &TracedLock)>
 
 /// A lock on a pre-existing table (or its index, toast table, sequence) that makes reads or
 /// writes of it wait.
-pub fn blocks_existing_traffic(lock: &TracedLock) -> bool {
+pub(crate) fn blocks_existing_traffic(lock: &TracedLock) -> bool {
     is_relation(lock)
         && lock.pre_existing
         && lock.affected_table().is_some()

@@ -138,7 +138,7 @@ impl super::Tracer {
     /// one) samples its locks, then reads on the working session, now outside any transaction,
     /// the WAL position and the filenodes of the relations it locked. Returns the rows of the
     /// last statement.
-    pub fn autocommit_statement(
+    pub(crate) fn autocommit_statement(
         &mut self,
         client: &mut Client,
         sampler: Option<(&mut Client, i32)>,

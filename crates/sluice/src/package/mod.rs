@@ -6,7 +6,7 @@
 mod manifest;
 mod validate;
 
-pub use validate::{not_utf8, MAX_FILE_BYTES};
+pub(crate) use validate::{not_utf8, MAX_FILE_BYTES};
 
 use crate::expect::{ExpectValue, Expectation};
 use crate::source::{Location, SourceFile};
@@ -224,12 +224,12 @@ impl Package {
     }
 
     /// The migration's text (the file is checked to be UTF-8 when the package loads).
-    pub fn migration_text(&self) -> &str {
+    pub(crate) fn migration_text(&self) -> &str {
         std::str::from_utf8(&self.migration.file.bytes).unwrap_or_default()
     }
 
     /// The migration as a source file, named by its path inside the package.
-    pub fn migration_source(&self) -> SourceFile {
+    pub(crate) fn migration_source(&self) -> SourceFile {
         SourceFile::new(
             self.display_dir.join(&self.migration.file.rel),
             self.migration_text().to_string(),
@@ -237,7 +237,7 @@ impl Package {
     }
 
     /// The rollback as a source file, when there is one.
-    pub fn rollback_source(&self) -> Option<SourceFile> {
+    pub(crate) fn rollback_source(&self) -> Option<SourceFile> {
         self.rollback.as_ref().map(|r| {
             SourceFile::new(
                 self.display_dir.join(&r.rel),

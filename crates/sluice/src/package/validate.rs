@@ -56,7 +56,7 @@ fn string_content_start(text: &str, start: usize) -> usize {
 }
 
 /// The problem for a file that is not UTF-8, at its first invalid byte.
-pub fn not_utf8(path: &Path, bytes: &[u8]) -> Problem {
+pub(crate) fn not_utf8(path: &Path, bytes: &[u8]) -> Problem {
     let valid = std::str::from_utf8(bytes).map_or_else(|e| e.valid_up_to(), |_| bytes.len());
     let prefix = String::from_utf8_lossy(&bytes[..valid]).into_owned();
     Problem {

@@ -185,7 +185,7 @@ impl Run<'_> {
     }
 
     /// Records an evidence write that failed: the run will end with exit 1 saying so.
-    pub fn evidence_failed(&self, message: String) {
+    pub(crate) fn evidence_failed(&self, message: String) {
         let mut errors = self.evidence_errors.borrow_mut();
         if !errors.contains(&message) {
             errors.push(message);

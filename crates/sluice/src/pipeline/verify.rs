@@ -155,7 +155,7 @@ pub fn verify(pkg: &Package, target: &Target, run_dir: &Path) -> Result<VerifyRe
 /// The objects that keep the live schema from being a run's pre snapshot again (the live one
 /// taken with a `helper` session sharing the work when there is one): empty when the schema is
 /// back where it was before the run.
-pub fn schema_against_pre(
+pub(crate) fn schema_against_pre(
     client: &mut postgres::Client,
     helper: Option<&mut postgres::Client>,
     pkg: &Package,

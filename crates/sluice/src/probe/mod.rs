@@ -9,7 +9,7 @@ mod copy_stream;
 mod merge;
 mod restore;
 
-pub use restore::{trigger_guard, write_restore_script, TriggerGuard};
+pub(crate) use restore::{trigger_guard, write_restore_script, TriggerGuard};
 
 use crate::evidence::WriteBehind;
 use crate::expect::TextRows;
@@ -81,7 +81,7 @@ pub enum ProbeError {
     Io { probe: String, message: String },
 }
 
-pub use crate::sql::names::{quote_ident, quote_qualified};
+pub(crate) use crate::sql::names::{quote_ident, quote_qualified};
 
 /// The order rows are captured in, which the comparison must follow. Integer keys use their
 /// own order (the primary key's index, no sort); uuid keys too (their text sorts like their
@@ -498,7 +498,7 @@ pub fn compare_files(
 }
 
 /// Builds the summary and judges it against `expect_changed`.
-pub fn summarize(probe: &Probe, pre: Capture, post: Capture, rows: RowDiff) -> ProbeSummary {
+pub(crate) fn summarize(probe: &Probe, pre: Capture, post: Capture, rows: RowDiff) -> ProbeSummary {
     let holds = probe.expect_changed.is_none_or(|n| n == rows.changed);
     ProbeSummary {
         id: probe.id.clone(),
@@ -538,7 +538,7 @@ impl ProbeSummary {
     }
 
     /// The rows changed, added and removed, and the expectation's verdict when there is one.
-    pub fn rows_line(&self) -> String {
+    pub(crate) fn rows_line(&self) -> String {
         format!(
             "rows changed {}/{} (added {}, removed {}){}",
             self.rows.changed,

@@ -24,7 +24,7 @@ pub enum TriggerGuard {
 
 /// Chooses the guard for `table` on this session: the replication role when the role may set
 /// it (tried in a transaction that is rolled back), else the table's enabled user triggers.
-pub fn trigger_guard(
+pub(crate) fn trigger_guard(
     client: &mut postgres::Client,
     table: &str,
 ) -> Result<TriggerGuard, postgres::Error> {
@@ -154,7 +154,7 @@ fn tail(probe: &Probe, guard: &TriggerGuard) -> String {
 
 /// Writes the script into `out`, streaming the pre capture `pre_csv` and the post capture
 /// `post_csv` (either can be larger than memory should hold).
-pub fn write_restore_script(
+pub(crate) fn write_restore_script(
     probe: &Probe,
     pre_csv: &Path,
     post_csv: &Path,

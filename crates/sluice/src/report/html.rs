@@ -132,7 +132,7 @@ fn step_status(status: Status) -> Markup {
 }
 
 /// One bar per step, coloured by its status.
-pub fn timing_bars(steps: &[StepRecord]) -> Vec<Bar> {
+pub(crate) fn timing_bars(steps: &[StepRecord]) -> Vec<Bar> {
     steps
         .iter()
         .map(|s| Bar {
@@ -225,7 +225,7 @@ fn column_row(table: &str, pre: &ColumnStats, post: &ColumnStats) -> Vec<Markup>
 
 /// Each column's distinct values before and after, then the rows unchanged, changed, added and
 /// removed.
-pub fn probe_bars(s: &ProbeSummary) -> Vec<Bar> {
+pub(crate) fn probe_bars(s: &ProbeSummary) -> Vec<Bar> {
     let count = |label: String, n: u64, class| Bar {
         label,
         value: u128::from(n),

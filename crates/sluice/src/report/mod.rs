@@ -8,8 +8,6 @@ pub mod markdown;
 
 use crate::run_record::{RunRecord, RunStatus, Status};
 
-pub use markdown::render;
-
 /// How a run ended, in words: `word` (`SUCCEEDED`, `FAILED`, `INTERRUPTED`) at `gate`, then
 /// what it means for the target.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,7 +64,7 @@ fn partly_committed(r: &RunRecord) -> String {
 }
 
 /// A step's status as the report says it.
-pub fn status_word(status: Status) -> &'static str {
+pub(crate) fn status_word(status: Status) -> &'static str {
     match status {
         Status::Passed => "passed",
         Status::Failed => "FAILED",
@@ -76,7 +74,7 @@ pub fn status_word(status: Status) -> &'static str {
 }
 
 /// The connection states of a run, one per distinct state: every session is normally the same.
-pub fn connection_states(r: &RunRecord) -> Vec<String> {
+pub(crate) fn connection_states(r: &RunRecord) -> Vec<String> {
     let mut states: Vec<String> = r
         .connection
         .iter()
@@ -91,7 +89,7 @@ pub const EVIDENCE_NOTE: &str = "Every file of this folder is listed with its sh
 
 /// The preflight checks that passed only because reviewers acknowledged their observed result,
 /// one sentence each; shown loudly near the top of both reports.
-pub fn acknowledged_deviations(r: &RunRecord) -> Vec<String> {
+pub(crate) fn acknowledged_deviations(r: &RunRecord) -> Vec<String> {
     r.preflight
         .iter()
         .filter_map(|c| c.acknowledged.as_ref().map(|a| a.describe(&c.id)))

@@ -6,7 +6,7 @@
 pub mod html;
 pub mod markdown;
 
-pub use crate::checks::{evaluate_check, CheckResult};
+pub(crate) use crate::checks::{evaluate_check, CheckResult};
 use crate::digest;
 use crate::gate;
 use crate::gate::StepId;
@@ -136,7 +136,7 @@ impl Measured {
 /// Builds the review of a package.
 /// Who may roll the change back (SPEC §6, the seed's "Custodian co-sign"): the rule the
 /// rollback pipeline's `approvals` gate enforces, in one sentence for the review.
-pub fn rollback_authority(approvals: &crate::package::ApprovalPolicy) -> String {
+pub(crate) fn rollback_authority(approvals: &crate::package::ApprovalPolicy) -> String {
     let n = approvals.rollback_required;
     if n == 0 {
         return "Authority: `[approvals] rollback_required = 0` — no co-signature; the operator alone decides, by typed confirmation.".to_string();

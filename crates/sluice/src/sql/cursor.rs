@@ -32,7 +32,7 @@ extern "C" {
 
 /// The byte offset in `text` of the character PostgreSQL's parse error points at, or `None`
 /// when `text` parses, holds a NUL byte, or the error carries no position.
-pub fn error_offset(text: &str) -> Option<usize> {
+pub(crate) fn error_offset(text: &str) -> Option<usize> {
     let input = CString::new(text).ok()?;
     // SAFETY: `input` is a NUL-terminated string that outlives the call; the result is freed
     // exactly once, by libpg_query's own function, after its error (when any) has been read.

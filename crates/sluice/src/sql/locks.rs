@@ -53,12 +53,12 @@ impl LockMode {
 
     /// The mode `pg_locks.mode` names (`AccessExclusiveLock`, …); None for the row-level and
     /// other names it can also hold (`SIReadLock`).
-    pub fn from_pg(mode: &str) -> Option<LockMode> {
+    pub(crate) fn from_pg(mode: &str) -> Option<LockMode> {
         LockMode::ALL.into_iter().find(|m| m.pg_name() == mode)
     }
 
     /// The mode as `pg_locks.mode` writes it.
-    pub fn pg_name(self) -> &'static str {
+    pub(crate) fn pg_name(self) -> &'static str {
         match self {
             LockMode::AccessShare => "AccessShareLock",
             LockMode::RowShare => "RowShareLock",
@@ -87,7 +87,7 @@ impl LockMode {
     }
 
     /// What holding this mode on a table means for the sessions using it, in a few words.
-    pub fn blocks_phrase(self) -> &'static str {
+    pub(crate) fn blocks_phrase(self) -> &'static str {
         match self {
             LockMode::AccessExclusive => "blocks every read and write",
             LockMode::Exclusive => "blocks writes and SELECT … FOR UPDATE; plain reads go on",
@@ -102,12 +102,12 @@ impl LockMode {
     }
 
     /// Whether it conflicts with ROW EXCLUSIVE: INSERT, UPDATE and DELETE wait for it.
-    pub fn blocks_writes(self) -> bool {
+    pub(crate) fn blocks_writes(self) -> bool {
         self.conflicts_with(LockMode::RowExclusive)
     }
 
     /// Whether it conflicts with ACCESS SHARE: plain SELECTs wait for it.
-    pub fn blocks_reads(self) -> bool {
+    pub(crate) fn blocks_reads(self) -> bool {
         self.conflicts_with(LockMode::AccessShare)
     }
 }
@@ -249,7 +249,7 @@ impl Locks {
 
 /// The lock one ALTER TABLE subcommand takes on the altered table (PostgreSQL's
 /// `AlterTableGetLockLevel`, as the ALTER TABLE page documents each subform).
-pub fn alter_table_cmd_lock(cmd: &pg_query::protobuf::AlterTableCmd) -> LockMode {
+pub(crate) fn alter_table_cmd_lock(cmd: &pg_query::protobuf::AlterTableCmd) -> LockMode {
     use AlterTableType::*;
     let subtype = AlterTableType::try_from(cmd.subtype).unwrap_or(Undefined);
     match subtype {

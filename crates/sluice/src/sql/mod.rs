@@ -57,7 +57,7 @@ impl SqlError {
 impl Statement {
     /// The statement on one line (whitespace folded, comments kept out by the parser's
     /// location), shortened to 120 characters, for listings.
-    pub fn headline(&self) -> String {
+    pub(crate) fn headline(&self) -> String {
         let folded = self.text.split_whitespace().collect::<Vec<_>>().join(" ");
         if folded.chars().count() > 120 {
             let mut short: String = folded.chars().take(119).collect();
@@ -67,15 +67,10 @@ impl Statement {
             folded
         }
     }
-
-    /// The parser's name for the statement type, e.g. `CreateSeqStmt`.
-    pub fn type_name(&self) -> String {
-        node_type_name(&self.node)
-    }
 }
 
 /// The parser's name of a node's type (`AlterTableStmt`, `CreateSeqStmt`, …).
-pub fn node_type_name(node: &NodeEnum) -> String {
+pub(crate) fn node_type_name(node: &NodeEnum) -> String {
     let debug = format!("{node:?}");
     debug
         .split(['(', ' ', '{'])
@@ -117,7 +112,7 @@ pub fn parse_file(source: SourceFile) -> Result<SqlFile, SqlError> {
 }
 
 /// Parses a string that must hold exactly one statement (a check's `sql`).
-pub fn parse_one(text: &str) -> Result<NodeEnum, String> {
+pub(crate) fn parse_one(text: &str) -> Result<NodeEnum, String> {
     let parsed = pg_query::parse(text, 0).map_err(|e| strip_pg_prefix(&e.to_string()))?;
     let mut nodes: Vec<NodeEnum> = parsed
         .protobuf

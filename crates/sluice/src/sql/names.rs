@@ -6,12 +6,12 @@ use pg_query::protobuf::{Node, RangeVar};
 use pg_query::NodeEnum;
 
 /// `"name"` with inner quotes doubled: an identifier safe to put in SQL.
-pub fn quote_ident(name: &str) -> String {
+pub(crate) fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// `schema.table` quoted part by part.
-pub fn quote_qualified(name: &str) -> String {
+pub(crate) fn quote_qualified(name: &str) -> String {
     name.split('.')
         .map(quote_ident)
         .collect::<Vec<_>>()
@@ -34,7 +34,7 @@ impl SearchPath {
     }
 
     /// The schema an unqualified name is created in.
-    pub fn creation_schema(&self) -> &str {
+    pub(crate) fn creation_schema(&self) -> &str {
         self.0.first().map(String::as_str).unwrap_or("public")
     }
 }
@@ -51,7 +51,7 @@ pub fn relation(rv: &RangeVar, path: &SearchPath) -> String {
 }
 
 /// The schema a RangeVar lives in.
-pub fn relation_schema(rv: &RangeVar, path: &SearchPath) -> String {
+pub(crate) fn relation_schema(rv: &RangeVar, path: &SearchPath) -> String {
     if rv.schemaname.is_empty() {
         path.creation_schema().to_string()
     } else {
@@ -59,7 +59,7 @@ pub fn relation_schema(rv: &RangeVar, path: &SearchPath) -> String {
     }
 }
 
-pub fn qualify(schema: &str, name: &str, path: &SearchPath) -> String {
+pub(crate) fn qualify(schema: &str, name: &str, path: &SearchPath) -> String {
     if schema.is_empty() {
         format!("{}.{name}", path.creation_schema())
     } else {
@@ -79,7 +79,7 @@ pub fn strings(nodes: &[Node]) -> Vec<String> {
 }
 
 /// A dotted name (`[schema, name]` or `[name]`) resolved to `schema.name`.
-pub fn dotted(parts: &[String], path: &SearchPath) -> String {
+pub(crate) fn dotted(parts: &[String], path: &SearchPath) -> String {
     match parts {
         [name] => qualify("", name, path),
         [.., schema, name] => format!("{schema}.{name}"),

@@ -23,7 +23,7 @@ macro_rules! op_kinds {
 
             /// How many dot-separated parts the object name has (0: no object; -1: free text;
             /// -2: an object of any kind, one to three parts, `*` for every object of a schema).
-            pub fn arity(self) -> i32 {
+            pub(crate) fn arity(self) -> i32 {
                 match self { $(OpKind::$variant => $arity,)* }
             }
         }

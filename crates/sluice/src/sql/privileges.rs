@@ -9,7 +9,7 @@ use pg_query::protobuf::{GrantStmt, GrantTargetType, ObjectType, RoleSpecType};
 use pg_query::{Node, NodeEnum};
 
 /// One operation per object (and per column of a column privilege) of a GRANT or REVOKE.
-pub fn grant_ops(stmt: &GrantStmt, path: &SearchPath) -> Vec<Operation> {
+pub(crate) fn grant_ops(stmt: &GrantStmt, path: &SearchPath) -> Vec<Operation> {
     let kind = if stmt.is_grant {
         OpKind::Grant
     } else {
@@ -54,7 +54,7 @@ pub fn grant_ops(stmt: &GrantStmt, path: &SearchPath) -> Vec<Operation> {
 }
 
 /// One operation per role granted or revoked: `grant app_reader`.
-pub fn grant_role_ops(stmt: &pg_query::protobuf::GrantRoleStmt) -> Vec<Operation> {
+pub(crate) fn grant_role_ops(stmt: &pg_query::protobuf::GrantRoleStmt) -> Vec<Operation> {
     let kind = if stmt.is_grant {
         OpKind::Grant
     } else {
@@ -71,7 +71,7 @@ pub fn grant_role_ops(stmt: &pg_query::protobuf::GrantRoleStmt) -> Vec<Operation
 }
 
 /// Whether a GRANT gives something to PUBLIC (every role, present and future).
-pub fn grants_to_public(stmt: &GrantStmt) -> bool {
+pub(crate) fn grants_to_public(stmt: &GrantStmt) -> bool {
     stmt.is_grant
         && stmt.grantees.iter().any(|g| {
             matches!(g.node.as_ref(), Some(NodeEnum::RoleSpec(r))
@@ -82,7 +82,7 @@ pub fn grants_to_public(stmt: &GrantStmt) -> bool {
 /// The SPEC §5 name of the object a statement names with `objtype` and `object`: `schema` for
 /// a schema or role, `schema.name` for a relation, function (without its arguments) or type,
 /// `schema.table.name` for a column, table constraint, trigger or policy.
-pub fn object_name(objtype: i32, object: Option<&Node>, path: &SearchPath) -> String {
+pub(crate) fn object_name(objtype: i32, object: Option<&Node>, path: &SearchPath) -> String {
     let objtype = ObjectType::try_from(objtype).unwrap_or(ObjectType::Undefined);
     let Some(node) = object.and_then(|o| o.node.as_ref()) else {
         return "?".to_string();
@@ -110,7 +110,7 @@ pub fn object_name(objtype: i32, object: Option<&Node>, path: &SearchPath) -> St
 
 /// `schema.table.name` of something named on a table (`[table, name]` or
 /// `[schema, table, name]`).
-pub fn on_table(parts: &[String], path: &SearchPath) -> String {
+pub(crate) fn on_table(parts: &[String], path: &SearchPath) -> String {
     match parts {
         [table, name] => format!("{}.{name}", qualify("", table, path)),
         [.., schema, table, name] => format!("{schema}.{table}.{name}"),

@@ -27,7 +27,7 @@ pub struct ExecutionPlan {
 }
 
 /// The kind of a transaction-control statement, if it is one.
-pub fn transaction_kind(stmt: &Statement) -> Option<TransactionStmtKind> {
+pub(crate) fn transaction_kind(stmt: &Statement) -> Option<TransactionStmtKind> {
     match &stmt.node {
         NodeEnum::TransactionStmt(t) => TransactionStmtKind::try_from(t.kind).ok(),
         _ => None,

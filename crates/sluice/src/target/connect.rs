@@ -238,7 +238,7 @@ impl Connector {
     }
 
     /// The endpoint sessions go to: the one that served the first, else the first named.
-    pub fn current_endpoint(&self) -> &Endpoint {
+    pub(crate) fn current_endpoint(&self) -> &Endpoint {
         let chosen = *lock(&self.chosen);
         &self.endpoints[chosen.unwrap_or(0)]
     }

@@ -25,12 +25,12 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    pub fn is_unix(&self) -> bool {
+    pub(crate) fn is_unix(&self) -> bool {
         matches!(self.host, Host::Unix(_))
     }
 
     /// The host as libpq's passfile matches it: `localhost` for the default socket folder.
-    pub fn passfile_host(&self) -> String {
+    pub(crate) fn passfile_host(&self) -> String {
         match (&self.host, self.hostaddr) {
             (Host::Tcp(h), _) => h.clone(),
             (Host::Unix(dir), _) => {
@@ -47,7 +47,7 @@ impl Endpoint {
     }
 
     /// The name TLS checks the certificate against.
-    pub fn tls_name(&self) -> String {
+    pub(crate) fn tls_name(&self) -> String {
         match (&self.host, self.hostaddr) {
             (Host::Tcp(h), _) => h.clone(),
             (_, Some(addr)) => addr.to_string(),
@@ -56,7 +56,7 @@ impl Endpoint {
     }
 
     /// The value `PGHOST` takes for a client tool reaching this endpoint.
-    pub fn host_value(&self) -> Option<String> {
+    pub(crate) fn host_value(&self) -> Option<String> {
         match &self.host {
             Host::Tcp(h) => Some(h.clone()),
             Host::Unix(dir) => Some(dir.display().to_string()),
@@ -97,7 +97,7 @@ fn bad(settings: &Settings, keyword: Keyword, expected: &'static str) -> Setting
 
 /// The endpoints, in libpq's order: one per `host` (or `hostaddr`) entry, a single port
 /// applying to all.
-pub fn endpoints(settings: &Settings) -> Result<Vec<Endpoint>, SettingsError> {
+pub(crate) fn endpoints(settings: &Settings) -> Result<Vec<Endpoint>, SettingsError> {
     let hosts = list(settings.get(Keyword::Host));
     let addrs = list(settings.get(Keyword::Hostaddr));
     let ports = list(settings.get(Keyword::Port));

@@ -85,12 +85,12 @@ keywords! {
 
 impl Keyword {
     /// The keyword spelled `name`, as libpq spells it.
-    pub fn from_name(name: &str) -> Option<Keyword> {
+    pub(crate) fn from_name(name: &str) -> Option<Keyword> {
         Keyword::ALL.iter().copied().find(|k| k.name() == name)
     }
 
     /// Whether its value is a secret that no message, log or evidence file may hold.
-    pub fn is_secret(self) -> bool {
+    pub(crate) fn is_secret(self) -> bool {
         matches!(self, Keyword::Password | Keyword::Sslpassword)
     }
 }

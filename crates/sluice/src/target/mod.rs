@@ -201,7 +201,7 @@ impl Target {
 
     /// How the target was reached, for the evidence: the settings with their sources, every
     /// session with its TLS state, and the warnings met.
-    pub fn connection_record(&self) -> ConnectionRecord {
+    pub(crate) fn connection_record(&self) -> ConnectionRecord {
         ConnectionRecord {
             settings: self.settings_shown(),
             sessions: self.sessions(),
@@ -211,17 +211,12 @@ impl Target {
 
     /// Whether any session to this target was encrypted, or the settings demand encryption:
     /// a client tool started for it must then speak TLS.
-    pub fn needs_tls(&self) -> bool {
+    pub(crate) fn needs_tls(&self) -> bool {
         self.connector.tls.mode.requires_tls() || self.sessions().iter().any(|s| s.tls.ssl)
     }
 
-    /// The TLS mode and what a session checks of the server's certificate.
-    pub fn tls_summary(&self) -> (SslMode, Verification) {
-        (self.connector.tls.mode, self.connector.tls.verification())
-    }
-
     /// Every non-secret setting with where it came from, as `keyword=value (from X)`.
-    pub fn settings_shown(&self) -> Vec<String> {
+    pub(crate) fn settings_shown(&self) -> Vec<String> {
         self.connector
             .settings
             .public()
@@ -241,7 +236,7 @@ impl Target {
     }
 
     /// Every host, comma-separated, as libpq's `PGHOST` takes them (a socket folder is a host).
-    pub fn hosts(&self) -> String {
+    pub(crate) fn hosts(&self) -> String {
         let hosts: Vec<String> = self
             .connector
             .endpoints
@@ -355,7 +350,7 @@ pub fn identity(client: &mut Client) -> Result<IdentityFacts, postgres::Error> {
 /// Compares `[target]` with the facts. The rehearsal marker is always compared: a named
 /// environment must never be a rehearsal cluster, and a rehearsal run (`rehearsal`) must be on
 /// one.
-pub fn compare_identity(
+pub(crate) fn compare_identity(
     spec: &TargetSpec,
     facts: &IdentityFacts,
     rehearsal: bool,
@@ -410,19 +405,19 @@ pub fn compare_identity(
 }
 
 /// Runs a query with the simple protocol and returns its text output.
-pub fn text_query(client: &mut Client, sql: &str) -> Result<TextRows, postgres::Error> {
+pub(crate) fn text_query(client: &mut Client, sql: &str) -> Result<TextRows, postgres::Error> {
     Ok(collect_text_rows(client.simple_query(sql)?))
 }
 
 /// `SET TRANSACTION SNAPSHOT` of the snapshot another session exported (the id
 /// `pg_export_snapshot()` returned), the first statement of a REPEATABLE READ transaction that
 /// is to read the same moment.
-pub fn import_snapshot_sql(exported: &str) -> String {
+pub(crate) fn import_snapshot_sql(exported: &str) -> String {
     format!("SET TRANSACTION SNAPSHOT '{}'", exported.replace('\'', ""))
 }
 
 /// [`text_query`] inside a transaction.
-pub fn text_query_tx(
+pub(crate) fn text_query_tx(
     tx: &mut postgres::Transaction<'_>,
     sql: &str,
 ) -> Result<TextRows, postgres::Error> {
@@ -460,7 +455,7 @@ pub(crate) fn collect_text_rows(messages: Vec<SimpleQueryMessage>) -> TextRows {
 /// The statement starts on a line of its own and the ROLLBACK on the next, so a trailing `--`
 /// comment cannot reach past it. When the query fails the server skips the rest of the message
 /// and the transaction stays open, aborted: a ROLLBACK of its own ends it.
-pub fn read_only_query(
+pub(crate) fn read_only_query(
     client: &mut Client,
     sql: &str,
     timeout_ms: u64,

@@ -44,7 +44,7 @@ impl std::fmt::Display for Skipped {
 
 /// The password the file at `path` holds for `want`; `Err` when the file exists but may not be
 /// used. A missing file is `Ok(None)`.
-pub fn lookup(path: &Path, want: Want<'_>) -> Result<Option<String>, Skipped> {
+pub(crate) fn lookup(path: &Path, want: Want<'_>) -> Result<Option<String>, Skipped> {
     use std::os::unix::fs::PermissionsExt;
     let shown = path.display().to_string();
     let Ok(meta) = std::fs::metadata(path) else {

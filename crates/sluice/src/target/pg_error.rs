@@ -24,7 +24,7 @@ pub struct PgError {
 pub const LOCK_NOT_AVAILABLE: &str = "55P03";
 
 impl PgError {
-    pub fn from_error(err: &postgres::Error) -> PgError {
+    pub(crate) fn from_error(err: &postgres::Error) -> PgError {
         match err.as_db_error() {
             Some(db) => PgError {
                 sqlstate: Some(db.code().code().to_string()),
@@ -64,7 +64,7 @@ impl PgError {
         self
     }
 
-    pub fn is_lock_timeout(&self) -> bool {
+    pub(crate) fn is_lock_timeout(&self) -> bool {
         self.sqlstate.as_deref() == Some(LOCK_NOT_AVAILABLE)
     }
 }

@@ -286,7 +286,7 @@ impl Settings {
 }
 
 /// libpq's default socket folder: Debian's `/var/run/postgresql`, else `/tmp`.
-pub fn default_socket_dir() -> &'static str {
+pub(crate) fn default_socket_dir() -> &'static str {
     ["/var/run/postgresql", "/tmp"]
         .into_iter()
         .find(|d| Path::new(d).is_dir())

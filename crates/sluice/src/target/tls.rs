@@ -50,7 +50,7 @@ impl SslMode {
     }
 
     /// Whether a session may only ever be encrypted.
-    pub fn requires_tls(self) -> bool {
+    pub(crate) fn requires_tls(self) -> bool {
         self >= SslMode::Require
     }
 }
@@ -217,7 +217,7 @@ impl TlsSettings {
 
     /// A connector for one connection attempt; a verification failure is written to the
     /// returned slot, for the message.
-    pub fn connector(&self) -> Result<(MakeTlsConnector, VerifyFailure), TlsError> {
+    pub(crate) fn connector(&self) -> Result<(MakeTlsConnector, VerifyFailure), TlsError> {
         let ossl = |e: openssl::error::ErrorStack| TlsError::OpenSsl(e.to_string());
         let mut b = SslConnector::builder(SslMethod::tls_client()).map_err(ossl)?;
         b.set_min_proto_version(self.min_protocol).map_err(ossl)?;
@@ -303,7 +303,7 @@ impl TlsSettings {
 
     /// The client key, decrypted with `sslpassword`, as PEM: for a client tool, which cannot
     /// be given the passphrase without its command line.
-    pub fn decrypted_key_pem(&self, key: &Path) -> Result<Vec<u8>, TlsError> {
+    pub(crate) fn decrypted_key_pem(&self, key: &Path) -> Result<Vec<u8>, TlsError> {
         self.private_key(key)?
             .private_key_to_pem_pkcs8()
             .map_err(|e| TlsError::OpenSsl(e.to_string()))

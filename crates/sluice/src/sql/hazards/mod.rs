@@ -104,7 +104,7 @@ pub struct HazardContext<'a> {
 
 impl HazardContext<'_> {
     /// Where a statement that cannot run in a transaction block goes.
-    pub fn no_transaction_home(&self) -> &'static str {
+    pub(crate) fn no_transaction_home(&self) -> &'static str {
         match self.runner {
             Runner::Package => "a package with transaction = \"none\"",
             Runner::Tool => "a migration of its own that your tool runs without a transaction",
@@ -112,7 +112,7 @@ impl HazardContext<'_> {
     }
 
     /// What a lock wait comes to with the lock_timeout in force (> 0).
-    pub fn lock_timeout_note(&self) -> String {
+    pub(crate) fn lock_timeout_note(&self) -> String {
         match self.runner {
             Runner::Package => format!(
                 "sluice gives up after lock_timeout = {} ms and retries",
@@ -126,7 +126,7 @@ impl HazardContext<'_> {
     }
 
     /// How a missing lock_timeout is said.
-    pub fn no_lock_timeout(&self) -> &'static str {
+    pub(crate) fn no_lock_timeout(&self) -> &'static str {
         match self.runner {
             Runner::Package => "with lock_timeout_ms = 0",
             Runner::Tool => "with no lock_timeout",
@@ -134,7 +134,7 @@ impl HazardContext<'_> {
     }
 
     /// How to get a lock_timeout when there is none.
-    pub fn lock_timeout_help(&self) -> &'static str {
+    pub(crate) fn lock_timeout_help(&self) -> &'static str {
         match self.runner {
             Runner::Package => "set [migration].lock_timeout_ms (the default is 5000)",
             Runner::Tool => "SET lock_timeout at the top of the file (e.g. SET lock_timeout = '5s'), and retry the migration when it times out",
@@ -161,7 +161,7 @@ impl HazardContext<'_> {
     }
 
     /// The statements that will run.
-    pub fn executed(&self) -> impl Iterator<Item = &Statement> {
+    pub(crate) fn executed(&self) -> impl Iterator<Item = &Statement> {
         self.statements
             .iter()
             .filter(|s| !self.set_aside.contains(&s.index))
@@ -224,14 +224,18 @@ impl<'c, 'a> Judge<'c, 'a> {
 
     /// Whether a statement before position `index` creates `table`: locks and index builds on
     /// a table created earlier in this migration harm nobody.
-    pub fn created_before(&self, index: usize, table: &str) -> bool {
+    pub(crate) fn created_before(&self, index: usize, table: &str) -> bool {
         self.created_at.get(table).is_some_and(|&at| at < index)
     }
 
     /// The strongest lock on `table` that earlier statements of the same transaction hold when
     /// statement `index` starts, with the first statement that took it. Only `single` mode keeps
     /// locks across statements (until COMMIT); with `none` each statement releases its own.
-    pub fn held_before(&self, index: usize, table: &str) -> Option<(LockMode, &'a Statement)> {
+    pub(crate) fn held_before(
+        &self,
+        index: usize,
+        table: &str,
+    ) -> Option<(LockMode, &'a Statement)> {
         let steps = self.strongest.get(table)?;
         let before = steps.partition_point(|&(_, pos)| pos < index);
         let (mode, pos) = *steps[..before].last()?;
@@ -240,7 +244,7 @@ impl<'c, 'a> Judge<'c, 'a> {
 
     /// The locks a statement takes that cost a wait: on tables that existed before the
     /// migration, and stronger than what the transaction already holds on them.
-    pub fn new_locks(&self, stmt: &Statement) -> Vec<TableLock> {
+    pub(crate) fn new_locks(&self, stmt: &Statement) -> Vec<TableLock> {
         self.locks[stmt.index]
             .iter()
             .filter(|lock| !self.created_before(stmt.index, &lock.table))
@@ -255,7 +259,9 @@ impl<'c, 'a> Judge<'c, 'a> {
 
 /// The tables, columns and schemas a list of operations creates (`create_table`, `add_column`,
 /// `create_schema` objects), for [`HazardContext::added_by_migration`].
-pub fn added_objects<'o>(ops: impl IntoIterator<Item = &'o super::Operation>) -> BTreeSet<String> {
+pub(crate) fn added_objects<'o>(
+    ops: impl IntoIterator<Item = &'o super::Operation>,
+) -> BTreeSet<String> {
     use super::OpKind::{AddColumn, CreateSchema, CreateTable};
     ops.into_iter()
         .filter(|op| matches!(op.kind, CreateTable | AddColumn | CreateSchema))
@@ -314,11 +320,11 @@ pub(crate) mod test_support {
     use crate::sql::{parse_file, transaction};
 
     /// Runs every rule over a SQL text in single mode and returns `(hazard, severity, line)`.
-    pub fn findings_for(sql: &str) -> Vec<(&'static str, Severity, usize)> {
+    pub(crate) fn findings_for(sql: &str) -> Vec<(&'static str, Severity, usize)> {
         findings_with(sql, TransactionMode::Single, None)
     }
 
-    pub fn findings_with(
+    pub(crate) fn findings_with(
         sql: &str,
         mode: TransactionMode,
         target: Option<&TargetFacts>,
