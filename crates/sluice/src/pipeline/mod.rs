@@ -244,6 +244,20 @@ impl Run<'_> {
     where
         F: FnOnce(&mut Self) -> StepResult,
     {
+        self.step_handing(id, |run| (body(run), ())).0
+    }
+
+    /// A step that hands a value on whatever its result: after COMMIT every step runs even
+    /// when one before it failed, and what a failed step read (the post snapshot) is still the
+    /// next one's to use.
+    pub(crate) fn step_handing<T, F>(
+        &mut self,
+        id: gate::StepId,
+        body: F,
+    ) -> (Result<(), GateFailure>, T)
+    where
+        F: FnOnce(&mut Self) -> (StepResult, T),
+    {
         let step = self
             .table
             .iter()
@@ -270,7 +284,7 @@ impl Run<'_> {
         );
         crate::fault::step_boundary(step.name, false);
         let started = Instant::now();
-        let result = body(self);
+        let (result, value) = body(self);
         self.record.connection = Some(self.target.connection_record());
         let index = self.record.steps.len() - 1;
         let (status, detail) = match &result {
@@ -294,7 +308,7 @@ impl Run<'_> {
         self.save();
         crate::fault::step_boundary(step.name, true);
         let id = step.gate.unwrap_or(step.name);
-        match result {
+        let result = match result {
             StepResult::Failed(message) => {
                 Err(GateFailure::new(id, step.phase.exit(), message, None))
             }
@@ -311,7 +325,8 @@ impl Run<'_> {
                 pg,
             )),
             _ => Ok(()),
-        }
+        };
+        (result, value)
     }
 
     /// Closes the run: final record, report, SHA256SUMS, ledger line. An evidence write that

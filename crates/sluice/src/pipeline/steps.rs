@@ -47,22 +47,29 @@ impl Sessions {
     }
 }
 
-/// What earlier steps hand to later ones, besides the sessions.
-#[derive(Default)]
-struct State {
-    backup_done: Option<Instant>,
-    /// What the post snapshot compares against to read again only the tables that changed.
-    pre_baseline: Option<catalog::Baseline>,
-    pre_probes: Vec<crate::probe::Capture>,
-    /// For a rollback: the record of the apply it rolls back, read once by rollback-run.
-    applied: Option<crate::run_record::StoredRun>,
-    /// For a rollback: the apply run's id and run.json sha256, from the bytes rollback-run read.
-    applied_run: Option<crate::approval::rollback::ApplyRun>,
-    /// The pre schema snapshot, when backup-restorable took it after pg_dump finished, while
-    /// the dump was read back.
-    taken_pre: Option<Result<Snapshot, postgres::Error>>,
-    /// The post schema snapshot, taken on the second session while the verify checks ran.
-    taken_post: Option<Result<Snapshot, postgres::Error>>,
+/// A catalog snapshot as taken: the snapshot and what a later one compares against to read
+/// again only the tables that changed.
+type TakenSnapshot = Result<(Snapshot, Option<catalog::Baseline>), postgres::Error>;
+
+/// What `backup-restorable` hands on: when the dump was done, and the pre schema snapshot it
+/// took after pg_dump finished, while the dump was read back.
+struct Dumped {
+    at: Instant,
+    pre: TakenSnapshot,
+}
+
+/// What `pre-snapshots` hands on to the steps after COMMIT.
+struct Pre {
+    snapshot: Snapshot,
+    baseline: Option<catalog::Baseline>,
+    probes: Vec<crate::probe::Capture>,
+}
+
+/// What `rollback-run` hands on: the record of the apply rolled back, and its id and run.json
+/// sha256 from the bytes it read.
+struct Applied {
+    stored: crate::run_record::StoredRun,
+    run: crate::approval::rollback::ApplyRun,
 }
 
 pub(super) fn run_all(
@@ -92,7 +99,6 @@ fn run_steps(
     opts: &ApplyOptions,
     mut probe: ToolsProbe<'_>,
 ) -> Result<(), GateFailure> {
-    let mut st = State::default();
     let digest = run.record.digest.clone();
     let mut s = run.step_yielding(StepId::ExclusiveRun, |run| exclusive_run(run, pkg, target))?;
     let server = run.step_yielding(StepId::TargetIdentity, |run| {
@@ -105,30 +111,33 @@ fn run_steps(
     let tools = run.step_maybe(StepId::ClientVersion, |run| {
         client_version(run, pkg, target, &server, probe.take())
     })?;
-    run.step(StepId::BackupRestorable, |run| {
-        backup_restorable(run, pkg, target, opts, tools.as_ref(), &mut s, &mut st)
-    })?;
+    let (backed_up, dumped) = run.step_handing(StepId::BackupRestorable, |run| {
+        backup_restorable(run, pkg, target, opts, tools.as_ref(), &mut s)
+    });
+    backed_up?;
+    let (dumped_at, taken_pre) = dumped.map(|d| (d.at, d.pre)).unzip();
     let pre = run.step_yielding(StepId::PreSnapshots, |run| {
-        pre_snapshots(run, pkg, &mut s, &mut st)
+        pre_snapshots(run, pkg, &mut s, taken_pre)
     })?;
     run.step(StepId::Preflight, |run| {
         preflight(run, pkg, opts, &mut s.work)
     })?;
-    run.step(StepId::BackupFresh, |_| backup_fresh(pkg, &st))?;
+    run.step(StepId::BackupFresh, |_| backup_fresh(pkg, dumped_at))?;
     run.step(StepId::MigrationAtomic, |run| {
         migration_atomic(run, pkg, opts, &scoped.parsed, &mut s)
     })?;
     // After COMMIT every step runs even when one before it failed: each only reads, and the
     // evidence of what the change did (the post snapshot, the post probe captures a rollback's
     // restore script needs) matters most when something is wrong. The first failure counts.
+    let (verified, taken_post) = run.step_handing(StepId::Verification, |run| {
+        verification(run, pkg, &pre, &mut s)
+    });
     let after_commit = [
-        run.step(StepId::Verification, |run| {
-            verification(run, pkg, &pre, &mut s, &mut st)
-        }),
+        verified,
         run.step(StepId::SchemaDiff, |run| {
-            schema_diff(run, pkg, (&pre, &scoped.operations), &mut s, &mut st)
+            schema_diff(run, pkg, (&pre, &scoped.operations), &mut s, taken_post)
         }),
-        run.step(StepId::Probes, |run| probes(run, pkg, &mut s, &mut st)),
+        run.step(StepId::Probes, |run| probes(run, pkg, &mut s, &pre.probes)),
     ];
     after_commit
         .into_iter()
@@ -138,30 +147,24 @@ fn run_steps(
 
 /// The pre catalog snapshot on the working session, shared with the second session when
 /// there is one; its baseline is kept for the post snapshot.
-fn pre_snapshot(
-    s: &mut Sessions,
-    st: &mut State,
-    ignore: &[String],
-) -> Result<Snapshot, postgres::Error> {
+fn pre_snapshot(s: &mut Sessions, ignore: &[String]) -> TakenSnapshot {
     let options = catalog::SnapshotOptions::new(ignore)
         .helper(s.aux.as_mut())
         .record_baseline();
     let taken = catalog::snapshot(&mut s.work, options)?;
-    st.pre_baseline = taken.baseline;
-    Ok(taken.snapshot)
+    Ok((taken.snapshot, taken.baseline))
 }
 
 /// The post catalog snapshot: the tables none of whose catalog rows were written since the pre
 /// snapshot keep the pre snapshot's objects.
 fn post_snapshot(
     s: &mut Sessions,
-    pre: &Snapshot,
-    st: &State,
+    pre: &Pre,
     ignore: &[String],
 ) -> Result<Snapshot, postgres::Error> {
     let options = catalog::SnapshotOptions::new(ignore).helper(s.aux.as_mut());
-    let options = match &st.pre_baseline {
-        Some(baseline) => options.since(pre, baseline),
+    let options = match &pre.baseline {
+        Some(baseline) => options.since(&pre.snapshot, baseline),
         None => options,
     };
     catalog::snapshot(&mut s.work, options).map(|taken| taken.snapshot)
@@ -429,11 +432,26 @@ fn backup_restorable(
     opts: &ApplyOptions,
     tools: Option<&backup::ClientTools>,
     s: &mut Sessions,
-    st: &mut State,
-) -> StepResult {
+) -> (StepResult, Option<Dumped>) {
     if let Some(refused) = early_preflight(run, pkg, opts, &mut s.work) {
-        return refused;
+        return (refused, None);
     }
+    let mut dumped = None;
+    let result = dump_and_read_back(run, pkg, target, opts, tools, s, &mut dumped);
+    (result, dumped)
+}
+
+/// The body of `backup-restorable` once the early preflight held; sets `dumped` when the dump
+/// was written and read back.
+fn dump_and_read_back(
+    run: &mut Run,
+    pkg: &Package,
+    target: &Target,
+    opts: &ApplyOptions,
+    tools: Option<&backup::ClientTools>,
+    s: &mut Sessions,
+    dumped: &mut Option<Dumped>,
+) -> StepResult {
     if !pkg.backup.required {
         return Skipped(format!(
             "not required: {}",
@@ -484,20 +502,22 @@ fn backup_restorable(
     // pg_dump is done with the target: the pre schema snapshot (step 9) is taken on the working
     // sessions while pg_restore reads the dump back (it reads files only)
     let ignore = &pkg.schema_diff.ignore_schemas;
-    let (dumped, pre) = std::thread::scope(|scope| {
-        let taking = scope.spawn(|| pre_snapshot(s, st, ignore));
+    let (checked, pre) = std::thread::scope(|scope| {
+        let taking = scope.spawn(|| pre_snapshot(s, ignore));
         let checked = backup::check_dump(tools, spec, &path, written);
         let pre = taking
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         (checked, pre)
     });
-    st.taken_pre = Some(pre);
-    let info = match dumped {
+    let info = match checked {
         Ok(info) => info,
         Err(e) => return Failed(e.to_string()),
     };
-    st.backup_done = Some(Instant::now());
+    *dumped = Some(Dumped {
+        at: Instant::now(),
+        pre,
+    });
     for (file, sha256) in info.sums(&rel) {
         let line = format!("{sha256}  {file}");
         run.streamed.insert(file, sha256);
@@ -514,15 +534,15 @@ fn pre_snapshots(
     run: &mut Run,
     pkg: &Package,
     s: &mut Sessions,
-    st: &mut State,
-) -> Result<(String, Snapshot), String> {
+    taken: Option<TakenSnapshot>,
+) -> Result<(String, Pre), String> {
     let ignore = &pkg.schema_diff.ignore_schemas;
-    let taken = match st.taken_pre.take() {
+    let taken = match taken {
         Some(taken) => taken,
-        None => pre_snapshot(s, st, ignore),
+        None => pre_snapshot(s, ignore),
     };
-    let snapshot = match taken {
-        Ok(snapshot) => snapshot,
+    let (snapshot, baseline) = match taken {
+        Ok(taken) => taken,
         Err(e) => return Err(format!("schema snapshot: {}", target::pg_message(&e))),
     };
     let counts = match catalog::row_counts(&mut s.work, ignore) {
@@ -536,18 +556,28 @@ fn pre_snapshots(
     {
         return Err(e.to_string());
     }
+    let mut probes = Vec::new();
     for probe in &pkg.probes {
-        match capture_probe_as(run, s, probe, &format!("probes/{}.pre.csv", probe.id)) {
-            Ok(c) => st.pre_probes.push(c),
-            Err(e) => return Err(e),
-        }
+        probes.push(capture_probe_as(
+            run,
+            s,
+            probe,
+            &format!("probes/{}.pre.csv", probe.id),
+        )?);
     }
     let detail = format!(
         "schema/pre.json, counts/pre.json ({} tables), {} probe capture(s)",
         counts.len(),
         pkg.probes.len()
     );
-    Ok((detail, snapshot))
+    Ok((
+        detail,
+        Pre {
+            snapshot,
+            baseline,
+            probes,
+        },
+    ))
 }
 
 fn run_checks(client: &mut postgres::Client, checks: &[Check]) -> Vec<CheckResult> {
@@ -679,8 +709,8 @@ fn already_applied(run: &Run, pkg: &Package, opts: &ApplyOptions) -> String {
     }
 }
 
-fn backup_fresh(pkg: &Package, st: &State) -> StepResult {
-    let Some(done) = st.backup_done else {
+fn backup_fresh(pkg: &Package, dumped_at: Option<Instant>) -> StepResult {
+    let Some(done) = dumped_at else {
         return Skipped("no backup was taken".into());
     };
     let age = done.elapsed() + crate::fault::backup_age_offset();
@@ -767,28 +797,22 @@ fn migration_atomic(
     }
 }
 
+/// The verify checks; hands on the post schema snapshot (step 14) when a second session took
+/// it while the checks ran on the working one (after COMMIT both only read the committed state).
 fn verification(
     run: &mut Run,
     pkg: &Package,
-    pre: &Snapshot,
+    pre: &Pre,
     s: &mut Sessions,
-    st: &mut State,
-) -> StepResult {
+) -> (StepResult, Option<Result<Snapshot, postgres::Error>>) {
     let ignore = &pkg.schema_diff.ignore_schemas;
-    // the post schema snapshot (step 14) is taken on the second session while the checks run
-    // on the working one: after COMMIT both only read the committed state
-    let State {
-        pre_baseline,
-        taken_post,
-        ..
-    } = st;
     let Sessions { work, aux, .. } = s;
     let (mut results, post) = std::thread::scope(|scope| {
         let post = aux.as_mut().map(|helper| {
             scope.spawn(move || {
                 let options = catalog::SnapshotOptions::new(ignore);
-                let options = match pre_baseline.as_ref() {
-                    Some(baseline) => options.since(pre, baseline),
+                let options = match pre.baseline.as_ref() {
+                    Some(baseline) => options.since(&pre.snapshot, baseline),
                     None => options,
                 };
                 catalog::snapshot(helper, options).map(|taken| taken.snapshot)
@@ -802,7 +826,6 @@ fn verification(
         });
         (results, post)
     });
-    *taken_post = post;
     if results.iter().any(|r| !r.holds) {
         let verdict = crate::approval::evaluate(
             &pkg.approvals,
@@ -814,20 +837,20 @@ fn verification(
         crate::approval::acknowledge::refuse_after_commit(&mut results, &verdict);
     }
     run.record.verification = results.clone();
-    verdict(&results)
+    (verdict(&results), post)
 }
 
 fn schema_diff(
     run: &mut Run,
     pkg: &Package,
-    (pre, operations): (&Snapshot, &[crate::sql::Operation]),
+    (pre, operations): (&Pre, &[crate::sql::Operation]),
     s: &mut Sessions,
-    st: &mut State,
+    taken_post: Option<Result<Snapshot, postgres::Error>>,
 ) -> StepResult {
     let ignore = &pkg.schema_diff.ignore_schemas;
-    let taken = match st.taken_post.take() {
+    let taken = match taken_post {
         Some(taken) => taken,
-        None => post_snapshot(s, pre, st, ignore),
+        None => post_snapshot(s, pre, ignore),
     };
     let post = match taken {
         Ok(snapshot) => snapshot,
@@ -837,7 +860,7 @@ fn schema_diff(
         Ok(c) => c,
         Err(e) => return Failed(format!("row counts: {}", target::pg_message(&e))),
     };
-    let diff = match catalog::diff::diff(pre, &post) {
+    let diff = match catalog::diff::diff(&pre.snapshot, &post) {
         Ok(diff) => diff,
         Err(e) => return Failed(e.to_string()),
     };
@@ -900,7 +923,12 @@ fn schema_diff(
     Failed(format!("{summary}; {}", problems.join("; ")))
 }
 
-fn probes(run: &mut Run, pkg: &Package, s: &mut Sessions, st: &mut State) -> StepResult {
+fn probes(
+    run: &mut Run,
+    pkg: &Package,
+    s: &mut Sessions,
+    pre_probes: &[crate::probe::Capture],
+) -> StepResult {
     if pkg.probes.is_empty() {
         return Skipped("no probes".into());
     }
@@ -910,14 +938,14 @@ fn probes(run: &mut Run, pkg: &Package, s: &mut Sessions, st: &mut State) -> Ste
         let pre_csv = run.dir.path().join(format!("probes/{}.pre.csv", probe.id));
         let earlier = Earlier {
             csv: &pre_csv,
-            order: Some(st.pre_probes[i].key_order),
+            order: Some(pre_probes[i].key_order),
         };
         let rel = format!("probes/{}.post.csv", probe.id);
         let (post, rows) = match capture_probe_compared(run, s, probe, &rel, earlier) {
             Ok(compared) => compared,
             Err(e) => return Failed(e),
         };
-        let summary = crate::probe::summarize(probe, st.pre_probes[i].clone(), post, rows);
+        let summary = crate::probe::summarize(probe, pre_probes[i].clone(), post, rows);
         if let Err(e) = run
             .dir
             .write_json(&format!("probes/{}.summary.json", probe.id), &summary)
@@ -952,7 +980,6 @@ pub(super) fn run_rollback(
     target: &Target,
     opts: &super::RollbackOptions,
 ) -> Result<(), GateFailure> {
-    let mut st = State::default();
     let digest = run.record.digest.clone();
     let apply_options = ApplyOptions {
         environment: opts.environment.clone(),
@@ -962,14 +989,12 @@ pub(super) fn run_rollback(
         rehearsal: false,
     };
     run.step(StepId::SqlIntegrity, |_| sql_integrity(pkg))?;
-    run.step(StepId::RollbackRun, |_| {
-        rollback_run(pkg, &digest, opts, &mut st)
-    })?;
+    let applied = run.step_yielding(StepId::RollbackRun, |_| rollback_run(pkg, &digest, opts))?;
     run.step(StepId::FailedCheck, |_| {
-        failed_check(pkg, target, opts, &st)
+        failed_check(pkg, target, opts, &applied.stored)
     })?;
     run.step(StepId::Approvals, |run| {
-        rollback_approvals(run, pkg, &digest, opts, &st)
+        rollback_approvals(run, pkg, &digest, opts, &applied.run)
     })?;
     let mut s = run.step_yielding(StepId::ExclusiveRun, |run| exclusive_run(run, pkg, target))?;
     run.step_yielding(StepId::TargetIdentity, |run| {
@@ -991,36 +1016,23 @@ fn rollback_run(
     pkg: &Package,
     digest: &str,
     opts: &super::RollbackOptions,
-    st: &mut State,
-) -> StepResult {
+) -> Result<(String, Applied), String> {
     if pkg.rollback.is_none() {
-        return Failed("the package has no [rollback] file".into());
+        return Err("the package has no [rollback] file".into());
     }
     let path = opts.run_dir.join("run.json");
-    let bytes = match std::fs::read(&path) {
-        Ok(bytes) => bytes,
-        Err(e) => return Failed(format!("cannot read {}: {e}", path.display())),
-    };
-    let stored: crate::run_record::StoredRun = match serde_json::from_slice(&bytes) {
-        Ok(run) => run,
-        Err(e) => {
-            return Failed(format!(
-                "{} is not a sluice run record: {e}",
-                path.display()
-            ))
-        }
-    };
+    let bytes = std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let stored: crate::run_record::StoredRun = serde_json::from_slice(&bytes)
+        .map_err(|e| format!("{} is not a sluice run record: {e}", path.display()))?;
     // the run id is the folder's name, as approve-rollback binds it
     let id = std::fs::canonicalize(&opts.run_dir)
         .ok()
         .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()));
     let Some(id) = id else {
-        return Failed(format!("{} is not a run folder", opts.run_dir.display()));
+        return Err(format!("{} is not a run folder", opts.run_dir.display()));
     };
-    match crate::approval::rollback::run_from_bytes(&path, id, &bytes) {
-        Ok(applied) => st.applied_run = Some(applied),
-        Err(e) => return Failed(e.to_string()),
-    }
+    let run =
+        crate::approval::rollback::run_from_bytes(&path, id, &bytes).map_err(|e| e.to_string())?;
     let mut problems = Vec::new();
     if stored.kind != "apply" {
         problems.push(format!("the run is a {}, not an apply", stored.kind));
@@ -1050,10 +1062,9 @@ fn rollback_run(
             opts.run_dir.display(),
             stored.environment
         );
-        st.applied = Some(stored);
-        Passed(detail)
+        Ok((detail, Applied { stored, run }))
     } else {
-        Failed(format!(
+        Err(format!(
             "{} cannot be rolled back from here: {}",
             opts.run_dir.display(),
             problems.join("; ")
@@ -1068,12 +1079,9 @@ fn rollback_approvals(
     pkg: &Package,
     digest: &str,
     opts: &super::RollbackOptions,
-    st: &State,
+    applied: &crate::approval::rollback::ApplyRun,
 ) -> StepResult {
     use crate::approval::rollback;
-    let Some(applied) = st.applied_run.as_ref() else {
-        return Failed("the apply run was not read".into());
-    };
     let dir = opts.approvals_dir();
     let expected = rollback::Expected {
         package_id: &pkg.info.id,
@@ -1119,21 +1127,22 @@ fn failed_check(
     pkg: &Package,
     target: &Target,
     opts: &super::RollbackOptions,
-    st: &State,
+    applied: &crate::run_record::StoredRun,
 ) -> StepResult {
     // a non-atomic migration that failed after part of it committed: the failed statement is
     // the trigger
     if opts.failed_check == MIGRATION_GATE {
-        return match st.applied.as_ref() {
-            Some(r) if r.migration_committed && r.failed_gate.as_deref() == Some(MIGRATION_GATE) => {
-                Passed(format!(
-                    "the migration failed after part of it committed: {}",
-                    r.failure.as_deref().unwrap_or("")
-                ))
-            }
-            _ => Failed(format!(
+        let partly =
+            applied.migration_committed && applied.failed_gate.as_deref() == Some(MIGRATION_GATE);
+        return if partly {
+            Passed(format!(
+                "the migration failed after part of it committed: {}",
+                applied.failure.as_deref().unwrap_or("")
+            ))
+        } else {
+            Failed(format!(
                 "{MIGRATION_GATE} is a rollback trigger only for a run whose non-atomic migration failed after part of it committed; this run's migration did not"
-            )),
+            ))
         };
     }
     let Some(check) = pkg.verify.iter().find(|c| c.id == opts.failed_check) else {
@@ -1144,10 +1153,10 @@ fn failed_check(
             ids.join(", ")
         ));
     };
-    let recorded = st
-        .applied
-        .as_ref()
-        .is_some_and(|r| r.verification.iter().any(|v| v.id == check.id && !v.holds));
+    let recorded = applied
+        .verification
+        .iter()
+        .any(|v| v.id == check.id && !v.holds);
     if recorded {
         return Passed(format!("{} is recorded as failed in the run", check.id));
     }
