@@ -28,9 +28,9 @@ fn acknowledge(ready: &Ready, signer: &str, acknowledge: &str, note: &str) -> as
 
 /// The reference package with P-11, on a target whose public.app_event has drifted to 6 rows,
 /// approved by both reviewers.
-fn drifted() -> (sluice::cluster::Cluster, String, Ready) {
+fn drifted() -> (sluice_testkit::FixtureDb, String, Ready) {
     let (cluster, conninfo) = fixture_target();
-    let mut admin = cluster.connect("directus").unwrap();
+    let mut admin = cluster.admin();
     admin
         .batch_execute(
             "CREATE TABLE public.app_event (id int PRIMARY KEY);
@@ -199,7 +199,7 @@ fn an_acknowledgement_needs_a_note_a_preflight_check_and_an_approving_decision()
 #[test]
 fn an_acknowledged_p8_cannot_make_the_migration_expectation_pass() {
     let (cluster, conninfo) = fixture_target();
-    let mut admin = cluster.connect("directus").unwrap();
+    let mut admin = cluster.admin();
     admin
         .batch_execute(
             "INSERT INTO public.tac_logical_unit (id, unit_uid, canonical_address, doc_code, parent_id, section_type, ordinal, title)

@@ -95,7 +95,7 @@ fn exclusive_run_refuses_a_second_apply_at_once() {
 
 #[test]
 fn target_identity_refuses_another_database() {
-    let (cluster, conninfo) = fixture_target();
+    let (cluster, conninfo) = own_fixture_target();
     let ready = ready_package(&cluster);
     edit_manifest(
         &ready.dir,
@@ -224,8 +224,8 @@ fn client_version_refuses_when_no_pg_dump_is_there() {
 #[test]
 fn backup_restorable_refuses_when_pg_dump_cannot_read_everything() {
     // the seed's own warning: the directus role cannot dump cutter_governance
-    let (cluster, conninfo) = fixture_target();
-    let mut admin = cluster.connect("directus").unwrap();
+    let (cluster, conninfo) = own_fixture_target();
+    let mut admin = cluster.admin();
     admin
         .batch_execute("CREATE ROLE directus_app LOGIN; GRANT USAGE ON SCHEMA public, sandbox_tac, cutter_governance TO directus_app; GRANT SELECT ON ALL TABLES IN SCHEMA public, sandbox_tac TO directus_app;")
         .unwrap();
@@ -414,8 +414,8 @@ fn verification_fails_after_commit_with_exit_5() {
 /// (`setup` defines it, before the package is made ready); returns sluice's stderr, after
 /// checking it stopped at schema-diff with exit 5.
 fn refused_for_what_sneaky_does(setup: &str) -> String {
-    let (cluster, conninfo) = fixture_target();
-    let mut admin = cluster.connect("directus").unwrap();
+    let (cluster, conninfo) = own_fixture_target();
+    let mut admin = cluster.admin();
     admin.batch_execute(setup).unwrap();
     let ready = ready_package(&cluster);
     edit_pinned(&ready.dir, MIGRATION, |sql| {
@@ -499,7 +499,7 @@ fn schema_diff_names_a_dropped_policy_disabled_row_security_and_a_new_comment() 
 #[test]
 fn scope_refuses_disabling_row_security_on_a_table_with_policies() {
     let (cluster, conninfo) = fixture_target();
-    let mut admin = cluster.connect("directus").unwrap();
+    let mut admin = cluster.admin();
     admin
         .batch_execute(
             "ALTER TABLE public.tac_section_type ENABLE ROW LEVEL SECURITY;
@@ -528,8 +528,8 @@ fn scope_refuses_disabling_row_security_on_a_table_with_policies() {
 /// by name; declared in `[scope]`, they apply and the schema diff explains each one.
 #[test]
 fn security_changes_in_the_migration_need_their_scope_and_then_apply() {
-    let (cluster, conninfo) = fixture_target();
-    let mut admin = cluster.connect("directus").unwrap();
+    let (cluster, conninfo) = own_fixture_target();
+    let mut admin = cluster.admin();
     admin.batch_execute("CREATE ROLE tac_reader").unwrap();
     let ready = ready_package(&cluster);
     edit_pinned(&ready.dir, MIGRATION, |sql| {

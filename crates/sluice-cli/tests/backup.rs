@@ -26,7 +26,7 @@ fn dump_of(run_dir: &std::path::Path) -> std::path::PathBuf {
 
 #[test]
 fn a_directory_dump_is_written_in_parallel_hashed_file_by_file_and_read_back() {
-    let (cluster, conninfo) = fixture_target();
+    let (cluster, conninfo) = own_fixture_target();
     let ready = ready_with_backup(
         &cluster,
         "compress = \"gzip:1\"\nformat = \"directory\"\njobs = 2",
@@ -97,7 +97,7 @@ fn backup_restorable_refuses_a_dump_that_lost_its_data_though_its_listing_reads(
         // no checksum in an uncompressed folder: a row cut in the middle is still caught
         "compress = \"none\"\nformat = \"directory\"\njobs = 2",
     ] {
-        let (cluster, conninfo) = fixture_target();
+        let (cluster, conninfo) = own_fixture_target();
         let ready = ready_with_backup(&cluster, backup);
         let before = fingerprint(&conninfo);
         let assert = apply_cmd(&ready, &conninfo)
@@ -140,7 +140,7 @@ fn tools_have_zstd() -> bool {
 
 #[test]
 fn a_compression_the_tools_lack_is_refused_not_replaced() {
-    let (cluster, conninfo) = fixture_target();
+    let (cluster, conninfo) = own_fixture_target();
     let ready = ready_with_backup(&cluster, "compress = \"zstd\"");
     if tools_have_zstd() {
         let assert = apply_cmd(&ready, &conninfo).assert().success();

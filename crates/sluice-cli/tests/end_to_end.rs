@@ -51,7 +51,7 @@ fn verify_reports_drift_object_by_object() {
     };
     let assert = verify(&ready).assert().success();
     assert!(stderr_of(&assert).contains("schema: no drift"));
-    let mut admin = cluster.connect("directus").unwrap();
+    let mut admin = cluster.admin();
     admin.batch_execute("DROP INDEX cutter_governance.ix_alias_kind; ALTER TABLE public.tac_logical_unit ALTER COLUMN authority SET DEFAULT 'enacted';").unwrap();
     let assert = verify(&ready).assert().code(5);
     let stderr = stderr_of(&assert);
@@ -71,7 +71,7 @@ fn verify_reports_drift_object_by_object() {
 
 #[test]
 fn verify_needs_a_baseline_applied_to_this_same_target() {
-    let (cluster, conninfo) = fixture_target();
+    let (cluster, conninfo) = own_fixture_target();
     let ready = ready_package(&cluster);
     approve_all(&ready);
     apply_cmd(&ready, &conninfo).assert().success();
@@ -95,7 +95,7 @@ fn verify_needs_a_baseline_applied_to_this_same_target() {
     );
 
     // another cluster with a database of the same name: the run is not its baseline
-    let (_other, other_conninfo) = fixture_target();
+    let (_other, other_conninfo) = own_fixture_target();
     let assert = verify(&other_conninfo, &ready.tmp.path().join("evidence"))
         .assert()
         .code(2);

@@ -62,7 +62,7 @@ fn kill_9_at_every_step_boundary_of_apply() {
             assert_eq!(committed, migrated, "{at}: migration_committed");
             if migrated {
                 // the change is in: reset the target so the next kill starts from the fixture
-                let mut admin = cluster.connect("directus").unwrap();
+                let mut admin = cluster.admin();
                 admin.batch_execute(&read(&ready.dir, ROLLBACK)).unwrap();
             } else {
                 assert_eq!(
@@ -83,7 +83,7 @@ fn a_rerun_after_a_kill_before_commit_proceeds_and_after_commit_is_refused_by_pr
     killed_at(&ready, &conninfo, "migration-atomic");
     apply_cmd(&ready, &conninfo).assert().success();
     // back to the fixture's schema, then a kill after COMMIT
-    let mut admin = cluster.connect("directus").unwrap();
+    let mut admin = cluster.admin();
     admin.batch_execute(&read(&ready.dir, ROLLBACK)).unwrap();
     killed_at(&ready, &conninfo, "verification");
     let before = fingerprint(&conninfo);
@@ -172,7 +172,7 @@ fn the_connection_terminated_during_a_check_fails_its_gate() {
 
 #[test]
 fn the_server_stopped_immediately_during_the_migration_comes_back_unchanged() {
-    let (mut cluster, conninfo) = fixture_target();
+    let (mut cluster, conninfo) = own_fixture_target();
     let ready = ready_package(&cluster);
     slow_migration(&ready, 5);
     approve_all(&ready);
@@ -255,7 +255,7 @@ fn a_full_evidence_filesystem_fails_the_backup_before_any_change() {
     }
     let (cluster, conninfo) = fixture_target();
     // a dump of some hundreds of kilobytes that does not compress away
-    let mut admin = cluster.connect("directus").unwrap();
+    let mut admin = cluster.admin();
     admin.batch_execute("CREATE TABLE public.filler AS SELECT g, md5(g::text) || md5((g * 7)::text) AS pad FROM generate_series(1, 20000) g").unwrap();
     let ready = ready_package(&cluster);
     approve_all(&ready);
@@ -408,7 +408,7 @@ fn a_truncated_or_corrupted_dump_is_refused_by_rehearse() {
 
 #[test]
 fn a_pg_dump_older_than_the_server_is_refused_naming_the_version_needed() {
-    let (cluster, conninfo) = fixture_target();
+    let (cluster, conninfo) = own_fixture_target();
     let old = std::path::Path::new("/usr/lib/postgresql/15/bin");
     if cluster.binaries().major <= 15 || !old.join("pg_dump").exists() {
         eprintln!("skipped: needs a server newer than PostgreSQL 15 (CI's 16.13 stage runs it)");
@@ -436,7 +436,7 @@ fn a_pg_dump_older_than_the_server_is_refused_naming_the_version_needed() {
 
 #[test]
 fn under_load_sluice_gives_up_on_a_held_lock_without_stalling_the_clients() {
-    let (cluster, conninfo) = fixture_target();
+    let (cluster, conninfo) = own_fixture_target();
     let ready = ready_package(&cluster);
     edit_manifest(
         &ready.dir,
@@ -637,7 +637,7 @@ fn kill_9_at_every_step_boundary_of_rollback() {
                     "{at}: the rollback committed but the schema is not the pre schema"
                 );
                 // put the change back for the next kill
-                let mut admin = cluster.connect("directus").unwrap();
+                let mut admin = cluster.admin();
                 admin.batch_execute(&read(&ready.dir, MIGRATION)).unwrap();
             } else {
                 assert_eq!(
@@ -658,7 +658,7 @@ fn a_dump_that_fills_the_disk_is_removed_and_the_bundle_says_so() {
     }
     let (cluster, conninfo) = fixture_target();
     // some megabytes of md5 text: a dump far larger than a twentieth of the database
-    let mut admin = cluster.connect("directus").unwrap();
+    let mut admin = cluster.admin();
     admin.batch_execute("CREATE TABLE public.filler AS SELECT g, md5(g::text) || md5((g * 7)::text) AS pad FROM generate_series(1, 60000) g").unwrap();
     let size: i64 = admin
         .query_one("SELECT pg_database_size(current_database())", &[])

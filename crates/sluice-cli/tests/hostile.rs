@@ -9,7 +9,7 @@ use support::*;
 #[test]
 fn checks_that_try_to_write_are_stopped_by_the_read_only_transaction() {
     let (cluster, conninfo) = fixture_target();
-    let mut admin = cluster.connect("directus").unwrap();
+    let mut admin = cluster.admin();
     admin
         .batch_execute(
             "CREATE SEQUENCE public.probe_seq;
@@ -104,7 +104,7 @@ fn password_target() -> (sluice::cluster::Cluster, String) {
     options.hba_lines = vec!["local all secret_admin scram-sha-256".into()];
     let cluster = sluice::cluster::Cluster::start(options).unwrap();
     sluice::reference::prepare_target(&cluster).unwrap();
-    let mut admin = cluster.connect("directus").unwrap();
+    let mut admin = cluster.admin();
     admin
         .batch_execute(&format!(
             "CREATE ROLE secret_admin LOGIN SUPERUSER PASSWORD '{SECRET}'"
@@ -231,7 +231,7 @@ fn a_password_never_leaves_the_process_it_was_given_to() {
             );
         }
         // back to the fixture's schema for the next way of giving the password
-        let mut admin = cluster.connect("directus").unwrap();
+        let mut admin = cluster.admin();
         admin.batch_execute(&read(&ready.dir, ROLLBACK)).unwrap();
         // and a wrong password is refused without echoing it
         let wrong = target.replace(SECRET, "wrong-pw-123");

@@ -252,7 +252,7 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 /// session sees the concurrent build's SHARE UPDATE EXCLUSIVE and its phases.
 #[test]
 fn a_non_atomic_rehearsal_samples_the_concurrent_index_build() {
-    let (cluster, conninfo) = fixture_target();
+    let (cluster, conninfo) = own_fixture_target();
     let mut c = postgres::Client::connect(&conninfo, postgres::NoTls).unwrap();
     c.batch_execute(
         "CREATE TABLE public.big (id int PRIMARY KEY, n int);

@@ -93,7 +93,7 @@ fn indexes(conninfo: &str) -> Vec<(String, bool)> {
 
 #[test]
 fn a_failure_after_a_committed_statement_exits_5_and_the_gated_rollback_undoes_it() {
-    let (cluster, conninfo) = fixture_target();
+    let (cluster, conninfo) = own_fixture_target();
     let mut c = postgres::Client::connect(&conninfo, postgres::NoTls).unwrap();
     // duplicates in v: the unique index cannot be built
     c.batch_execute(
@@ -221,7 +221,7 @@ fn a_failure_after_a_committed_statement_exits_5_and_the_gated_rollback_undoes_i
 
 #[test]
 fn a_non_atomic_migration_that_succeeds_says_how_it_ran() {
-    let (cluster, conninfo) = fixture_target();
+    let (cluster, conninfo) = own_fixture_target();
     let mut c = postgres::Client::connect(&conninfo, postgres::NoTls).unwrap();
     c.batch_execute("CREATE TABLE public.dup (id int, v int); INSERT INTO public.dup SELECT g, g FROM generate_series(1, 100) g")
         .unwrap();

@@ -102,8 +102,8 @@ fn rehearse_from_the_target_passes_and_leaves_the_target_untouched() {
 /// "permission denied", as it will in production — not as a superuser that may do anything.
 #[test]
 fn a_migration_needing_a_privilege_the_production_role_lacks_fails_the_rehearsal() {
-    let (cluster, conninfo) = fixture_target();
-    let mut admin = cluster.connect("directus").unwrap();
+    let (cluster, conninfo) = own_fixture_target();
+    let mut admin = cluster.admin();
     admin
         .batch_execute(
             "CREATE ROLE app_reader NOLOGIN;
@@ -555,7 +555,7 @@ fn run_psql(script: &Path, conninfo: &str) -> String {
 
 #[test]
 fn the_restore_script_works_for_a_table_owner_who_is_not_superuser() {
-    let (cluster, conninfo) = fixture_target();
+    let (cluster, conninfo) = own_fixture_target();
     let mut admin = cluster.connect("postgres").unwrap();
     let mut client = postgres::Client::connect(&conninfo, postgres::NoTls).unwrap();
     let values = |c: &mut postgres::Client| -> Vec<String> {
@@ -688,7 +688,7 @@ fn an_initd_package_without_a_target_database_can_be_rehearsed() {
 /// with "database postgres already exists".
 #[test]
 fn a_target_database_called_postgres_can_be_rehearsed() {
-    let (cluster, _conninfo) = fixture_target();
+    let (cluster, _conninfo) = own_fixture_target();
     let conninfo = cluster.conninfo("postgres", cluster.superuser());
     let stderr = rehearse_a_starter_package(&conninfo);
     assert!(
@@ -969,7 +969,7 @@ fn rollback_exclusive_run_refuses_while_another_run_holds_the_lock() {
 
 #[test]
 fn rollback_target_identity_refuses_another_database() {
-    let (cluster, conninfo) = fixture_target();
+    let (cluster, conninfo) = own_fixture_target();
     let ready = ready_package(&cluster);
     let run = applied_with_failing_verify(&ready, &conninfo);
     let elsewhere = conninfo.replace("dbname=directus", "dbname=postgres");

@@ -152,7 +152,7 @@ fn report_filters(settings: &mut insta::Settings, tmp: &Path) {
 
 #[test]
 fn report_md_of_a_run_of_the_reference_package() {
-    let (cluster, conninfo) = fixture_target();
+    let (cluster, conninfo) = own_fixture_target();
     let ready = ready_package(&cluster);
     approve_all(&ready);
     apply_cmd(&ready, &conninfo).assert().success();

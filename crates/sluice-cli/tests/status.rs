@@ -7,7 +7,7 @@ use support::*;
 
 #[test]
 fn status_lists_the_runs_of_this_target_from_the_evidence() {
-    let (cluster, conninfo) = fixture_target();
+    let (cluster, conninfo) = own_fixture_target();
     let ready = ready_package(&cluster);
     approve_all(&ready);
     let evidence = ready.tmp.path().join("evidence");

@@ -1,8 +1,6 @@
 //! Catalog snapshots, diffs and their judgement against a real throwaway PostgreSQL loaded with
 //! the reference fixture.
 
-mod common;
-
 use postgres::{Client, NoTls};
 use sluice::catalog::{self, ObjectChange, ObjectKind, Snapshot, SnapshotOptions};
 use sluice::package::{Package, SchemaDiffPolicy};
@@ -58,7 +56,8 @@ fn keys(list: &[ObjectChange]) -> BTreeSet<String> {
 
 #[test]
 fn a_snapshot_taken_twice_is_equal_and_serializes_identically() {
-    let (_cluster, conninfo) = common::fixture_cluster();
+    let fixture = sluice_testkit::fixture_database();
+    let conninfo = fixture.conninfo.clone();
     let mut c = connect(&conninfo);
     let first = snap(&mut c);
     let second = snap(&mut c);
@@ -157,7 +156,8 @@ fn a_snapshot_taken_twice_is_equal_and_serializes_identically() {
 
 #[test]
 fn the_reference_migration_adds_exactly_its_objects_and_the_rollback_restores_the_schema() {
-    let (_cluster, conninfo) = common::fixture_cluster();
+    let fixture = sluice_testkit::fixture_database();
+    let conninfo = fixture.conninfo.clone();
     let mut c = connect(&conninfo);
     let pre = snap(&mut c);
     c.batch_execute(&read("sql/phase-alpha-r2.sql")).unwrap();
@@ -277,7 +277,8 @@ fn the_reference_migration_adds_exactly_its_objects_and_the_rollback_restores_th
 
 #[test]
 fn a_dropped_column_is_removed_and_needs_the_policy_and_a_drop() {
-    let (_cluster, conninfo) = common::fixture_cluster();
+    let fixture = sluice_testkit::fixture_database();
+    let conninfo = fixture.conninfo.clone();
     let mut c = connect(&conninfo);
     let pre = snap(&mut c);
     c.batch_execute("ALTER TABLE sandbox_tac.logical_unit DROP COLUMN title")
@@ -316,7 +317,8 @@ fn a_dropped_column_is_removed_and_needs_the_policy_and_a_drop() {
 
 #[test]
 fn a_new_default_on_an_existing_column_is_a_change_only_set_default_explains() {
-    let (_cluster, conninfo) = common::fixture_cluster();
+    let fixture = sluice_testkit::fixture_database();
+    let conninfo = fixture.conninfo.clone();
     let mut c = connect(&conninfo);
     let pre = snap(&mut c);
     c.batch_execute(
@@ -359,7 +361,8 @@ fn a_new_default_on_an_existing_column_is_a_change_only_set_default_explains() {
 
 #[test]
 fn row_counts_are_exact_per_table() {
-    let (_cluster, conninfo) = common::fixture_cluster();
+    let fixture = sluice_testkit::fixture_database();
+    let conninfo = fixture.conninfo.clone();
     let mut c = connect(&conninfo);
     let counts = catalog::row_counts(&mut c, &[]).unwrap();
     assert_eq!(counts.get("public.tac_logical_unit"), Some(&86));
@@ -393,7 +396,7 @@ fn row_counts_are_exact_per_table() {
 /// raised; the snapshot reads catalogs only.
 #[test]
 fn row_counts_and_the_snapshot_fit_a_small_lock_table() {
-    let cluster = common::cluster_with(&[
+    let cluster = sluice_testkit::cluster_with(&[
         ("max_connections", "5"),
         ("max_worker_processes", "2"),
         ("max_wal_senders", "0"),
@@ -420,7 +423,8 @@ fn row_counts_and_the_snapshot_fit_a_small_lock_table() {
 
 #[test]
 fn ignored_schemas_are_left_out() {
-    let (_cluster, conninfo) = common::fixture_cluster();
+    let fixture = sluice_testkit::fixture_database();
+    let conninfo = fixture.conninfo.clone();
     let mut c = connect(&conninfo);
     let full = snap(&mut c);
     let ignore = vec!["cutter_governance".to_string()];
@@ -452,7 +456,7 @@ fn ignored_schemas_are_left_out() {
 
 #[test]
 fn every_object_kind_is_read_and_extension_members_are_left_out() {
-    let mut cluster = common::cluster();
+    let mut cluster = sluice_testkit::cluster();
     let mut c = cluster.connect("postgres").unwrap();
     c.batch_execute(
         "CREATE SCHEMA app;
@@ -702,7 +706,7 @@ fn judged_only_by(
 /// operation naming it explains (issue #16).
 #[test]
 fn privileges_policies_comments_and_default_privileges_are_read_and_judged() {
-    let mut cluster = common::cluster();
+    let mut cluster = sluice_testkit::cluster();
     let mut admin = cluster.connect("postgres").unwrap();
     admin
         .batch_execute("CREATE ROLE sluice_reader; CREATE ROLE sluice_writer")
@@ -914,7 +918,7 @@ fn privileges_policies_comments_and_default_privileges_are_read_and_judged() {
 /// change is a diff that only an operation of its statement type explains (issue #16).
 #[test]
 fn rules_publications_event_triggers_and_statistics_are_read_and_judged() {
-    let mut cluster = common::cluster();
+    let mut cluster = sluice_testkit::cluster();
     let mut admin = cluster.connect("postgres").unwrap();
     admin.batch_execute("CREATE DATABASE base").unwrap();
     let mut c = cluster.connect("base").unwrap();
@@ -1022,7 +1026,8 @@ fn rules_publications_event_triggers_and_statistics_are_read_and_judged() {
 #[test]
 #[ignore]
 fn a_snapshot_of_ten_thousand_tables() {
-    let (_cluster, conninfo) = common::fixture_cluster();
+    let fixture = sluice_testkit::fixture_database();
+    let conninfo = fixture.conninfo.clone();
     let mut c = connect(&conninfo);
     c.batch_execute("CREATE SCHEMA many").unwrap();
     // each thousand in its own transaction: creating takes a lock on every new table
@@ -1066,7 +1071,7 @@ fn a_snapshot_of_ten_thousand_tables() {
 /// `pg_get_constraintdef`), and the others must be left to the server.
 #[test]
 fn index_and_constraint_definitions_are_the_servers_own_text() {
-    let mut cluster = common::cluster();
+    let mut cluster = sluice_testkit::cluster();
     let mut c = cluster.connect("postgres").unwrap();
     c.batch_execute(
         r#"CREATE SCHEMA "Odd Schema";
@@ -1213,7 +1218,7 @@ fn index_and_constraint_definitions_are_the_servers_own_text() {
 /// of change it must equal a whole snapshot, and it must actually take tables over when it can.
 #[test]
 fn a_snapshot_since_an_earlier_one_equals_a_whole_one_after_every_kind_of_change() {
-    let mut cluster = common::cluster();
+    let mut cluster = sluice_testkit::cluster();
     let mut admin = cluster.connect("postgres").unwrap();
     admin.batch_execute("CREATE DATABASE base").unwrap();
     let mut base = cluster.connect("base").unwrap();

@@ -1,11 +1,9 @@
-mod common;
-
 use sluice::cluster::{find_server, Cluster, ClusterError, ClusterOptions};
 use std::path::PathBuf;
 
 #[test]
 fn a_throwaway_cluster_starts_serves_and_goes_away() {
-    let mut cluster = common::cluster();
+    let mut cluster = sluice_testkit::cluster();
     let socket_dir = cluster.socket_dir();
     let mut client = cluster.connect("postgres").unwrap();
     let row = client
@@ -22,7 +20,8 @@ fn a_throwaway_cluster_starts_serves_and_goes_away() {
 
 #[test]
 fn the_fixture_builds_the_seeds_production_state() {
-    let (_cluster, conninfo) = common::fixture_cluster();
+    let fixture = sluice_testkit::fixture_database();
+    let conninfo = fixture.conninfo.clone();
     let mut c = postgres::Client::connect(&conninfo, postgres::NoTls).unwrap();
     let count =
         |c: &mut postgres::Client, sql: &str| -> i64 { c.query_one(sql, &[]).unwrap().get(0) };

@@ -2,8 +2,6 @@
 //! touched, read from the server inside the migration's transaction; the probe itself takes no
 //! lock; a traced run ends in the same schema and the same last row as an untraced one.
 
-mod common;
-
 use sluice::locktrace::LockSource;
 use sluice::locktrace::{LockTrace, StatementTrace, TracedLock};
 use sluice::migration::{self, MigrationReport, MigrationRun};
@@ -87,7 +85,8 @@ fn database(cluster: &sluice::cluster::Cluster, name: &str, setup: &str) -> Stri
 
 #[test]
 fn the_reference_migration_traced_statement_by_statement() {
-    let (_cluster, conninfo) = common::fixture_cluster();
+    let fixture = sluice_testkit::fixture_database();
+    let conninfo = fixture.conninfo.clone();
     let sql = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../examples/phase-alpha/sql/phase-alpha-r2.sql"
@@ -146,7 +145,7 @@ fn the_reference_migration_traced_statement_by_statement() {
 
 #[test]
 fn a_type_change_rewrites_validate_takes_share_update_exclusive_a_foreign_key_locks_both_tables() {
-    let cluster = common::cluster();
+    let cluster = sluice_testkit::cluster();
     let setup = "CREATE TABLE public.t (id int PRIMARY KEY, n int);
                  INSERT INTO public.t SELECT g, g FROM generate_series(1, 1000) g;
                  CREATE TABLE public.parent (id int PRIMARY KEY);
@@ -194,19 +193,16 @@ fn a_type_change_rewrites_validate_takes_share_update_exclusive_a_foreign_key_lo
 
 #[test]
 fn the_probe_takes_no_lock_and_a_traced_run_equals_an_untraced_one() {
-    let (cluster, conninfo) = common::fixture_cluster();
-    let mut admin = cluster.connect("postgres").unwrap();
-    admin
-        .batch_execute("CREATE DATABASE untraced TEMPLATE directus")
-        .unwrap();
-    let untraced_conninfo = cluster.conninfo("untraced", sluice::reference::ROLE);
+    let fixture = sluice_testkit::fixture_database();
+    let untraced = sluice_testkit::fixture_database();
+    let (conninfo, untraced_conninfo) = (&fixture.conninfo, &untraced.conninfo);
     let sql = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../examples/phase-alpha/sql/phase-alpha-r2.sql"
     ))
     .unwrap();
-    let with = run(&conninfo, &sql, true);
-    let without = run(&untraced_conninfo, &sql, false);
+    let with = run(conninfo, &sql, true);
+    let without = run(untraced_conninfo, &sql, false);
     assert!(without.trace.is_none());
     assert_eq!(with.last_row, without.last_row);
     let snapshot = |conninfo: &str| {
@@ -216,7 +212,7 @@ fn the_probe_takes_no_lock_and_a_traced_run_equals_an_untraced_one() {
             .snapshot;
         serde_json::to_value(&snap).unwrap()
     };
-    assert_eq!(snapshot(&conninfo), snapshot(&untraced_conninfo));
+    assert_eq!(snapshot(conninfo), snapshot(untraced_conninfo));
     // an ordinary apply's report has no "trace" key
     assert!(serde_json::to_value(&without)
         .unwrap()
@@ -225,7 +221,7 @@ fn the_probe_takes_no_lock_and_a_traced_run_equals_an_untraced_one() {
 
     // the probe alone, inside a transaction: it sees nothing new and another session sees
     // only the transaction's own virtual xid
-    let mut c = postgres::Client::connect(&conninfo, postgres::NoTls).unwrap();
+    let mut c = postgres::Client::connect(conninfo, postgres::NoTls).unwrap();
     let pid: i32 = c.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
     let mut tx = c.transaction().unwrap();
     let probe = sluice::locktrace::probe_sql();
@@ -237,7 +233,7 @@ fn the_probe_takes_no_lock_and_a_traced_run_equals_an_untraced_one() {
             .count();
         assert_eq!(locks, 0, "the probe sees a lock of its own");
     }
-    let mut other = postgres::Client::connect(&conninfo, postgres::NoTls).unwrap();
+    let mut other = postgres::Client::connect(conninfo, postgres::NoTls).unwrap();
     let held: Vec<String> = other
         .query(
             "SELECT locktype FROM pg_locks WHERE pid = $1 ORDER BY 1",
@@ -256,7 +252,7 @@ fn the_probe_takes_no_lock_and_a_traced_run_equals_an_untraced_one() {
 /// statement too fast to be sampled gets lint's prediction, held for its duration.
 #[test]
 fn none_mode_samples_locks_and_the_phases_of_a_concurrent_index_build() {
-    let cluster = common::cluster();
+    let cluster = sluice_testkit::cluster();
     let conninfo = database(
         &cluster,
         "cic",
@@ -313,7 +309,7 @@ fn none_mode_samples_locks_and_the_phases_of_a_concurrent_index_build() {
 /// taking ACCESS EXCLUSIVE on the child.
 #[test]
 fn a_cascade_takes_a_lock_lint_did_not_predict() {
-    let cluster = common::cluster();
+    let cluster = sluice_testkit::cluster();
     let conninfo = database(
         &cluster,
         "cascade",
@@ -344,7 +340,7 @@ fn a_cascade_takes_a_lock_lint_did_not_predict() {
 /// snapshot's row counts, in an apply): a statement that scans nothing shows no scan.
 #[test]
 fn earlier_scans_of_the_session_are_not_the_statements() {
-    let cluster = common::cluster();
+    let cluster = sluice_testkit::cluster();
     let conninfo = database(
         &cluster,
         "scans",

@@ -2,8 +2,6 @@
 //! CSV a text COPY writes, types sluice does not format keep the text COPY, and a capture
 //! compared with an earlier one follows the earlier one's key order.
 
-mod common;
-
 use postgres::Client;
 use sluice::cluster::Cluster;
 use sluice::package::Probe;
@@ -76,7 +74,7 @@ const EVERY_FORMATTED_TYPE: &str = "
 
 #[test]
 fn a_binary_capture_is_byte_identical_to_postgres_own_csv() {
-    let cluster = common::cluster();
+    let cluster = sluice_testkit::cluster();
     let mut c = cluster.connect("postgres").unwrap();
     c.batch_execute(EVERY_FORMATTED_TYPE).unwrap();
     let tmp = tempfile::tempdir().unwrap();
@@ -148,7 +146,7 @@ fn a_binary_capture_is_byte_identical_to_postgres_own_csv() {
 
 #[test]
 fn a_type_sluice_does_not_format_keeps_the_text_copy() {
-    let cluster = common::cluster();
+    let cluster = sluice_testkit::cluster();
     let mut c = cluster.connect("postgres").unwrap();
     c.batch_execute(
         "CREATE TABLE public.money (id integer PRIMARY KEY, amount numeric(12,2), tags text[]);
@@ -175,7 +173,7 @@ fn a_type_sluice_does_not_format_keeps_the_text_copy() {
 
 #[test]
 fn a_capture_compared_with_an_earlier_one_follows_its_key_order() {
-    let cluster = common::cluster();
+    let cluster = sluice_testkit::cluster();
     let mut c = cluster.connect("postgres").unwrap();
     c.batch_execute(
         "CREATE TABLE public.items (id integer PRIMARY KEY, state text);
@@ -225,7 +223,7 @@ fn a_capture_compared_with_an_earlier_one_follows_its_key_order() {
 
 #[test]
 fn rows_come_over_the_working_session_when_no_connection_of_their_own_can_be_had() {
-    let cluster = common::cluster();
+    let cluster = sluice_testkit::cluster();
     let mut c = cluster.connect("postgres").unwrap();
     c.batch_execute(EVERY_FORMATTED_TYPE).unwrap();
     let tmp = tempfile::tempdir().unwrap();

@@ -63,21 +63,63 @@ pub fn manifest_line(dir: &Path, needle: &str) -> usize {
         + 1
 }
 
-/// A throwaway cluster with the seed's production state; the target's conninfo.
-pub fn fixture_target() -> (sluice::cluster::Cluster, String) {
-    fixture_target_with(Vec::new())
+/// A database of its own with the seed's production state, in the cluster this test binary
+/// shares; the target's conninfo. For a case whose changes stay inside its database.
+pub fn fixture_target() -> (sluice_testkit::FixtureDb, String) {
+    let db = sluice_testkit::fixture_database();
+    let conninfo = db.conninfo.clone();
+    (db, conninfo)
+}
+
+/// A cluster of its own with the seed's production state in `directus`: for a case that
+/// changes roles, settings or the server itself.
+pub fn own_fixture_target() -> (sluice::cluster::Cluster, String) {
+    sluice_testkit::fixture_cluster()
 }
 
 /// The same, with extra server settings (e.g. the rehearsal marker).
 pub fn fixture_target_with(settings: Vec<(String, String)>) -> (sluice::cluster::Cluster, String) {
-    let explicit = std::env::var_os("SLUICE_TEST_PG_BINDIR").map(PathBuf::from);
-    let bins = sluice::cluster::find_server(explicit.as_deref(), None)
-        .expect("PostgreSQL server binaries");
-    let mut options = sluice::cluster::ClusterOptions::new(bins);
+    let mut options = sluice::cluster::ClusterOptions::new(sluice_testkit::server());
     options.settings = settings;
     let cluster = sluice::cluster::Cluster::start(options).expect("cluster starts");
     let conninfo = sluice::reference::prepare_target(&cluster).expect("fixture loads");
     (cluster, conninfo)
+}
+
+/// Where the seed's production state is: a cluster of the test's own (database `directus`) or
+/// a database of the shared cluster.
+pub trait FixtureTarget {
+    /// The server's major version.
+    fn major(&self) -> u32;
+    /// The database that holds the fixture.
+    fn database(&self) -> &str;
+    /// A superuser session on that database.
+    fn admin(&self) -> postgres::Client;
+}
+
+impl FixtureTarget for sluice::cluster::Cluster {
+    fn major(&self) -> u32 {
+        self.binaries().major
+    }
+    fn database(&self) -> &str {
+        sluice::reference::DATABASE
+    }
+    fn admin(&self) -> postgres::Client {
+        self.connect(sluice::reference::DATABASE).unwrap()
+    }
+}
+
+impl FixtureTarget for sluice_testkit::FixtureDb {
+    fn major(&self) -> u32 {
+        self.binaries.major
+    }
+    fn database(&self) -> &str {
+        &self.name
+    }
+    fn admin(&self) -> postgres::Client {
+        // the fixture's role is a superuser
+        self.connect()
+    }
 }
 
 pub const SIGNERS: [&str; 2] = ["alice@example.com", "bob@example.com"];
@@ -91,13 +133,20 @@ pub struct Ready {
     pub keys: PathBuf,
 }
 
-pub fn ready_package(cluster: &sluice::cluster::Cluster) -> Ready {
+pub fn ready_package(fixture: &impl FixtureTarget) -> Ready {
     let (tmp, dir) = reference_copy();
     edit_manifest(
         &dir,
         "server_major = 16",
-        &format!("server_major = {}", cluster.binaries().major),
+        &format!("server_major = {}", fixture.major()),
     );
+    if fixture.database() != sluice::reference::DATABASE {
+        edit_manifest(
+            &dir,
+            &format!("database = \"{}\"", sluice::reference::DATABASE),
+            &format!("database = \"{}\"", fixture.database()),
+        );
+    }
     edit_manifest(
         &dir,
         "[rehearsal]\nrequired = true",
@@ -183,31 +232,7 @@ pub fn apply_as(ready: &Ready, conninfo: &str, operator: &str, evidence: &Path) 
     cmd
 }
 
-/// The target's schema (catalog snapshot) and every fixture table's rows, as one string: equal
-/// strings mean an unchanged target.
-pub fn fingerprint(conninfo: &str) -> String {
-    let mut client = postgres::Client::connect(conninfo, postgres::NoTls).unwrap();
-    let schema = sluice::catalog::snapshot(&mut client, sluice::catalog::SnapshotOptions::new(&[]))
-        .unwrap()
-        .snapshot;
-    let mut out = serde_json::to_string(&schema).unwrap();
-    let tables: Vec<String> = client
-        .query(
-            "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1",
-            &[],
-        )
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    for table in tables {
-        let row = client
-            .query_one(&format!("SELECT count(*)::text || ':' || coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), '') FROM {table} t"), &[])
-            .unwrap();
-        out.push_str(&format!("\n{table} {}", row.get::<_, String>(0)));
-    }
-    out
-}
+pub use sluice_testkit::fingerprint;
 
 /// The stderr of an assert as text.
 pub fn stderr_of(assert: &assert_cmd::assert::Assert) -> String {

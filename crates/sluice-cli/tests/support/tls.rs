@@ -95,8 +95,7 @@ fn write_private(path: &Path, text: &str) {
 }
 
 fn server_binaries() -> sluice::cluster::ServerBinaries {
-    let explicit = std::env::var_os("SLUICE_TEST_PG_BINDIR").map(PathBuf::from);
-    sluice::cluster::find_server(explicit.as_deref(), None).expect("PostgreSQL server binaries")
+    sluice_testkit::server()
 }
 
 /// The TLS-only server with the reference fixture loaded. The server certificate names only
