@@ -95,7 +95,7 @@ fn apply_and_rehearse_over_require_on_a_tls_only_server() {
         .args(["--target", &target, "--evidence"])
         .arg(ready.tmp.path().join("rehearsal-evidence"))
         .env("PGPASSWORD", PASSWORD);
-    if let Some(bindir) = std::env::var_os("SLUICE_TEST_PG_BINDIR") {
+    if let Some(bindir) = sluice_testkit::server_bindir() {
         rehearse.arg("--pg-bindir").arg(bindir);
     }
     rehearse.assert().success();

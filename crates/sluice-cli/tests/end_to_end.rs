@@ -10,7 +10,7 @@ fn the_demo_runs_the_reference_package_end_to_end() {
     cmd.arg("demo")
         .arg("--workdir")
         .arg(tmp.path().join("demo"));
-    if let Some(bindir) = std::env::var_os("SLUICE_TEST_PG_BINDIR") {
+    if let Some(bindir) = sluice_testkit::server_bindir() {
         cmd.arg("--pg-bindir").arg(bindir);
     }
     let assert = cmd.assert().success();

@@ -98,8 +98,7 @@ const SECRET: &str = "S3cret-Pw-never-shown";
 
 /// A cluster where `secret_admin` must give a password (scram) on the socket.
 fn password_target() -> (sluice::cluster::Cluster, String) {
-    let explicit = std::env::var_os("SLUICE_TEST_PG_BINDIR").map(std::path::PathBuf::from);
-    let bins = sluice::cluster::find_server(explicit.as_deref(), None).unwrap();
+    let bins = sluice_testkit::server();
     let mut options = sluice::cluster::ClusterOptions::new(bins);
     options.hba_lines = vec!["local all secret_admin scram-sha-256".into()];
     let cluster = sluice::cluster::Cluster::start(options).unwrap();

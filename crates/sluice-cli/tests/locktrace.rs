@@ -11,7 +11,7 @@ fn rehearse(ready: &Ready, conninfo: &str) -> String {
         .arg(&ready.dir)
         .args(["--target", conninfo, "--evidence"])
         .arg(ready.tmp.path().join("rehearsal-evidence"));
-    if let Some(bindir) = std::env::var_os("SLUICE_TEST_PG_BINDIR") {
+    if let Some(bindir) = sluice_testkit::server_bindir() {
         cmd.arg("--pg-bindir").arg(bindir);
     }
     stderr_of(&cmd.assert().success())
@@ -313,7 +313,7 @@ required = true
         .arg(&dir)
         .args(["--target", &conninfo, "--evidence"])
         .arg(tmp.path().join("rehearsal-evidence"));
-    if let Some(bindir) = std::env::var_os("SLUICE_TEST_PG_BINDIR") {
+    if let Some(bindir) = sluice_testkit::server_bindir() {
         cmd.arg("--pg-bindir").arg(bindir);
     }
     let stderr = stderr_of(&cmd.assert().success());

@@ -9,7 +9,7 @@ fn rehearse_cmd(ready: &Ready) -> assert_cmd::Command {
         .arg(&ready.dir)
         .arg("--evidence")
         .arg(ready.tmp.path().join("rehearsal-evidence"));
-    if let Some(bindir) = std::env::var_os("SLUICE_TEST_PG_BINDIR") {
+    if let Some(bindir) = sluice_testkit::server_bindir() {
         cmd.arg("--pg-bindir").arg(bindir);
     }
     cmd
@@ -709,7 +709,7 @@ fn rehearse_a_starter_package(conninfo: &str) -> String {
         .arg(&dir)
         .args(["--target", conninfo, "--evidence"])
         .arg(tmp.path().join("evidence"));
-    if let Some(bindir) = std::env::var_os("SLUICE_TEST_PG_BINDIR") {
+    if let Some(bindir) = sluice_testkit::server_bindir() {
         cmd.arg("--pg-bindir").arg(bindir);
     }
     let assert = cmd.assert();

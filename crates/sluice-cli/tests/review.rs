@@ -1,12 +1,11 @@
 mod support;
 
 use predicates::prelude::*;
-use sluice::cluster::{find_server, Cluster, ClusterOptions};
+use sluice::cluster::{Cluster, ClusterOptions};
 use support::*;
 
 fn fixture_target() -> (Cluster, String) {
-    let explicit = std::env::var_os("SLUICE_TEST_PG_BINDIR").map(std::path::PathBuf::from);
-    let bins = find_server(explicit.as_deref(), None).expect("PostgreSQL server binaries");
+    let bins = sluice_testkit::server();
     let cluster = Cluster::start(ClusterOptions::new(bins)).expect("cluster starts");
     let conninfo = sluice::reference::prepare_target(&cluster).expect("fixture loads");
     (cluster, conninfo)

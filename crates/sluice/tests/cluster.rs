@@ -1,5 +1,4 @@
 use sluice::cluster::{find_server, Cluster, ClusterError, ClusterOptions};
-use std::path::PathBuf;
 
 #[test]
 fn a_throwaway_cluster_starts_serves_and_goes_away() {
@@ -89,8 +88,7 @@ fn root_starts_a_cluster_from_binaries_in_a_0700_folder() {
         eprintln!("not root: the server runs as this user, nothing to cross");
         return;
     }
-    let explicit = std::env::var_os("SLUICE_TEST_PG_BINDIR").map(PathBuf::from);
-    let bins = find_server(explicit.as_deref(), None).unwrap();
+    let bins = sluice_testkit::server();
     let home = tempfile::tempdir().unwrap();
     std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
     let install = bins.bindir.parent().unwrap();
