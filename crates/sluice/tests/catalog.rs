@@ -1348,3 +1348,79 @@ fn a_snapshot_since_an_earlier_one_equals_a_whole_one_after_every_kind_of_change
     drop(admin);
     cluster.stop().unwrap();
 }
+
+/// A column added on a partitioned table reaches every partition (sub-partitions too): the
+/// scope's `add_column` on the parent explains them all, as its `alter_column_type` and
+/// `drop_column` do (a user's ADD COLUMN on a partitioned table failed schema-diff before).
+#[test]
+fn a_change_to_a_partitioned_tables_column_is_explained_on_every_partition() {
+    let fixture = sluice_testkit::fixture_database();
+    let mut c = connect(&fixture.conninfo);
+    c.batch_execute(
+        "CREATE SCHEMA app;
+         CREATE TABLE app.orders (id bigint, placed date, PRIMARY KEY (id, placed)) PARTITION BY RANGE (placed);
+         CREATE TABLE app.orders_2024 PARTITION OF app.orders FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+         CREATE TABLE app.orders_2025 PARTITION OF app.orders FOR VALUES FROM ('2025-01-01') TO ('2026-01-01') PARTITION BY RANGE (placed);
+         CREATE TABLE app.orders_2025h1 PARTITION OF app.orders_2025 FOR VALUES FROM ('2025-01-01') TO ('2025-07-01');
+         CREATE TABLE app.kept (id int);
+         CREATE TABLE app.kept_child () INHERITS (app.kept);",
+    )
+    .unwrap();
+    let op = |text: &str| vec![sluice::sql::Operation::parse(text).unwrap()];
+    let mut step = |sql: &str, scope: &str, allow_removed: bool| {
+        let before = snap(&mut c);
+        c.batch_execute(sql).unwrap();
+        let d = catalog::diff(&before, &snap(&mut c)).unwrap();
+        let verdict = catalog::judge(&d, &op(scope), &policy(allow_removed));
+        assert!(verdict.holds, "{sql}: {verdict:#?}");
+        d
+    };
+    let added = step(
+        "ALTER TABLE app.orders ADD COLUMN status text",
+        "add_column app.orders.status",
+        false,
+    );
+    assert_eq!(added.added.len(), 4, "{:?}", keys(&added.added));
+    let retyped = step(
+        "ALTER TABLE app.orders ALTER COLUMN status TYPE varchar(20)",
+        "alter_column_type app.orders.status",
+        false,
+    );
+    assert_eq!(retyped.changed.len(), 4, "{:?}", keys(&retyped.changed));
+    let dropped = step(
+        "ALTER TABLE app.orders DROP COLUMN status",
+        "drop_column app.orders.status",
+        true,
+    );
+    assert_eq!(dropped.removed.len(), 4, "{:?}", keys(&dropped.removed));
+    // plain inheritance too
+    let inherited = step(
+        "ALTER TABLE app.kept ADD COLUMN note text",
+        "add_column app.kept.note",
+        false,
+    );
+    assert_eq!(inherited.added.len(), 2, "{:?}", keys(&inherited.added));
+}
+
+/// `CREATE EXTENSION` (a trusted one a database owner may create) is explained by
+/// `create_extension NAME`, and only that name; dropping one needs `allow_removed` (its members
+/// may hold data) besides `drop_extension NAME`.
+#[test]
+fn an_extension_is_explained_by_its_own_operation() {
+    let fixture = sluice_testkit::fixture_database();
+    let mut c = connect(&fixture.conninfo);
+    let before = snap(&mut c);
+    c.batch_execute("CREATE EXTENSION pg_trgm").unwrap();
+    let with = snap(&mut c);
+    let d = catalog::diff(&before, &with).unwrap();
+    assert_eq!(
+        keys(&d.added),
+        BTreeSet::from(["extension pg_trgm".to_string()])
+    );
+    assert!(catalog::judge(&d, &ops(&["create_extension pg_trgm"]), &policy(false)).holds);
+    assert!(!catalog::judge(&d, &ops(&["create_extension citext"]), &policy(false)).holds);
+    assert!(!catalog::judge(&d, &ops(&["other CreateExtensionStmt"]), &policy(false)).holds);
+    let d = catalog::diff(&with, &before).unwrap();
+    assert!(!catalog::judge(&d, &ops(&["drop_extension pg_trgm"]), &policy(false)).holds);
+    assert!(catalog::judge(&d, &ops(&["drop_extension pg_trgm"]), &policy(true)).holds);
+}

@@ -19,7 +19,7 @@ use crate::package::SchemaDiffPolicy;
 use crate::sql::{OpKind, Operation};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// One object that was added, removed or changed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -100,6 +100,11 @@ pub struct SchemaDiff {
     pub added: Vec<ObjectChange>,
     pub removed: Vec<ObjectChange>,
     pub changed: Vec<ObjectChange>,
+    /// The parents (partitioned tables, or parents by inheritance) of the tables whose columns
+    /// the diff holds, from either snapshot: a column added, dropped or altered on a parent is
+    /// added, dropped or altered on each of its partitions too, explained by the same operation.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub parents: BTreeMap<String, Vec<String>>,
 }
 
 impl SchemaDiff {
@@ -122,7 +127,41 @@ pub struct DuplicateKey {
 pub fn diff(pre: &Snapshot, post: &Snapshot) -> Result<SchemaDiff, DuplicateKey> {
     let mut out = SchemaDiff::default();
     Snapshot::diff_each(pre, post, &mut out)?;
+    out.parents = parents_of_changed_columns(&out, [pre, post]);
     Ok(out)
+}
+
+/// The parents of the tables whose columns `diff` holds, read from both snapshots.
+fn parents_of_changed_columns(
+    diff: &SchemaDiff,
+    snapshots: [&Snapshot; 2],
+) -> BTreeMap<String, Vec<String>> {
+    let tables: BTreeSet<String> = [&diff.added, &diff.removed, &diff.changed]
+        .into_iter()
+        .flatten()
+        .filter(|c| c.kind == ObjectKind::Column)
+        .filter_map(|c| {
+            let column = c.after.as_ref().or(c.before.as_ref())?;
+            let (schema, table) = (column.get("schema")?, column.get("table")?);
+            Some(format!("{}.{}", schema.as_str()?, table.as_str()?))
+        })
+        .collect();
+    let mut parents = BTreeMap::new();
+    for table in snapshots.iter().flat_map(|s| &s.tables) {
+        if !tables.contains(&table.key) {
+            continue;
+        }
+        let of: Vec<String> = table
+            .partition_of
+            .iter()
+            .chain(&table.inherits)
+            .cloned()
+            .collect();
+        if !of.is_empty() {
+            parents.insert(table.key.clone(), of);
+        }
+    }
+    parents
 }
 
 fn to_value<T: Serialize>(item: &T) -> Value {
@@ -500,7 +539,8 @@ fn explains_added(op: &Operation, item: &Item) -> bool {
         (CreateRule, K::Rule)
         | (CreatePublication, K::Publication)
         | (CreateEventTrigger, K::EventTrigger)
-        | (CreateStatistics, K::Statistics) => item.key() == object,
+        | (CreateStatistics, K::Statistics)
+        | (CreateExtension, K::Extension) => item.key() == object,
         _ => false,
     }
 }
@@ -547,7 +587,8 @@ fn explains_removed(op: &Operation, item: &Item) -> bool {
         (DropRule, K::Rule)
         | (DropPublication, K::Publication)
         | (DropEventTrigger, K::EventTrigger)
-        | (DropStatistics, K::Statistics) => item.key() == object,
+        | (DropStatistics, K::Statistics)
+        | (DropExtension, K::Extension) => item.key() == object,
         (DropTable, K::Sequence) => item.owned_by_table() == Some(object),
         (DropColumn, K::Column) => item.key() == object,
         (DropColumn, K::Sequence) => item.owned_by() == Some(object),
@@ -634,7 +675,8 @@ fn covers_changed(op: &Operation, item: &Item, ctx: &Context) -> Cover {
         (CreateRule | DropRule, K::Rule)
         | (AlterPublication | CreatePublication | DropPublication, K::Publication)
         | (AlterEventTrigger | CreateEventTrigger | DropEventTrigger, K::EventTrigger)
-        | (AlterStatistics | CreateStatistics | DropStatistics, K::Statistics) => {
+        | (AlterStatistics | CreateStatistics | DropStatistics, K::Statistics)
+        | (AlterExtension | CreateExtension | DropExtension, K::Extension) => {
             yes(item.key() == object, Cover::All)
         }
         // a dropped table leaves the publications that named it
@@ -653,12 +695,13 @@ fn covers_changed(op: &Operation, item: &Item, ctx: &Context) -> Cover {
 
 /// What explains an object that belongs to another one (a column to its table, a sequence to
 /// its column, a partition's index to the parent index): `(kind, key)` of the owners.
-fn owners(item: &Item) -> Vec<(ObjectKind, String)> {
+fn owners(item: &Item, parents: &BTreeMap<String, Vec<String>>) -> Vec<(ObjectKind, String)> {
     use ObjectKind as K;
     let mut out = Vec::new();
     match item.kind() {
         K::Column | K::Index | K::Constraint | K::Trigger => {
             if let Some(t) = item.table_key() {
+                out.extend(parent_columns(item, &t, parents));
                 out.push((K::Table, t));
             }
         }
@@ -693,6 +736,23 @@ fn owners(item: &Item) -> Vec<(ObjectKind, String)> {
         }
     }
     out
+}
+
+/// For a column of a partition (or of a table that inherits): the same column of its parents.
+fn parent_columns(
+    item: &Item,
+    table: &str,
+    parents: &BTreeMap<String, Vec<String>>,
+) -> Vec<(ObjectKind, String)> {
+    let (Some(name), Some(of)) = (item.get("name"), parents.get(table)) else {
+        return Vec::new();
+    };
+    if item.kind() != ObjectKind::Column {
+        return Vec::new();
+    }
+    of.iter()
+        .map(|parent| (ObjectKind::Column, format!("{parent}.{name}")))
+        .collect()
 }
 
 fn in_ignored_schema(change: &ObjectChange, ignore: &[String]) -> bool {
@@ -851,6 +911,42 @@ pub fn judge(
         }
     }
 
+    // … and a partition's column changed as its parent's was (a type, default or NOT NULL set
+    //    on the parent reaches every partition): explained by what explains the parent's.
+    loop {
+        let mut progress = false;
+        for (i, item) in items.iter().enumerate() {
+            if item.side != Side::Changed || changed_ok[i] || item.kind() != ObjectKind::Column {
+                continue;
+            }
+            let Some(table) = item.table_key() else {
+                continue;
+            };
+            let parent = parent_columns(item, &table, &diff.parents)
+                .into_iter()
+                .find_map(|(_, key)| {
+                    items.iter().position(|p| {
+                        p.side == Side::Changed && p.kind() == ObjectKind::Column && p.key() == key
+                    })
+                })
+                .filter(|&p| changed_ok[p])
+                .filter(|&p| {
+                    item.change
+                        .fields
+                        .iter()
+                        .all(|f| items[p].change.fields.contains(f))
+                });
+            if let Some(p) = parent {
+                changed_by[i] = changed_by[p].clone();
+                changed_ok[i] = true;
+                progress = true;
+            }
+        }
+        if !progress {
+            break;
+        }
+    }
+
     // 3. Belonging: an object whose owner is explained on the same side is explained by the
     //    same operation (a new table's columns, a dropped column's sequence, a partition's
     //    index). A new table's triggers and plain indexes still need their own operation; a
@@ -867,7 +963,7 @@ pub fn judge(
             if item.side == Side::Changed || by[i].is_some() {
                 continue;
             }
-            for (kind, key) in owners(item) {
+            for (kind, key) in owners(item, &diff.parents) {
                 let Some(&owner) = index.get(&(item.side, kind, key.as_str())) else {
                     continue;
                 };
@@ -1167,6 +1263,76 @@ mod tests {
         list.iter()
             .map(|c| format!("{} {}", c.kind, c.key))
             .collect()
+    }
+
+    /// `s.p` partitioned into `s.p_1` and `s.p_2` (and `s.p_1` into `s.p_1a`), each with `id`.
+    fn partitioned() -> Snapshot {
+        let mut s = base();
+        s.tables.push(table("s", "p"));
+        for (child, parent) in [("p_1", "p"), ("p_2", "p"), ("p_1a", "p_1")] {
+            let mut t = table("s", child);
+            t.partition_of = Some(format!("s.{parent}"));
+            s.tables.push(t);
+        }
+        for t in ["p", "p_1", "p_2", "p_1a"] {
+            s.columns.push(column("s", t, "id", "bigint"));
+        }
+        s.sort();
+        s
+    }
+
+    #[test]
+    fn a_column_added_altered_or_dropped_on_a_parent_is_so_on_its_partitions() {
+        let pre = partitioned();
+        let mut post = partitioned();
+        for t in ["p", "p_1", "p_2", "p_1a"] {
+            post.columns.push(column("s", t, "status", "text"));
+        }
+        post.sort();
+        let d = diff(&pre, &post).unwrap();
+        assert_eq!(d.added.len(), 4);
+        assert_eq!(d.parents["s.p_1a"], ["s.p_1"]);
+        let v = judge(&d, &ops(&["add_column s.p.status"]), &policy(false));
+        assert!(v.holds, "{v:?}");
+        assert_eq!(v.explained.len(), 4);
+        // a partition's column is not explained by another column, nor by nothing
+        assert!(!judge(&d, &ops(&["add_column s.p.other"]), &policy(false)).holds);
+        let only_child = judge(&d, &ops(&["add_column s.p_1.status"]), &policy(false));
+        assert!(!only_child.holds);
+        assert_eq!(
+            keys(&only_child.unexplained_added),
+            ["column s.p.status", "column s.p_2.status"]
+        );
+
+        // the type, on the parent and so on every partition
+        let mut retyped = post.clone();
+        retyped
+            .columns
+            .iter_mut()
+            .filter(|c| c.name == "status")
+            .for_each(|c| c.data_type = "character varying(20)".into());
+        let d = diff(&post, &retyped).unwrap();
+        assert_eq!(d.changed.len(), 4);
+        assert!(judge(&d, &ops(&["alter_column_type s.p.status"]), &policy(false)).holds);
+        assert!(
+            !judge(
+                &d,
+                &ops(&["alter_column_type s.p_2.status"]),
+                &policy(false)
+            )
+            .holds
+        );
+
+        // dropped on the parent, gone from every partition
+        let d = diff(&post, &pre).unwrap();
+        assert_eq!(d.removed.len(), 4);
+        assert!(judge(&d, &ops(&["drop_column s.p.status"]), &policy(true)).holds);
+        // the diff read back from diff.json is judged the same
+        let back: SchemaDiff = serde_json::from_value(serde_json::to_value(&d).unwrap()).unwrap();
+        assert!(judge(&back, &ops(&["drop_column s.p.status"]), &policy(true)).holds);
+        // and a diff without partitions writes no `parents`
+        let plain = serde_json::to_value(diff(&base(), &base()).unwrap()).unwrap();
+        assert!(plain.get("parents").is_none());
     }
 
     #[test]

@@ -122,7 +122,7 @@ fn run_steps(
     run.step(StepId::Preflight, |run| {
         preflight(run, pkg, opts, &mut s.work)
     })?;
-    run.step(StepId::BackupFresh, |_| backup_fresh(pkg, dumped_at))?;
+    run.step(StepId::BackupFresh, |_| backup_fresh(pkg, opts, dumped_at))?;
     run.step(StepId::MigrationAtomic, |run| {
         migration_atomic(run, pkg, opts, &scoped.parsed, &mut s)
     })?;
@@ -709,9 +709,13 @@ fn already_applied(run: &Run, pkg: &Package, opts: &ApplyOptions) -> String {
     }
 }
 
-fn backup_fresh(pkg: &Package, dumped_at: Option<Instant>) -> StepResult {
+fn backup_fresh(pkg: &Package, opts: &ApplyOptions, dumped_at: Option<Instant>) -> StepResult {
     let Some(done) = dumped_at else {
-        return Skipped("no backup was taken".into());
+        return Skipped(if opts.rehearsal {
+            "rehearsal: this copy was restored from the backup the rehearsal has just taken".into()
+        } else {
+            "no backup was taken".into()
+        });
     };
     let age = done.elapsed() + crate::fault::backup_age_offset();
     let max = std::time::Duration::from_secs(pkg.backup.max_age_minutes * 60);

@@ -80,6 +80,9 @@ op_kinds! {
     CreateStatistics => "create_statistics", 2;
     AlterStatistics => "alter_statistics", 2;
     DropStatistics => "drop_statistics", 2;
+    CreateExtension => "create_extension", 1;
+    AlterExtension => "alter_extension", 1;
+    DropExtension => "drop_extension", 1;
     Other => "other", -1;
 }
 
@@ -131,9 +134,7 @@ impl Operation {
             (0, []) => Ok(Operation::new(kind, "")),
             (0, _) => Err(format!("`{word}` takes no object")),
             (-1, [stmt]) => Ok(Operation::new(kind, *stmt)),
-            (-1, _) => {
-                Err("expected `other STATEMENT_TYPE`, e.g. `other CreateExtensionStmt`".into())
-            }
+            (-1, _) => Err("expected `other STATEMENT_TYPE`, e.g. `other CreateCastStmt`".into()),
             (-2, [name]) => {
                 let parts: Vec<&str> = name.split('.').collect();
                 if (1..=3).contains(&parts.len()) && !parts.iter().any(|p| p.is_empty()) {
@@ -292,6 +293,8 @@ pub fn derive(node: &NodeEnum, path: &SearchPath) -> Vec<Operation> {
             None => vec![other(node)],
         },
         NodeEnum::CreatePublicationStmt(stmt) => vec![op(CreatePublication, stmt.pubname.clone())],
+        NodeEnum::CreateExtensionStmt(stmt) => vec![op(CreateExtension, stmt.extname.clone())],
+        NodeEnum::AlterExtensionStmt(stmt) => vec![op(AlterExtension, stmt.extname.clone())],
         NodeEnum::AlterPublicationStmt(stmt) => vec![op(AlterPublication, stmt.pubname.clone())],
         NodeEnum::CreateEventTrigStmt(stmt) => {
             vec![op(CreateEventTrigger, stmt.trigname.clone())]
@@ -413,6 +416,7 @@ fn drop_stmt(
         ObjectType::ObjectPublication => OpKind::DropPublication,
         ObjectType::ObjectEventTrigger => OpKind::DropEventTrigger,
         ObjectType::ObjectStatisticExt => OpKind::DropStatistics,
+        ObjectType::ObjectExtension => OpKind::DropExtension,
         _ => return vec![other(node)],
     };
     stmt.objects
@@ -424,9 +428,10 @@ fn drop_stmt(
                 _ => vec![],
             };
             let name = match kind {
-                OpKind::DropSchema | OpKind::DropPublication | OpKind::DropEventTrigger => {
-                    parts.last().cloned().unwrap_or_default()
-                }
+                OpKind::DropSchema
+                | OpKind::DropPublication
+                | OpKind::DropEventTrigger
+                | OpKind::DropExtension => parts.last().cloned().unwrap_or_default(),
                 OpKind::DropPolicy | OpKind::DropRule => super::privileges::on_table(&parts, path),
                 _ => dotted(&parts, path),
             };
@@ -489,6 +494,22 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn extensions_are_named_operations() {
+        assert_eq!(
+            ops("CREATE EXTENSION IF NOT EXISTS pg_trgm WITH SCHEMA public"),
+            vec!["create_extension pg_trgm"]
+        );
+        assert_eq!(
+            ops("ALTER EXTENSION hstore UPDATE"),
+            vec!["alter_extension hstore"]
+        );
+        assert_eq!(
+            ops("DROP EXTENSION citext, hstore"),
+            vec!["drop_extension citext", "drop_extension hstore"]
+        );
+    }
+
+    #[test]
     fn notation_round_trips_and_errors_explain() {
         let op = Operation::parse("add_column public.t.c").unwrap();
         assert_eq!(op.to_string(), "add_column public.t.c");
@@ -503,10 +524,10 @@ pub(crate) mod tests {
             "grant public.t"
         );
         assert_eq!(
-            Operation::parse("other CreateExtensionStmt")
+            Operation::parse("other CreateCastStmt")
                 .unwrap()
                 .to_string(),
-            "other CreateExtensionStmt"
+            "other CreateCastStmt"
         );
     }
 }
