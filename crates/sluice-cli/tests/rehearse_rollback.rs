@@ -81,6 +81,12 @@ fn rehearse_from_the_target_passes_and_leaves_the_target_untouched() {
             "re-apply"
         ]
     );
+    // … which is the cycle's table, in order
+    let table: Vec<&str> = sluice::gate::REHEARSAL_CYCLE
+        .iter()
+        .map(|s| s.name())
+        .collect();
+    assert_eq!(steps, table);
     // the copy was analyzed (a dump carries no statistics) and each phase timed
     let restore = record["steps"][1]["detail"].as_str().unwrap();
     for said in [

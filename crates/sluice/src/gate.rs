@@ -198,6 +198,50 @@ pub const ROLLBACK_STEPS: &[Step] = &[
         "what the rollback cannot restore is measured against the pre capture, listed, and a restore script for it written (not run)"),
 ];
 
+/// The rehearsal's cycle (SPEC §3, `sluice rehearse`), in order: the steps its sealed record
+/// lists. The apply and re-apply run the pipeline of [`STEPS`]; the rollback runs the rollback's
+/// SQL on the copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CycleStep {
+    Backup,
+    Restore,
+    Apply,
+    Verify,
+    Rollback,
+    SchemaEqualsPre,
+    ReApply,
+    /// The cycle stopped by an error outside its steps (the record says which).
+    Cycle,
+}
+
+impl CycleStep {
+    /// The name the rehearsal record gives the step.
+    pub const fn name(self) -> &'static str {
+        match self {
+            CycleStep::Backup => "backup",
+            CycleStep::Restore => "restore",
+            CycleStep::Apply => "apply",
+            CycleStep::Verify => "verify",
+            CycleStep::Rollback => "rollback",
+            CycleStep::SchemaEqualsPre => StepId::SchemaEqualsPre.name(),
+            CycleStep::ReApply => "re-apply",
+            CycleStep::Cycle => "cycle",
+        }
+    }
+}
+
+/// The steps of a full rehearsal, in the order its record lists them.
+pub const REHEARSAL_CYCLE: [CycleStep; 7] = [
+    CycleStep::Backup,
+    CycleStep::Restore,
+    CycleStep::Apply,
+    CycleStep::Verify,
+    CycleStep::Rollback,
+    CycleStep::SchemaEqualsPre,
+    CycleStep::ReApply,
+];
+
 /// The step whose gate has this id.
 pub(crate) fn by_id(id: &str) -> Option<&'static Step> {
     STEPS.iter().find(|s| s.gate == Some(id))

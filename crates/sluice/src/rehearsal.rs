@@ -3,6 +3,7 @@
 //! a passing record for the current digest.
 
 use crate::digest::sha256_hex;
+use crate::gate::CycleStep;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -51,10 +52,13 @@ pub struct RehearsalTrace {
 impl RehearsalTrace {
     /// The traces there are, named by run.
     pub fn runs(&self) -> Vec<(&'static str, &crate::locktrace::LockTrace)> {
-        [("apply", &self.apply), ("re-apply", &self.re_apply)]
-            .into_iter()
-            .filter_map(|(name, t)| t.as_ref().map(|t| (name, t)))
-            .collect()
+        [
+            (CycleStep::Apply.name(), &self.apply),
+            (CycleStep::ReApply.name(), &self.re_apply),
+        ]
+        .into_iter()
+        .filter_map(|(name, t)| t.as_ref().map(|t| (name, t)))
+        .collect()
     }
 }
 

@@ -7,6 +7,7 @@
 
 use crate::backup::{self, ClientTools};
 use crate::cluster::{find_server, Cluster, ClusterOptions};
+use crate::gate::CycleStep;
 use crate::package::Package;
 use crate::pipeline::{self, ApplyOptions, Observer};
 use crate::rehearsal::{RehearsalRecord, RehearsalStep, FORMAT};
@@ -93,13 +94,13 @@ fn dump_facts(tools: &ClientTools, dump: &Path) -> Result<DumpFacts, RehearseErr
 
 fn step(
     steps: &mut Vec<RehearsalStep>,
-    name: &str,
+    id: CycleStep,
     started: Instant,
     passed: bool,
     detail: String,
 ) {
     steps.push(RehearsalStep {
-        name: name.into(),
+        name: id.name().into(),
         passed,
         detail,
         duration_ms: started.elapsed().as_millis(),
@@ -186,7 +187,7 @@ pub fn rehearse(
     cluster.restart_with(&PRODUCTION_WAL)?;
     let restart_ms = restarting.elapsed().as_millis();
     steps.push(RehearsalStep {
-        name: "backup".into(),
+        name: CycleStep::Backup.name().into(),
         passed: true,
         detail: format!(
             "{} ({}), sha256 {backup_sha256}",
@@ -197,7 +198,7 @@ pub fn rehearse(
     });
     step(
         &mut steps,
-        "restore",
+        CycleStep::Restore,
         started,
         true,
         format!(
@@ -214,7 +215,7 @@ pub fn rehearse(
     let passed = cycle.is_ok() && steps.iter().all(|s| s.passed);
     if let Err(e) = &cycle {
         steps.push(RehearsalStep {
-            name: "cycle".into(),
+            name: CycleStep::Cycle.name().into(),
             passed: false,
             detail: e.clone(),
             duration_ms: 0,
@@ -583,7 +584,7 @@ fn run_cycle(
         rehearsal: true,
     };
     let started = Instant::now();
-    observer.phase("apply");
+    observer.phase(CycleStep::Apply.name());
     let first = pipeline::apply(pkg, target, &options, observer).map_err(|e| e.to_string())?;
     let lock_ms = first
         .record
@@ -602,7 +603,7 @@ fn run_cycle(
         },
     };
     let ok = first.exit_code == 0;
-    step(steps, "apply", started, ok, apply_detail(&first));
+    step(steps, CycleStep::Apply, started, ok, apply_detail(&first));
     if !ok {
         return Ok(cycle);
     }
@@ -612,7 +613,7 @@ fn run_cycle(
         pipeline::verify::verify(pkg, target, &first.run_dir).map_err(|e| e.to_string())?;
     step(
         steps,
-        "verify",
+        CycleStep::Verify,
         started,
         verified.holds,
         format!(
@@ -632,7 +633,7 @@ fn run_cycle(
     if pkg.rollback.is_none() {
         step(
             steps,
-            "rollback",
+            CycleStep::Rollback,
             Instant::now(),
             true,
             "no rollback file: rollback and re-apply not rehearsed".into(),
@@ -644,7 +645,7 @@ fn run_cycle(
     let rolled = crate::rollback::run_rollback_sql(&mut client, pkg).map_err(|e| e.to_string())?;
     step(
         steps,
-        "rollback",
+        CycleStep::Rollback,
         started,
         rolled.committed,
         rolled
@@ -660,7 +661,7 @@ fn run_cycle(
     let equal = pipeline::verify::schema_against_pre(&mut client, None, pkg, &first.run_dir)?;
     step(
         steps,
-        "schema-equals-pre",
+        CycleStep::SchemaEqualsPre,
         started,
         equal.is_empty(),
         if equal.is_empty() {
@@ -677,11 +678,11 @@ fn run_cycle(
     }
 
     let started = Instant::now();
-    observer.phase("re-apply");
+    observer.phase(CycleStep::ReApply.name());
     let again = pipeline::apply(pkg, target, &options, observer).map_err(|e| e.to_string())?;
     step(
         steps,
-        "re-apply",
+        CycleStep::ReApply,
         started,
         again.exit_code == 0,
         apply_detail(&again),

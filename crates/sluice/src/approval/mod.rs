@@ -34,9 +34,9 @@
 //! held by `ssh-agent`. `payload` reads back a message signed by hand with
 //! `ssh-keygen -Y sign -n sluice-approval` ([`Approval::from_payload`]) and attaches its `.sig`.
 
-pub mod acknowledge;
+pub(crate) mod acknowledge;
 pub mod allowed_signers;
-pub mod keys;
+pub(crate) mod keys;
 mod payload;
 pub mod rollback;
 #[cfg(test)]

@@ -17,7 +17,7 @@
 //! `s.seq`, type `s.type`, extension `name`.
 
 mod deparse;
-pub mod diff;
+pub(crate) mod diff;
 mod kinds;
 mod query;
 mod reuse;

@@ -10,7 +10,7 @@
 //! same expectations; its probe takes no lock ([`probe`]) and its own time is measured, reported,
 //! and left out of every hold time.
 
-pub mod budget;
+pub(crate) mod budget;
 pub mod compare;
 mod probe;
 pub mod render;

@@ -7,8 +7,8 @@ pub mod hazards;
 pub mod locks;
 pub mod names;
 pub mod operation;
-pub mod privileges;
-pub mod scope;
+pub(crate) mod privileges;
+pub(crate) mod scope;
 pub mod transaction;
 
 use crate::source::{Location, SourceFile};

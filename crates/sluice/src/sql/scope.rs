@@ -15,6 +15,7 @@ pub struct ScopeComparison {
     pub missing: Vec<usize>,
 }
 
+#[cfg(test)]
 impl ScopeComparison {
     pub fn holds(&self) -> bool {
         self.out_of_scope.is_empty() && self.missing.is_empty()
