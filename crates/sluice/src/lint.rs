@@ -175,13 +175,7 @@ fn lint_file(
                 })
         })
         .collect();
-    let set_aside: BTreeSet<usize> = parsed
-        .plan
-        .stripped_begin
-        .iter()
-        .chain(parsed.plan.stripped_commit.iter())
-        .map(|s| s.index)
-        .collect();
+    let set_aside = parsed.plan.set_aside();
     let ctx = HazardContext {
         source: &parsed.file.source,
         role,
@@ -470,12 +464,7 @@ pub fn lint_bare_file(
                 })
         })
         .collect();
-    let set_aside = plan
-        .stripped_begin
-        .iter()
-        .chain(plan.stripped_commit.iter())
-        .map(|s| s.index)
-        .collect();
+    let set_aside = plan.set_aside();
     let ctx = HazardContext {
         source: &file.source,
         role: FileRole::Migration,

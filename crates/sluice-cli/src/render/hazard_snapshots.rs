@@ -5,10 +5,9 @@
 
 use sluice::lint::{lint_bare_file, FileOptions};
 use sluice::source::SourceFile;
-use sluice::sql::hazards::{find_all, FileRole, HazardContext, Runner, TargetFacts, RULES};
-use sluice::sql::names::SearchPath;
-use sluice::sql::transaction::{self, TransactionMode};
-use sluice::sql::{parse_file, Finding};
+use sluice::sql::hazards::{findings_of_text, FileRole, SqlText, TargetFacts, RULES};
+use sluice::sql::transaction::TransactionMode;
+use sluice::sql::Finding;
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
@@ -92,30 +91,16 @@ fn in_package(
     added: &[&str],
     facts: Option<&TargetFacts>,
 ) -> Vec<Finding> {
-    let file = parse_file(SourceFile::new(path, sql)).expect("case SQL parses");
-    let mode = TransactionMode::Single;
-    let plan = transaction::plan(&file.statements, mode);
-    let set_aside = plan
-        .stripped_begin
-        .iter()
-        .chain(plan.stripped_commit.iter())
-        .map(|s| s.index)
-        .collect();
-    let path = SearchPath::default();
-    let ctx = HazardContext {
-        source: &file.source,
+    let added: BTreeSet<String> = added.iter().map(|a| a.to_string()).collect();
+    let text = SqlText {
+        path,
+        sql,
         role,
-        statements: &file.statements,
-        set_aside,
-        search_path: &path,
-        mode,
-        lock_timeout_ms: 5000,
-        probed_tables: BTreeSet::new(),
-        added_by_migration: added.iter().map(|a| a.to_string()).collect(),
+        mode: TransactionMode::Single,
+        added_by_migration: &added,
         target: facts,
-        runner: Runner::Package,
     };
-    find_all(&ctx)
+    findings_of_text(&text).expect("case SQL parses")
 }
 
 /// The case's findings of its own hazard, rendered as lint prints them, under a title.

@@ -47,6 +47,17 @@ fn is_plain_commit(stmt: &Statement) -> bool {
         && transaction_kind(stmt) == Some(TransactionStmtKind::TransStmtCommit)
 }
 
+impl ExecutionPlan {
+    /// The indices of the statements set aside (the file's own BEGIN and COMMIT).
+    pub fn set_aside(&self) -> std::collections::BTreeSet<usize> {
+        self.stripped_begin
+            .iter()
+            .chain(self.stripped_commit.iter())
+            .map(|s| s.index)
+            .collect()
+    }
+}
+
 /// Sets aside one leading BEGIN and one trailing COMMIT in single mode. Everything else stays,
 /// and is judged by the `transaction-control` hazard.
 pub fn plan(statements: &[Statement], mode: TransactionMode) -> ExecutionPlan {

@@ -314,10 +314,42 @@ pub fn find_all(ctx: &HazardContext) -> Vec<Finding> {
     findings
 }
 
+/// A SQL text judged as a package's file: the package's defaults (search path `public`,
+/// `lock_timeout_ms = 5000`, no probes), as the hazards' tests and the CLI's snapshots of them
+/// judge their cases.
+pub struct SqlText<'a> {
+    pub path: &'a str,
+    pub sql: &'a str,
+    pub role: FileRole,
+    pub mode: TransactionMode,
+    pub added_by_migration: &'a BTreeSet<String>,
+    pub target: Option<&'a TargetFacts>,
+}
+
+/// The findings of every rule over `text`.
+pub fn findings_of_text(text: &SqlText<'_>) -> Result<Vec<Finding>, crate::sql::SqlError> {
+    let file = crate::sql::parse_file(SourceFile::new(text.path, text.sql))?;
+    let plan = crate::sql::transaction::plan(&file.statements, text.mode);
+    let path = SearchPath::default();
+    let ctx = HazardContext {
+        source: &file.source,
+        role: text.role,
+        statements: &file.statements,
+        set_aside: plan.set_aside(),
+        search_path: &path,
+        mode: text.mode,
+        lock_timeout_ms: 5000,
+        probed_tables: BTreeSet::new(),
+        added_by_migration: text.added_by_migration.clone(),
+        target: text.target,
+        runner: Runner::Package,
+    };
+    Ok(find_all(&ctx))
+}
+
 #[cfg(test)]
 pub(crate) mod test_support {
     use super::*;
-    use crate::sql::{parse_file, transaction};
 
     /// Runs every rule over a SQL text in single mode and returns `(hazard, severity, line)`.
     pub(crate) fn findings_for(sql: &str) -> Vec<(&'static str, Severity, usize)> {
@@ -360,29 +392,15 @@ pub(crate) mod test_support {
         target: Option<&TargetFacts>,
         added_by_migration: &BTreeSet<String>,
     ) -> Vec<Finding> {
-        let file = parse_file(SourceFile::new("m.sql", sql)).expect("test SQL parses");
-        let plan = transaction::plan(&file.statements, mode);
-        let set_aside = plan
-            .stripped_begin
-            .iter()
-            .chain(plan.stripped_commit.iter())
-            .map(|s| s.index)
-            .collect();
-        let path = SearchPath::default();
-        let ctx = HazardContext {
-            source: &file.source,
+        let text = SqlText {
+            path: "m.sql",
+            sql,
             role,
-            statements: &file.statements,
-            set_aside,
-            search_path: &path,
             mode,
-            lock_timeout_ms: 5000,
-            probed_tables: BTreeSet::new(),
-            added_by_migration: added_by_migration.clone(),
+            added_by_migration,
             target,
-            runner: Runner::Package,
         };
-        find_all(&ctx)
+        findings_of_text(&text).expect("test SQL parses")
     }
 
     pub fn ids(sql: &str) -> Vec<&'static str> {
