@@ -192,8 +192,6 @@ impl Run<'_> {
         }
     }
 
-    /// Runs one step: records its start, its outcome and timing, and turns a failure into the
-    /// gate failure of its phase.
     /// A step whose success hands a value on to the steps after it (the sessions
     /// `exclusive-run` opens): they run only with that value, so the order is the data's. The
     /// body's `Err` is the step's failure.
@@ -205,17 +203,19 @@ impl Run<'_> {
     where
         F: FnOnce(&mut Self) -> Result<(String, T), String>,
     {
-        let mut value = None;
-        self.step(id, |run| match body(run) {
-            Ok((detail, v)) => {
-                value = Some(v);
-                StepResult::Passed(detail)
-            }
-            Err(why) => StepResult::Failed(why),
-        })?;
-        // `step` returns Ok only for a passed (or skipped) body, and this body passes only
-        // with a value
-        Ok(value.expect("a passed step handed its value on"))
+        let (result, value) = self.step_handing(id, |run| match body(run) {
+            Ok((detail, v)) => (StepResult::Passed(detail), Some(v)),
+            Err(why) => (StepResult::Failed(why), None),
+        });
+        result?;
+        value.ok_or_else(|| {
+            GateFailure::new(
+                id.name(),
+                crate::exit::ExitCode::Internal,
+                "the step passed without handing its value on".into(),
+                None,
+            )
+        })
     }
 
     /// A step that hands a value on when it passes and none when it is skipped (the client
@@ -228,18 +228,16 @@ impl Run<'_> {
     where
         F: FnOnce(&mut Self) -> Yield<T>,
     {
-        let mut value = None;
-        self.step(id, |run| match body(run) {
-            Yield::Passed(detail, v) => {
-                value = Some(v);
-                StepResult::Passed(detail)
-            }
-            Yield::Skipped(why) => StepResult::Skipped(why),
-            Yield::Failed(why) => StepResult::Failed(why),
-        })?;
-        Ok(value)
+        let (result, value) = self.step_handing(id, |run| match body(run) {
+            Yield::Passed(detail, v) => (StepResult::Passed(detail), Some(v)),
+            Yield::Skipped(why) => (StepResult::Skipped(why), None),
+            Yield::Failed(why) => (StepResult::Failed(why), None),
+        });
+        result.map(|()| value)
     }
 
+    /// Runs one step: records its start, its outcome and timing, and turns a failure into the
+    /// gate failure of its phase.
     pub fn step<F>(&mut self, id: gate::StepId, body: F) -> Result<(), GateFailure>
     where
         F: FnOnce(&mut Self) -> StepResult,
