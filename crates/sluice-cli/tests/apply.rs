@@ -184,6 +184,21 @@ fn approvals_refuses_an_approval_of_another_digest() {
     edit_manifest(&ready.dir, "lock_retries = 3", "lock_retries = 2");
     let stderr = refused_before(&ready, &conninfo, "approvals");
     assert!(stderr.contains("stale"), "{stderr}");
+    // log.jsonl keeps the verdict: each refused file with its kind
+    let log = read(&last_run(&ready), "log.jsonl");
+    let verdict: serde_json::Value = log
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .find(|event| event["event"] == "approvals")
+        .unwrap_or_else(|| panic!("no approvals event in {log}"))["data"]
+        .clone();
+    let kinds: Vec<&str> = verdict["refused"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["other_binding", "other_binding"], "{verdict}");
 }
 
 #[test]

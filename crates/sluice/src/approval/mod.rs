@@ -356,7 +356,8 @@ impl Approval {
             reason,
         };
         let signers = read_allowed_signers(policy).map_err(not_allowed)?;
-        check_signature(self, &signers, OffsetDateTime::now_utc()).map_err(not_allowed)
+        check_signature(self, &signers, OffsetDateTime::now_utc())
+            .map_err(|refusal| not_allowed(refusal.reason))
     }
 
     /// The file's text.
@@ -603,7 +604,46 @@ pub struct RefusedApproval {
     pub file: PathBuf,
     /// The signer the file names, when it could be read.
     pub signer: Option<String>,
+    pub kind: RefusalKind,
     pub reason: String,
+}
+
+/// Why an approval file does not count, by kind; [`Refusal`] says it in words too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefusalKind {
+    /// The file cannot be read, or is not an approval of this format.
+    Unreadable,
+    /// The allowed_signers file cannot be used, so no signature could be checked.
+    NotChecked,
+    /// `signed_at` is not a UTC time, or is in the future.
+    BadSignedAt,
+    /// Not an SSH signature, one for another namespace, or one that does not verify: the file
+    /// was edited or forged.
+    BadSignature,
+    /// allowed_signers lists no key for the signer in the namespace at that time, or not this
+    /// key.
+    SignerNotAllowed,
+    /// Signed for another package, digest, run, environment, failed check or run record.
+    OtherBinding,
+    /// The operator approving their own run.
+    SeparationOfDuties,
+}
+
+/// Why an approval file does not count.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub kind: RefusalKind,
+    pub reason: String,
+}
+
+impl Refusal {
+    pub(crate) fn new(kind: RefusalKind, reason: impl Into<String>) -> Refusal {
+        Refusal {
+            kind,
+            reason: reason.into(),
+        }
+    }
 }
 
 /// What an approval must match to count.
@@ -675,11 +715,16 @@ impl ApprovalVerdict {
     ) {
         let approval = match loaded {
             Ok(approval) => approval,
-            Err(reason) => return self.refuse(file, None, reason),
+            Err(reason) => {
+                return self.refuse(file, None, Refusal::new(RefusalKind::Unreadable, reason))
+            }
         };
         let checked = match signers {
             Ok(signers) => check(&approval, signers, expected),
-            Err(problem) => Err(format!("not checked: {problem}")),
+            Err(problem) => Err(Refusal::new(
+                RefusalKind::NotChecked,
+                format!("not checked: {problem}"),
+            )),
         };
         match checked {
             Ok(key_fingerprint) => self.accepted.push(AcceptedApproval {
@@ -695,11 +740,12 @@ impl ApprovalVerdict {
         }
     }
 
-    fn refuse(&mut self, file: PathBuf, signer: Option<String>, reason: String) {
+    fn refuse(&mut self, file: PathBuf, signer: Option<String>, refusal: Refusal) {
         self.refused.push(RefusedApproval {
             file,
             signer,
-            reason,
+            kind: refusal.kind,
+            reason: refusal.reason,
         });
     }
 
@@ -828,7 +874,7 @@ fn check(
     approval: &Approval,
     signers: &AllowedSigners,
     expected: &Expected,
-) -> Result<String, String> {
+) -> Result<String, Refusal> {
     let key_fingerprint = check_signature(approval, signers, expected.now)?;
     check_binding(approval, expected)?;
     check_separation_of_duties(approval, expected)?;
@@ -841,7 +887,7 @@ fn check_signature(
     approval: &Approval,
     signers: &AllowedSigners,
     now: OffsetDateTime,
-) -> Result<String, String> {
+) -> Result<String, Refusal> {
     verify_signed(
         Signed {
             signer: &approval.signer,
@@ -873,29 +919,45 @@ fn verify_signed(
     signed: Signed<'_>,
     signers: &AllowedSigners,
     now: OffsetDateTime,
-) -> Result<String, String> {
+) -> Result<String, Refusal> {
+    use RefusalKind::{BadSignature, BadSignedAt, SignerNotAllowed};
     let namespace = signed.namespace;
     let signed_at = parse_utc(signed.signed_at).ok_or_else(|| {
-        format!(
-            "signed_at `{}` is not a UTC time like 2025-01-31T12:00:00Z",
-            signed.signed_at
+        Refusal::new(
+            BadSignedAt,
+            format!(
+                "signed_at `{}` is not a UTC time like 2025-01-31T12:00:00Z",
+                signed.signed_at
+            ),
         )
     })?;
     if signed_at > now + CLOCK_SKEW {
-        return Err(format!("signed_at {} is in the future", signed.signed_at));
+        return Err(Refusal::new(
+            BadSignedAt,
+            format!("signed_at {} is in the future", signed.signed_at),
+        ));
     }
     let signature = SshSig::from_pem(signed.signature).map_err(|err| {
-        format!("the signature is not an SSH signature ({err}): the file was edited or forged")
+        Refusal::new(
+            BadSignature,
+            format!("the signature is not an SSH signature ({err}): the file was edited or forged"),
+        )
     })?;
     if signature.namespace() != namespace {
-        return Err(format!(
-            "the signature is for namespace \"{}\", not \"{namespace}\"",
-            signature.namespace()
+        return Err(Refusal::new(
+            BadSignature,
+            format!(
+                "the signature is for namespace \"{}\", not \"{namespace}\"",
+                signature.namespace()
+            ),
         ));
     }
     let keys = signers.keys_for(signed.signer, namespace, signed_at);
     if keys.is_empty() {
-        return Err(signers.explain_no_key(signed.signer, namespace, signed_at));
+        return Err(Refusal::new(
+            SignerNotAllowed,
+            signers.explain_no_key(signed.signer, namespace, signed_at),
+        ));
     }
     let fingerprint = signature
         .public_key()
@@ -905,26 +967,35 @@ fn verify_signed(
         .into_iter()
         .find(|key| key.key_data() == signature.public_key())
         .ok_or_else(|| {
-            format!(
-                "signed with a key allowed_signers does not list for {} ({fingerprint})",
-                signed.signer
+            Refusal::new(
+                SignerNotAllowed,
+                format!(
+                    "signed with a key allowed_signers does not list for {} ({fingerprint})",
+                    signed.signer
+                ),
             )
         })?;
     key.verify(namespace, signed.message, &signature)
-        .map_err(|_| "signature does not verify: the file was edited or forged".to_string())?;
+        .map_err(|_| {
+            Refusal::new(
+                BadSignature,
+                "signature does not verify: the file was edited or forged",
+            )
+        })?;
     Ok(fingerprint)
 }
 
 /// The approval is for this package at its current digest.
-fn check_binding(approval: &Approval, expected: &Expected) -> Result<(), String> {
+fn check_binding(approval: &Approval, expected: &Expected) -> Result<(), Refusal> {
+    let other = |reason: String| Err(Refusal::new(RefusalKind::OtherBinding, reason));
     if approval.package != expected.package_id {
-        return Err(format!(
+        return other(format!(
             "signed for package {}, not {}",
             approval.package, expected.package_id
         ));
     }
     if approval.digest != expected.digest {
-        return Err(format!(
+        return other(format!(
             "stale: signed for digest {}…, the package is now {}…",
             short_digest(&approval.digest),
             short_digest(expected.digest)
@@ -934,16 +1005,19 @@ fn check_binding(approval: &Approval, expected: &Expected) -> Result<(), String>
 }
 
 /// The operator of the run may not approve it, unless the policy allows it.
-fn check_separation_of_duties(approval: &Approval, expected: &Expected) -> Result<(), String> {
+fn check_separation_of_duties(approval: &Approval, expected: &Expected) -> Result<(), Refusal> {
     match expected.operator {
         Some(operator)
             if approval.decision.approves()
                 && !expected.operator_may_approve
                 && operator.eq_ignore_ascii_case(&approval.signer) =>
         {
-            Err(format!(
-                "separation of duties: the operator {operator} may not approve their own run \
-                 ([approvals] operator_may_approve = false)"
+            Err(Refusal::new(
+                RefusalKind::SeparationOfDuties,
+                format!(
+                    "separation of duties: the operator {operator} may not approve their own run \
+                     ([approvals] operator_may_approve = false)"
+                ),
             ))
         }
         _ => Ok(()),

@@ -32,7 +32,8 @@
 
 use super::{
     escape, file_name_safe, format_utc, parse_utc, read_allowed_signers, short_digest,
-    verify_signed, AllowedSigners, ApprovalError, RefusedApproval, Signed, SigningKey,
+    verify_signed, AllowedSigners, ApprovalError, Refusal, RefusalKind, RefusedApproval, Signed,
+    SigningKey,
 };
 use crate::package::{ApprovalPolicy, Package};
 use serde::{Deserialize, Serialize};
@@ -282,14 +283,14 @@ impl RollbackApproval {
         };
         let signers = read_allowed_signers(policy).map_err(not_allowed)?;
         self.verify(&signers, OffsetDateTime::now_utc())
-            .map_err(not_allowed)
+            .map_err(|refusal| not_allowed(refusal.reason))
     }
 
-    fn verify(&self, signers: &AllowedSigners, now: OffsetDateTime) -> Result<String, String> {
+    fn verify(&self, signers: &AllowedSigners, now: OffsetDateTime) -> Result<String, Refusal> {
         if self.format != FORMAT {
-            return Err(format!(
-                "format is \"{}\", expected \"{FORMAT}\"",
-                self.format
+            return Err(Refusal::new(
+                RefusalKind::Unreadable,
+                format!("format is \"{}\", expected \"{FORMAT}\"", self.format),
             ));
         }
         verify_signed(
@@ -454,6 +455,7 @@ pub fn evaluate(policy: &ApprovalPolicy, expected: &Expected<'_>, dir: &Path) ->
                 verdict.refused.push(RefusedApproval {
                     file,
                     signer: None,
+                    kind: RefusalKind::Unreadable,
                     reason,
                 });
                 continue;
@@ -466,7 +468,10 @@ pub fn evaluate(policy: &ApprovalPolicy, expected: &Expected<'_>, dir: &Path) ->
                 .and_then(|fp| {
                     check_operator(&approval, expected, policy.operator_may_approve).map(|_| fp)
                 }),
-            Err(problem) => Err(format!("not checked: {problem}")),
+            Err(problem) => Err(Refusal::new(
+                RefusalKind::NotChecked,
+                format!("not checked: {problem}"),
+            )),
         };
         match checked {
             Ok(key_fingerprint) => verdict.accepted.push(UsedRollbackApproval {
@@ -479,10 +484,11 @@ pub fn evaluate(policy: &ApprovalPolicy, expected: &Expected<'_>, dir: &Path) ->
                 sha256: crate::digest::sha256_hex(&bytes),
                 bytes,
             }),
-            Err(reason) => verdict.refused.push(RefusedApproval {
+            Err(refusal) => verdict.refused.push(RefusedApproval {
                 file,
                 signer: Some(approval.signer),
-                reason,
+                kind: refusal.kind,
+                reason: refusal.reason,
             }),
         }
     }
@@ -548,40 +554,41 @@ impl RollbackVerdict {
 }
 
 /// The approval is for this rollback: package, digest, run, environment and check.
-fn check_binding(approval: &RollbackApproval, expected: &Expected<'_>) -> Result<(), String> {
+fn check_binding(approval: &RollbackApproval, expected: &Expected<'_>) -> Result<(), Refusal> {
+    let other = |reason: String| Err(Refusal::new(RefusalKind::OtherBinding, reason));
     if approval.package != expected.package_id {
-        return Err(format!(
+        return other(format!(
             "signed for package {}, not {}",
             approval.package, expected.package_id
         ));
     }
     if approval.digest != expected.digest {
-        return Err(format!(
+        return other(format!(
             "signed for digest {}…, the package is now {}…",
             short_digest(&approval.digest),
             short_digest(expected.digest)
         ));
     }
     if approval.run != expected.run.id {
-        return Err(format!(
+        return other(format!(
             "signed for run {}, not {}",
             approval.run, expected.run.id
         ));
     }
     if approval.environment != expected.environment {
-        return Err(format!(
+        return other(format!(
             "signed for environment {}, not {}",
             approval.environment, expected.environment
         ));
     }
     if approval.failed_check != expected.failed_check {
-        return Err(format!(
+        return other(format!(
             "signed for failed check {}, not {}",
             approval.failed_check, expected.failed_check
         ));
     }
     if approval.run_sha256 != expected.run.run_sha256 {
-        return Err(format!(
+        return other(format!(
             "signed for a run.json with sha256 {}…, this run's is {}… (the run record changed since it was signed)",
             short_digest(&approval.run_sha256),
             short_digest(&expected.run.run_sha256)
@@ -595,14 +602,17 @@ fn check_operator(
     approval: &RollbackApproval,
     expected: &Expected<'_>,
     operator_may_approve: bool,
-) -> Result<(), String> {
+) -> Result<(), Refusal> {
     if approval.decision == RollbackDecision::Pass
         && !operator_may_approve
         && approval.signer.eq_ignore_ascii_case(expected.operator)
     {
-        return Err(format!(
-            "separation of duties: the operator {} may not approve their own rollback ([approvals] operator_may_approve = false)",
-            expected.operator
+        return Err(Refusal::new(
+            RefusalKind::SeparationOfDuties,
+            format!(
+                "separation of duties: the operator {} may not approve their own rollback ([approvals] operator_may_approve = false)",
+                expected.operator
+            ),
         ));
     }
     Ok(())

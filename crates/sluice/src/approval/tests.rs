@@ -99,9 +99,32 @@ fn edit(path: &Path, from: &str, to: &str) {
     std::fs::write(path, text.replace(from, to)).expect("write");
 }
 
+/// The one refusal's reason, after checking that its kind is the one its words say.
 fn only_refusal(verdict: &ApprovalVerdict) -> &str {
     assert_eq!(verdict.refused.len(), 1, "{verdict:#?}");
-    &verdict.refused[0].reason
+    let refused = &verdict.refused[0];
+    assert_eq!(refused.kind, kind_of(&refused.reason), "{refused:#?}");
+    &refused.reason
+}
+
+/// The kind a refusal's words name, independently of the code that chose it.
+fn kind_of(reason: &str) -> RefusalKind {
+    let has = |words: &str| reason.contains(words);
+    if reason.starts_with("not checked") {
+        RefusalKind::NotChecked
+    } else if reason.starts_with("separation of duties") {
+        RefusalKind::SeparationOfDuties
+    } else if reason.starts_with("stale:") || reason.starts_with("signed for ") {
+        RefusalKind::OtherBinding
+    } else if reason.starts_with("signed_at") {
+        RefusalKind::BadSignedAt
+    } else if has("edited or forged") || has("signature is for namespace") {
+        RefusalKind::BadSignature
+    } else if has("allowed_signers") {
+        RefusalKind::SignerNotAllowed
+    } else {
+        RefusalKind::Unreadable
+    }
 }
 
 #[test]

@@ -106,7 +106,7 @@ fn run_steps(
     })?;
     run.step(StepId::SqlIntegrity, |_| sql_integrity(pkg))?;
     let scoped = run.step_yielding(StepId::Scope, |_| scope(pkg, &mut s.work))?;
-    run.step(StepId::Approvals, |_| approvals(pkg, &digest, opts))?;
+    run.step(StepId::Approvals, |run| approvals(run, pkg, &digest, opts))?;
     run.step(StepId::Rehearsal, |_| rehearsal(pkg, &digest, opts))?;
     let tools = run.step_maybe(StepId::ClientVersion, |run| {
         client_version(run, pkg, target, &server, probe.take())
@@ -345,7 +345,7 @@ fn scope(pkg: &Package, work: &mut postgres::Client) -> Result<(String, Scoped),
     Ok((detail, Scoped { parsed, operations }))
 }
 
-fn approvals(pkg: &Package, digest: &str, opts: &ApplyOptions) -> StepResult {
+fn approvals(run: &mut Run, pkg: &Package, digest: &str, opts: &ApplyOptions) -> StepResult {
     if opts.rehearsal {
         return Skipped("rehearsal run: approvals are for the real target".into());
     }
@@ -356,6 +356,8 @@ fn approvals(pkg: &Package, digest: &str, opts: &ApplyOptions) -> StepResult {
         Some(&opts.operator),
         &pkg.dir.join("approvals"),
     );
+    // every file counted or refused, with the refusal's kind, for log.jsonl's readers
+    run.log("approvals", serde_json::json!(verdict));
     if verdict.holds {
         Passed(verdict.summary)
     } else {
