@@ -112,7 +112,7 @@ fn target_identity_refuses_another_database() {
 
 #[test]
 fn target_identity_refuses_a_rehearsal_cluster_as_a_named_environment() {
-    let (cluster, conninfo) = fixture_target_with(vec![("sluice.rehearsal".into(), "on".into())]);
+    let (cluster, conninfo) = sluice_testkit::fixture_cluster_with(&[("sluice.rehearsal", "on")]);
     let ready = ready_package(&cluster);
     approve_all(&ready);
     let stderr = refused_before(&ready, &conninfo, "target-identity");

@@ -42,7 +42,12 @@ pub fn cluster_with(settings: &[(&str, &str)]) -> Cluster {
 /// A throwaway cluster of the test's own with the seed's production state loaded in
 /// `directus`; the target's conninfo.
 pub fn fixture_cluster() -> (Cluster, String) {
-    let cluster = cluster();
+    fixture_cluster_with(&[])
+}
+
+/// The same, with extra server settings (e.g. the rehearsal marker).
+pub fn fixture_cluster_with(settings: &[(&str, &str)]) -> (Cluster, String) {
+    let cluster = cluster_with(settings);
     let conninfo = sluice::reference::prepare_target(&cluster).expect("fixture loads");
     (cluster, conninfo)
 }
@@ -63,24 +68,6 @@ impl FixtureDb {
     /// A session of the fixture's role on this database.
     pub fn connect(&self) -> postgres::Client {
         postgres::Client::connect(&self.conninfo, postgres::NoTls).expect("fixture database")
-    }
-
-    /// A superuser session on the `postgres` database of the shared cluster.
-    pub fn cluster_admin(&self) -> postgres::Client {
-        postgres::Client::connect(&self.admin_conninfo, postgres::NoTls).expect("shared cluster")
-    }
-
-    /// The conninfo of `role` on another database of the shared cluster.
-    pub fn conninfo_of(&self, database: &str, role: &str) -> String {
-        self.conninfo
-            .replace(
-                &format!("dbname={}", self.name),
-                &format!("dbname={database}"),
-            )
-            .replace(
-                &format!("user={}", sluice::reference::ROLE),
-                &format!("user={role}"),
-            )
     }
 }
 

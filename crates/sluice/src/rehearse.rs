@@ -181,7 +181,9 @@ pub fn rehearse(
     let roles_made = restored?;
     let backup_sha256 = hashed?;
     let restore_ms = restoring.elapsed().as_millis();
-    let analyzed = analyze(&cluster, &dbname)?;
+    let analyzing = Instant::now();
+    analyze(&cluster, &dbname)?;
+    let analyze_ms = analyzing.elapsed().as_millis();
     // the migration runs at the WAL level a production server has (see restore_settings)
     let restarting = Instant::now();
     cluster.restart_with(&PRODUCTION_WAL)?;
@@ -202,7 +204,7 @@ pub fn rehearse(
         started,
         true,
         format!(
-            "PostgreSQL {} rehearsal cluster from {}; restored {dbname} with pg_restore {} -j {} at wal_level minimal ({restore_ms} ms), {analyzed}, then restarted at wal_level replica ({restart_ms} ms); {roles_made}",
+            "PostgreSQL {} rehearsal cluster from {}; restored {dbname} with pg_restore {} -j {} at wal_level minimal ({restore_ms} ms), analyzed ({analyze_ms} ms), then restarted at wal_level replica ({restart_ms} ms); {roles_made}",
             cluster.binaries().version,
             cluster.binaries().bindir.display(),
             tools.version,
@@ -373,18 +375,12 @@ fn restore_settings() -> Vec<(String, String)> {
 /// production's tables have them, and a migration's statements (an `UPDATE … WHERE`, a
 /// validation) are planned with them. Autovacuum is off in the rehearsal cluster, so that it
 /// neither races the restore nor runs beside the measured migration; this is its ANALYZE.
-fn analyze(cluster: &Cluster, dbname: &str) -> Result<String, RehearseError> {
-    let started = Instant::now();
-    let mut client = cluster
-        .connect(dbname)
-        .map_err(|e| RehearseError::Other(format!("analyzing the restored copy: {e}")))?;
-    client.batch_execute("ANALYZE").map_err(|e| {
-        RehearseError::Other(format!(
-            "analyzing the restored copy: {}",
-            target::pg_message(&e)
-        ))
-    })?;
-    Ok(format!("analyzed ({} ms)", started.elapsed().as_millis()))
+fn analyze(cluster: &Cluster, dbname: &str) -> Result<(), RehearseError> {
+    let failed = |why: String| RehearseError::Other(format!("analyzing the restored copy: {why}"));
+    let mut client = cluster.connect(dbname).map_err(|e| failed(e.to_string()))?;
+    client
+        .batch_execute("ANALYZE")
+        .map_err(|e| failed(target::pg_message(&e)))
 }
 
 /// The WAL settings the cluster is restarted with once restored, before the migration runs:

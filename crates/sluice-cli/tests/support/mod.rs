@@ -77,15 +77,6 @@ pub fn own_fixture_target() -> (sluice::cluster::Cluster, String) {
     sluice_testkit::fixture_cluster()
 }
 
-/// The same, with extra server settings (e.g. the rehearsal marker).
-pub fn fixture_target_with(settings: Vec<(String, String)>) -> (sluice::cluster::Cluster, String) {
-    let mut options = sluice::cluster::ClusterOptions::new(sluice_testkit::server());
-    options.settings = settings;
-    let cluster = sluice::cluster::Cluster::start(options).expect("cluster starts");
-    let conninfo = sluice::reference::prepare_target(&cluster).expect("fixture loads");
-    (cluster, conninfo)
-}
-
 /// Where the seed's production state is: a cluster of the test's own (database `directus`) or
 /// a database of the shared cluster.
 pub trait FixtureTarget {

@@ -755,6 +755,51 @@ fn parent_columns(
         .collect()
 }
 
+/// A partition's changed column whose parent's same column changed in the same fields and is
+/// explained (a type, default or NOT NULL set on the parent reaches every partition): explained
+/// by what explains the parent's, level by level down a partition tree.
+fn explain_by_parent_columns(
+    items: &[Item],
+    parents: &BTreeMap<String, Vec<String>>,
+    changed_by: &mut [Vec<usize>],
+    changed_ok: &mut [bool],
+) {
+    let changed_columns: HashMap<&str, usize> = items
+        .iter()
+        .enumerate()
+        .filter(|(_, it)| it.side == Side::Changed && it.kind() == ObjectKind::Column)
+        .map(|(i, it)| (it.key(), i))
+        .collect();
+    loop {
+        let mut progress = false;
+        for &i in changed_columns.values() {
+            if changed_ok[i] {
+                continue;
+            }
+            let item = &items[i];
+            let Some(table) = item.table_key() else {
+                continue;
+            };
+            let parent = parent_columns(item, &table, parents)
+                .iter()
+                .find_map(|(_, parent_key)| changed_columns.get(parent_key.as_str()).copied())
+                .filter(|&p| changed_ok[p] && p != i)
+                .filter(|&p| {
+                    let theirs = &items[p].change.fields;
+                    item.change.fields.iter().all(|f| theirs.contains(f))
+                });
+            if let Some(p) = parent {
+                changed_by[i] = changed_by[p].clone();
+                changed_ok[i] = true;
+                progress = true;
+            }
+        }
+        if !progress {
+            break;
+        }
+    }
+}
+
 fn in_ignored_schema(change: &ObjectChange, ignore: &[String]) -> bool {
     if ignore.is_empty() || change.kind == ObjectKind::Extension {
         return false;
@@ -911,41 +956,8 @@ pub fn judge(
         }
     }
 
-    // … and a partition's column changed as its parent's was (a type, default or NOT NULL set
-    //    on the parent reaches every partition): explained by what explains the parent's.
-    loop {
-        let mut progress = false;
-        for (i, item) in items.iter().enumerate() {
-            if item.side != Side::Changed || changed_ok[i] || item.kind() != ObjectKind::Column {
-                continue;
-            }
-            let Some(table) = item.table_key() else {
-                continue;
-            };
-            let parent = parent_columns(item, &table, &diff.parents)
-                .into_iter()
-                .find_map(|(_, key)| {
-                    items.iter().position(|p| {
-                        p.side == Side::Changed && p.kind() == ObjectKind::Column && p.key() == key
-                    })
-                })
-                .filter(|&p| changed_ok[p])
-                .filter(|&p| {
-                    item.change
-                        .fields
-                        .iter()
-                        .all(|f| items[p].change.fields.contains(f))
-                });
-            if let Some(p) = parent {
-                changed_by[i] = changed_by[p].clone();
-                changed_ok[i] = true;
-                progress = true;
-            }
-        }
-        if !progress {
-            break;
-        }
-    }
+    // … and a partition's column changed as its parent's was
+    explain_by_parent_columns(&items, &diff.parents, &mut changed_by, &mut changed_ok);
 
     // 3. Belonging: an object whose owner is explained on the same side is explained by the
     //    same operation (a new table's columns, a dropped column's sequence, a partition's

@@ -65,6 +65,18 @@ struct Pre {
     probes: Vec<crate::probe::Capture>,
 }
 
+impl Pre {
+    /// How the post snapshot is taken: the tables none of whose catalog rows were written
+    /// since this snapshot keep its objects.
+    fn post_options<'a>(&'a self, ignore: &'a [String]) -> catalog::SnapshotOptions<'a> {
+        let options = catalog::SnapshotOptions::new(ignore);
+        match &self.baseline {
+            Some(baseline) => options.since(&self.snapshot, baseline),
+            None => options,
+        }
+    }
+}
+
 /// What `rollback-run` hands on: the record of the apply rolled back, and its id and run.json
 /// sha256 from the bytes it read.
 struct Applied {
@@ -112,7 +124,9 @@ fn run_steps(
         client_version(run, pkg, target, &server, probe.take())
     })?;
     let (backed_up, dumped) = run.step_handing(StepId::BackupRestorable, |run| {
-        backup_restorable(run, pkg, target, opts, tools.as_ref(), &mut s)
+        let mut dumped = None;
+        let result = backup_restorable(run, pkg, target, opts, tools.as_ref(), &mut s, &mut dumped);
+        (result, dumped)
     });
     backed_up?;
     let (dumped_at, taken_pre) = dumped.map(|d| (d.at, d.pre)).unzip();
@@ -155,18 +169,13 @@ fn pre_snapshot(s: &mut Sessions, ignore: &[String]) -> TakenSnapshot {
     Ok((taken.snapshot, taken.baseline))
 }
 
-/// The post catalog snapshot: the tables none of whose catalog rows were written since the pre
-/// snapshot keep the pre snapshot's objects.
+/// The post catalog snapshot on the working session, shared with the second session.
 fn post_snapshot(
     s: &mut Sessions,
     pre: &Pre,
     ignore: &[String],
 ) -> Result<Snapshot, postgres::Error> {
-    let options = catalog::SnapshotOptions::new(ignore).helper(s.aux.as_mut());
-    let options = match &pre.baseline {
-        Some(baseline) => options.since(&pre.snapshot, baseline),
-        None => options,
-    };
+    let options = pre.post_options(ignore).helper(s.aux.as_mut());
     catalog::snapshot(&mut s.work, options).map(|taken| taken.snapshot)
 }
 
@@ -434,26 +443,11 @@ fn backup_restorable(
     opts: &ApplyOptions,
     tools: Option<&backup::ClientTools>,
     s: &mut Sessions,
-) -> (StepResult, Option<Dumped>) {
-    if let Some(refused) = early_preflight(run, pkg, opts, &mut s.work) {
-        return (refused, None);
-    }
-    let mut dumped = None;
-    let result = dump_and_read_back(run, pkg, target, opts, tools, s, &mut dumped);
-    (result, dumped)
-}
-
-/// The body of `backup-restorable` once the early preflight held; sets `dumped` when the dump
-/// was written and read back.
-fn dump_and_read_back(
-    run: &mut Run,
-    pkg: &Package,
-    target: &Target,
-    opts: &ApplyOptions,
-    tools: Option<&backup::ClientTools>,
-    s: &mut Sessions,
     dumped: &mut Option<Dumped>,
 ) -> StepResult {
+    if let Some(refused) = early_preflight(run, pkg, opts, &mut s.work) {
+        return refused;
+    }
     if !pkg.backup.required {
         return Skipped(format!(
             "not required: {}",
@@ -816,12 +810,7 @@ fn verification(
     let (mut results, post) = std::thread::scope(|scope| {
         let post = aux.as_mut().map(|helper| {
             scope.spawn(move || {
-                let options = catalog::SnapshotOptions::new(ignore);
-                let options = match pre.baseline.as_ref() {
-                    Some(baseline) => options.since(&pre.snapshot, baseline),
-                    None => options,
-                };
-                catalog::snapshot(helper, options).map(|taken| taken.snapshot)
+                catalog::snapshot(helper, pre.post_options(ignore)).map(|taken| taken.snapshot)
             })
         });
         let results = run_checks(work, &pkg.verify);
