@@ -63,7 +63,7 @@ fn run(full: bool, only: &[String]) -> Result<Vec<harness::Outcome>> {
         results.push(backup::run(&bench)?);
     }
     if wanted("rehearse-at-scale") {
-        results.push(rehearse::run(&bench)?);
+        results.extend(rehearse::run(&bench)?);
     }
     if wanted("lint-20k") {
         results.push(lint::run(&bench)?);

@@ -192,6 +192,17 @@ pub enum Command {
         /// Where the rehearsal's own runs write evidence.
         #[arg(long, default_value = "evidence")]
         evidence: PathBuf,
+        /// How a live target's data gets into the rehearsal cluster: `streamed` restores the
+        /// dump while it is written (fastest when one table holds most of the data), `after-dump`
+        /// dumps with [backup] then restores with one job per CPU; `auto` picks by the
+        /// target's largest table's share of the data.
+        #[arg(
+            long,
+            value_enum,
+            default_value = "auto",
+            conflicts_with = "from_backup"
+        )]
+        restore: RestoreArg,
     },
     /// The gated rollback of a committed apply whose verification failed.
     Rollback {
@@ -260,6 +271,23 @@ pub enum Command {
 pub enum EvidenceCommand {
     /// Re-hash a run folder against SHA256SUMS and walk the ledger chain.
     Check { run_dir: PathBuf },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RestoreArg {
+    Auto,
+    Streamed,
+    AfterDump,
+}
+
+impl From<RestoreArg> for sluice::rehearse::RestoreChoice {
+    fn from(arg: RestoreArg) -> Self {
+        match arg {
+            RestoreArg::Auto => Self::Auto,
+            RestoreArg::Streamed => Self::Streamed,
+            RestoreArg::AfterDump => Self::AfterDump,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

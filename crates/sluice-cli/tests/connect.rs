@@ -88,17 +88,28 @@ fn apply_and_rehearse_over_require_on_a_tls_only_server() {
         eprintln!("no TLS-capable pg_dump >= {major} here: checked the refusal instead");
         return;
     }
-    let mut rehearse = sluice();
-    rehearse
-        .arg("rehearse")
-        .arg(&ready.dir)
-        .args(["--target", &target, "--evidence"])
-        .arg(ready.tmp.path().join("rehearsal-evidence"))
-        .env("PGPASSWORD", PASSWORD);
-    if let Some(bindir) = sluice_testkit::server_bindir() {
-        rehearse.arg("--pg-bindir").arg(bindir);
+    // both ways into the rehearsal cluster: the dump restored as it is written, and after it
+    for restore in ["streamed", "after-dump"] {
+        let mut rehearse = sluice();
+        rehearse
+            .arg("rehearse")
+            .arg(&ready.dir)
+            .args(["--target", &target, "--restore", restore, "--evidence"])
+            .arg(ready.tmp.path().join("rehearsal-evidence"))
+            .env("PGPASSWORD", PASSWORD);
+        if let Some(bindir) = sluice_testkit::server_bindir() {
+            rehearse.arg("--pg-bindir").arg(bindir);
+        }
+        let assert = rehearse.assert().success();
+        let said = match restore {
+            "streamed" => "restored as it was written",
+            _ => "restored directus with pg_restore",
+        };
+        assert!(
+            stderr_of(&assert).contains(said),
+            "{restore}: want `{said}`"
+        );
     }
-    rehearse.assert().success();
     let assert = apply_cmd(&ready, &target)
         .env("PGPASSWORD", PASSWORD)
         .assert()

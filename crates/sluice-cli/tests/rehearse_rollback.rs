@@ -1038,3 +1038,106 @@ fn every_rollback_step_has_a_test_that_makes_it_fail() {
         "each rollback step needs a failing case in ROLLBACK_FAILING_CASES"
     );
 }
+
+/// The first apply's evidence folder of a rehearsal record.
+fn first_apply_dir(record: &serde_json::Value) -> std::path::PathBuf {
+    let detail = record["steps"][2]["detail"].as_str().unwrap();
+    let (_, dir) = detail.split_once("evidence ").unwrap();
+    std::path::PathBuf::from(dir.trim())
+}
+
+/// Issue #18: the streamed restore (the dump read by pg_restore as it is written, then the
+/// post-data section with parallel jobs) gives the rehearsal the same copy as a dump followed
+/// by a parallel restore: same catalog (partitions, triggers, policies, grants, comments,
+/// sequences) and same row counts, as seen by the rehearsal's own pre snapshot.
+#[test]
+fn a_streamed_restore_gives_the_same_copy_as_a_restore_after_the_dump() {
+    let (cluster, conninfo) = own_fixture_target();
+    cluster
+        .admin()
+        .batch_execute(
+            "CREATE ROLE app_reader NOLOGIN;
+             CREATE TABLE public.events (id bigint GENERATED ALWAYS AS IDENTITY, at date NOT NULL,
+                                         note text) PARTITION BY RANGE (at);
+             CREATE TABLE public.events_2026 PARTITION OF public.events
+                 FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+             CREATE TABLE public.events_2027 PARTITION OF public.events
+                 FOR VALUES FROM ('2027-01-01') TO ('2028-01-01');
+             CREATE INDEX ON public.events (at);
+             INSERT INTO public.events (at, note)
+                 SELECT date '2026-06-01' + g % 400, repeat('x', g % 50) FROM generate_series(1, 5000) g;
+             CREATE FUNCTION public.events_touch() RETURNS trigger LANGUAGE plpgsql
+                 AS $$ BEGIN NEW.note := coalesce(NEW.note, ''); RETURN NEW; END $$;
+             CREATE TRIGGER events_touch BEFORE INSERT ON public.events_2026
+                 FOR EACH ROW EXECUTE FUNCTION public.events_touch();
+             ALTER TABLE public.events_2026 ENABLE ROW LEVEL SECURITY;
+             CREATE POLICY recent ON public.events_2026 TO app_reader USING (at > date '2026-03-01');
+             GRANT SELECT ON public.events TO app_reader;
+             COMMENT ON TABLE public.events IS 'partitioned, with a trigger and a policy';
+             CREATE SEQUENCE public.ticket_no START 1;
+             SELECT setval('public.ticket_no', 4242);",
+        )
+        .unwrap();
+    let before = fingerprint(&conninfo);
+    let mut seen = Vec::new();
+    for way in ["streamed", "after-dump"] {
+        let ready = ready_package(&cluster);
+        let assert = rehearse_cmd(&ready)
+            .args(["--target", &conninfo, "--restore", way])
+            .assert()
+            .success();
+        let stderr = stderr_of(&assert);
+        let record = records(&ready).pop().unwrap();
+        assert_eq!(record["passed"], true, "{stderr}");
+        let restore = record["steps"][1]["detail"].as_str().unwrap();
+        let backup = record["steps"][0]["detail"].as_str().unwrap();
+        let said = match way {
+            "streamed" => "as the dump was written (schema and data, done ",
+            _ => " -j ",
+        };
+        assert!(restore.contains(said), "want `{said}` in {restore}");
+        assert!(restore.contains("at wal_level minimal ("), "{restore}");
+        if way == "streamed" {
+            assert!(
+                backup.contains("restored as it was written: as asked (--restore streamed)"),
+                "{backup}"
+            );
+        }
+        let run = first_apply_dir(&record);
+        let read = |rel: &str| std::fs::read_to_string(run.join(rel)).unwrap();
+        seen.push((read("schema/pre.json"), read("counts/pre.json")));
+        // nothing of the rehearsal is left behind: its folder is gone with its cluster
+        assert!(
+            !std::path::Path::new(backup.split(" (").next().unwrap()).exists(),
+            "{backup}"
+        );
+    }
+    assert_eq!(before, fingerprint(&conninfo), "the target changed");
+    assert!(seen[0].0.contains("events_2026"), "{}", seen[0].0);
+    assert!(seen[0].0.contains("recent"), "the policy is in the copy");
+    assert_eq!(seen[0].0, seen[1].0, "the two copies' catalogs differ");
+    assert_eq!(seen[0].1, seen[1].1, "the two copies' row counts differ");
+}
+
+/// A streamed rehearsal whose cluster cannot be made stops the dump at once and says why.
+#[test]
+fn a_streamed_rehearsal_whose_cluster_cannot_start_stops_the_dump() {
+    let (cluster, conninfo) = fixture_target();
+    let ready = ready_package(&cluster);
+    let missing = ready.tmp.path().join("no-server-here");
+    let assert = sluice()
+        .arg("rehearse")
+        .arg(&ready.dir)
+        .args(["--target", &conninfo, "--restore", "streamed"])
+        .arg("--pg-bindir")
+        .arg(&missing)
+        .arg("--evidence")
+        .arg(ready.tmp.path().join("rehearsal-evidence"))
+        .timeout(std::time::Duration::from_secs(120))
+        .assert()
+        .code(3);
+    let stderr = stderr_of(&assert);
+    assert!(stderr.contains("error[rehearsal]"), "{stderr}");
+    assert!(stderr.contains("no-server-here"), "{stderr}");
+    assert!(!stderr.contains("stopped: the restore"), "{stderr}");
+}

@@ -92,6 +92,9 @@ pub struct WriteBehind {
     file: File,
     written: u64,
     handed: u64,
+    /// Whether the file is kept: a scratch file (read once, then thrown away) is neither handed
+    /// to the disk as it grows nor synced at its end.
+    durable: bool,
     /// The SHA-256 of what was written, so the file need not be read again to be listed in
     /// SHA256SUMS.
     hasher: Sha256,
@@ -106,13 +109,25 @@ impl WriteBehind {
             file,
             written: 0,
             handed: 0,
+            durable: true,
             hasher: Sha256::new(),
         }
     }
 
-    /// Flushes everything to the disk (`fsync`); returns the SHA-256 (hex) of what was written.
+    /// A scratch file: hashed as it is written, but never forced to the disk.
+    pub fn scratch(file: File) -> Self {
+        WriteBehind {
+            durable: false,
+            ..WriteBehind::new(file)
+        }
+    }
+
+    /// Flushes everything to the disk (`fsync`, unless a scratch file); returns the SHA-256
+    /// (hex) of what was written.
     pub fn finish(self) -> std::io::Result<String> {
-        self.file.sync_all()?;
+        if self.durable {
+            self.file.sync_all()?;
+        }
         Ok(hex::encode(self.hasher.finalize()))
     }
 
@@ -140,7 +155,7 @@ impl Write for WriteBehind {
         let n = self.file.write(buf)?;
         self.hasher.update(&buf[..n]);
         self.written += n as u64;
-        if self.written - self.handed >= WRITE_BEHIND {
+        if self.durable && self.written - self.handed >= WRITE_BEHIND {
             self.hand_to_disk();
         }
         Ok(n)

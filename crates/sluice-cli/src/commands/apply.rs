@@ -183,9 +183,7 @@ pub fn rehearse(
     dir: &Path,
     target: Option<&str>,
     from_backup: Option<&Path>,
-    pg_bindir: Option<PathBuf>,
-    pg_dump_bindir: Option<PathBuf>,
-    evidence: PathBuf,
+    options: sluice::rehearse::RehearseOptions,
     json: bool,
 ) -> Result<ExitCode, Failure> {
     let pkg = Package::load(dir)?;
@@ -202,11 +200,6 @@ pub fn rehearse(
                 "give --target or --from-backup",
             ))
         }
-    };
-    let options = sluice::rehearse::RehearseOptions {
-        pg_bindir,
-        pg_dump_bindir,
-        evidence_root: evidence,
     };
     eprintln!("sluice rehearse {}", pkg.info.id);
     let outcome = sluice::rehearse::rehearse(&pkg, source, &options, &Terminal::new())

@@ -124,6 +124,7 @@ pub fn demo(pg_bindir: Option<&Path>, workdir: &Path, json: bool) -> Result<Exit
             pg_bindir: Some(bins.bindir.clone()),
             pg_dump_bindir: None,
             evidence_root: root.join("rehearsal-evidence"),
+            restore: Default::default(),
         },
         &Terminal::new(),
     )

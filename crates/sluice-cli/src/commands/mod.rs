@@ -145,13 +145,17 @@ pub fn run(cli: Cli) -> Result<ExitCode, Failure> {
             pg_bindir,
             pg_dump_bindir,
             evidence,
+            restore,
         } => apply::rehearse(
             &package,
             target.as_deref(),
             from_backup.as_deref(),
-            pg_bindir,
-            pg_dump_bindir,
-            evidence,
+            sluice::rehearse::RehearseOptions {
+                pg_bindir,
+                pg_dump_bindir,
+                evidence_root: evidence,
+                restore: restore.into(),
+            },
             json,
         ),
         Command::Rollback {

@@ -4,6 +4,7 @@
 //! way every byte is then read back ([`super::readback`]), and a dump that fails is removed so
 //! that no half dump is left to be mistaken for a backup.
 
+use super::growing::Growing;
 use super::readback::{read_back, ReadBack};
 use super::spec::{Compression, DumpFormat, DumpSpec};
 use super::{tool_command, BackupError, ClientTools};
@@ -121,7 +122,7 @@ pub(crate) fn write_dump(
     supports(tools, spec.compression)?;
     written(spec, path, || match spec.format {
         DumpFormat::Custom => {
-            write_custom(tools, target, spec, path, progress).map(Written::Custom)
+            write_custom(tools, target, spec.compression, path, progress, None).map(Written::Custom)
         }
         DumpFormat::Directory => {
             write_directory(tools, target, spec, path, progress).map(Written::Directory)
@@ -154,6 +155,28 @@ pub(crate) fn dump_to_restore(
     progress: &dyn Fn(u64),
 ) -> Result<(), BackupError> {
     write_dump(tools, target, spec, path, progress).map(|_| ())
+}
+
+/// Writes a custom-format dump that `growing`'s follower reads while it is written (the
+/// rehearsal's restore streams it), hashed as it is written and not read back: never the
+/// backup gate's proof. Stops pg_dump when the follower is gone.
+pub(crate) fn dump_followed(
+    tools: &ClientTools,
+    target: &Target,
+    compression: Compression,
+    path: &Path,
+    growing: &Growing,
+    progress: &dyn Fn(u64),
+) -> Result<WrittenCustom, BackupError> {
+    supports(tools, compression)?;
+    let spec = DumpSpec {
+        format: DumpFormat::Custom,
+        compression,
+        ..DumpSpec::DEFAULT
+    };
+    written(&spec, path, || {
+        write_custom(tools, target, compression, path, progress, Some(growing))
+    })
 }
 
 /// Runs `write` after checking that the tools support the compression; a dump that failed is
@@ -246,9 +269,9 @@ fn start_pg_dump(
 /// What writing a custom-format dump gave: its size, the sha256 of its bytes (hashed as they
 /// were written), and how long pg_dump took.
 pub struct WrittenCustom {
-    bytes: u64,
-    sha256: String,
-    dump_ms: u64,
+    pub(crate) bytes: u64,
+    pub(crate) sha256: String,
+    pub(crate) dump_ms: u64,
 }
 
 fn check_custom(
@@ -275,16 +298,17 @@ fn check_custom(
 fn write_custom(
     tools: &ClientTools,
     target: &Target,
-    spec: &DumpSpec,
+    compression: Compression,
     path: &Path,
     progress: &dyn Fn(u64),
+    followed_by: Option<&Growing>,
 ) -> Result<WrittenCustom, BackupError> {
     let file =
         crate::evidence::create_file_private(path).map_err(|e| BackupError::Dump(e.to_string()))?;
     let started = Instant::now();
     let args = [
         "--format=custom".to_string(),
-        format!("--compress={}", spec.compression.pg_dump_arg()),
+        format!("--compress={}", compression.pg_dump_arg()),
     ];
     let (mut child, _env) = start_pg_dump(tools, target, &args)?;
     let mut stdout = child
@@ -297,7 +321,11 @@ fn write_custom(
     };
     let mut bytes = 0u64;
     let mut buf = vec![0u8; 1 << 16];
-    let mut file = crate::evidence::WriteBehind::new(file);
+    // a dump restored as it is written lives in the rehearsal's scratch folder, not evidence
+    let mut file = match followed_by {
+        Some(_) => crate::evidence::WriteBehind::scratch(file),
+        None => crate::evidence::WriteBehind::new(file),
+    };
     loop {
         let n = stdout.read(&mut buf).map_err(io)?;
         if n == 0 {
@@ -306,6 +334,13 @@ fn write_custom(
         file.write_all(&buf[..n]).map_err(io)?;
         bytes += n as u64;
         progress(bytes);
+        if followed_by.is_some_and(|growing| !growing.grew_to(bytes)) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(BackupError::Dump(
+                "stopped: the restore reading the dump as it was written failed".into(),
+            ));
+        }
     }
     let sha256 = file.finish().map_err(io)?;
     finish_pg_dump(child, path)?;

@@ -1,14 +1,20 @@
 //! Backups with PostgreSQL's own tools: choosing a `pg_dump`/`pg_restore` at least as new as the
 //! server (the `client-version` gate), the room check, and reading a dump's table of contents.
 //! What the package asks for is in [`spec`], writing the dump in [`dump`], proving every byte
-//! readable in [`readback`]. The password reaches the tools through a 0600 passfile, never the
+//! readable in [`readback`]; a dump read while it is written (the rehearsal's streamed restore)
+//! in [`growing`]. The password reaches the tools through a 0600 passfile, never the
 //! command line.
 
 mod dump;
+mod growing;
 mod readback;
 mod spec;
 
-pub(crate) use dump::{check_dump, dump_path, dump_to_restore, hash_dump, write_dump, DumpInfo};
+pub(crate) use dump::{
+    check_dump, dump_followed, dump_path, dump_to_restore, hash_dump, write_dump, DumpInfo,
+    WrittenCustom,
+};
+pub(crate) use growing::{FollowError, Growing};
 pub use readback::ReadBack;
 pub use spec::{Compression, DumpFormat, DumpSpec};
 
